@@ -1,0 +1,2 @@
+//! pgro API types.
+#![deny(missing_docs)]
