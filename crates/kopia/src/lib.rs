@@ -1,5 +1,71 @@
 //! A native, read-only client for Kopia repositories.
 //!
-//! The implementation arrives with the Kopia reader issue; this crate exists so the workspace layout of
-//! `architecture.md` is in place from the start.
+//! The principal types, bottom to top:
+//!
+//! * [`Storage`] — blob access (`list`, `get`, `get_range`), implemented by [`FilesystemStorage`]
+//!   (kopia's sharded layout), [`ObjectStorage`] (S3/GCS/Azure via `object_store`),
+//!   [`MemoryStorage`] (tests) and the [`RetryingStorage`] decorator.
+//! * [`FormatBlob`] / [`RepositoryConfig`] — `kopia.repository`, password → keys, algorithms.
+//! * [`Repository`] — a typestate facade: [`Repository<Unopened>`](Unopened) →
+//!   [`open`](Repository::open) → [`Repository<Open>`](Open) → [`load_index`](Repository::load_index) →
+//!   [`Repository<Indexed>`](Indexed), which reads contents, objects ([`ObjectReader`]),
+//!   directories, manifests and snapshots ([`SnapshotManifest`], [`snapshot_list_json`]).
+//! * [`Error`] — typed errors with [`Error::kind`] and [`Error::is_retryable`].
+//!
+//! # Sync/async boundary
+//!
+//! Storage is asynchronous (tokio; `object_store` is async), and so is everything that reads
+//! through it: opening, index loading, content/object reads, listing and restore. CPU-heavy work —
+//! the password KDF, decryption, decompression and hash verification of large contents, and file
+//! writes during restore — runs on tokio's blocking pool (`spawn_blocking`), never on the async
+//! workers. Pure parsing and crypto types ([`Hasher`], [`ContentCipher`], [`EccParams`],
+//! [`FormatBlob::decrypt`]) are synchronous. A tokio runtime with the `rt-multi-thread` flavour is
+//! expected.
+//!
+//! Every content read is verified against its content hash (kopia itself does not).
 #![deny(missing_docs)]
+
+mod cache;
+mod compression;
+mod content;
+mod crypto;
+mod error;
+mod format;
+mod ids;
+mod index;
+mod manifest;
+mod object;
+mod repository;
+mod snapshot;
+mod storage;
+mod time;
+
+pub use cache::IndexCache;
+pub use compression::Compression;
+pub use crypto::{
+    ContentCipher, Crypter, EccParams, EncryptionAlgorithm, HashAlgorithm, HashValue, Hasher,
+    KeyDerivation, derive_format_key, hkdf_sha256,
+};
+pub use error::{
+    BoxError, Corruption, EccError, Error, ErrorKind, IdParseError, StorageError, Unsupported,
+};
+pub use format::{
+    EpochParameters, FORMAT_BLOB_ID, FormatBlob, IfNotUnderstood, RepositoryConfig,
+    RequiredFeature, UpgradeLock,
+};
+pub use ids::{BlobId, ContentId, ManifestId, ObjectId, SnapshotId};
+pub use index::ContentInfo;
+pub use manifest::ManifestEntry;
+pub use object::{Chunk, ObjectReader};
+pub use repository::{Indexed, Open, Repository, Unopened};
+pub use snapshot::{
+    DirEntry, Directory, DirectorySummary, EntryType, EntryWithError, FileMode, SnapshotManifest,
+    SourceInfo, Stats, snapshot_list_json,
+};
+pub use storage::{
+    BlobMetadata, FilesystemStorage, MemoryStorage, RetryPolicy, RetryingStorage, ShardOverride,
+    ShardingConfig, Storage,
+};
+#[cfg(feature = "cloud")]
+pub use storage::{ObjectStorage, S3Config};
+pub use time::Timestamp;

@@ -1,0 +1,241 @@
+//! Shared helpers for tests that drive the real `kopia` binary.
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::panic)]
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use kopia::{FilesystemStorage, Repository, Storage};
+
+/// Locates the kopia binary: `$PGRO_KOPIA`, else the test-infrastructure cache. When absent,
+/// fails under `CI=true` and otherwise returns `None` after printing why.
+pub fn kopia_binary() -> Option<PathBuf> {
+    if let Ok(p) = std::env::var("PGRO_KOPIA") {
+        return Some(PathBuf::from(p));
+    }
+    let root = std::env::var("PGRO_TESTINFRA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/pgro-testinfra")
+        });
+    let mut candidates = vec![root.join("bin/kopia")];
+    if let Ok(rd) = std::fs::read_dir(&root) {
+        let mut dirs: Vec<PathBuf> = rd
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("kopia-"))
+            })
+            .collect();
+        dirs.sort();
+        candidates.extend(dirs.into_iter().rev().map(|d| d.join("bin/kopia")));
+    }
+    if let Some(p) = candidates.into_iter().find(|p| p.is_file()) {
+        return Some(p);
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "kopia binary not found (set PGRO_KOPIA or install test infrastructure); CI=true makes this a failure"
+    );
+    eprintln!(
+        "skipping: kopia binary not found (set PGRO_KOPIA or run the test-infrastructure install)"
+    );
+    None
+}
+
+/// A kopia CLI bound to one repository, config and cache in a temp dir.
+pub struct Kopia {
+    pub bin: PathBuf,
+    pub dir: tempfile::TempDir,
+    pub password: String,
+}
+
+impl Kopia {
+    pub fn new(bin: PathBuf) -> Self {
+        Self {
+            bin,
+            dir: tempfile::tempdir().unwrap(),
+            password: "conformance-pw".into(),
+        }
+    }
+
+    pub fn repo_path(&self) -> PathBuf {
+        self.dir.path().join("repo")
+    }
+
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(&self.bin);
+        c.env("KOPIA_PASSWORD", &self.password)
+            .env("KOPIA_CONFIG_PATH", self.dir.path().join("config.json"))
+            .env("KOPIA_CACHE_DIRECTORY", self.dir.path().join("cache"))
+            .env("KOPIA_LOG_DIR", self.dir.path().join("logs"))
+            .env("KOPIA_CHECK_FOR_UPDATES", "false")
+            .env("KOPIA_PERSIST_CREDENTIALS_ON_CONNECT", "false");
+        c
+    }
+
+    /// Runs kopia with `args`, panicking with its output on failure; returns stdout.
+    pub fn run(&self, args: &[&str]) -> String {
+        let out = self.cmd().args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "kopia {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    pub fn create_filesystem_repo(&self, extra: &[&str]) {
+        let path = self.repo_path();
+        let mut args = vec![
+            "repository",
+            "create",
+            "filesystem",
+            "--path",
+            path.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        self.run(&args);
+    }
+
+    pub fn snapshot(&self, dir: &Path, extra: &[&str]) -> String {
+        let mut args = vec!["snapshot", "create", dir.to_str().unwrap(), "--json"];
+        args.extend_from_slice(extra);
+        let out = self.run(&args);
+        let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+        v["id"].as_str().unwrap().to_owned()
+    }
+
+    /// `kopia snapshot list --json` parsed, with `retentionReason` removed (policy-derived).
+    pub fn snapshot_list(&self) -> Vec<serde_json::Value> {
+        let out = self.run(&["snapshot", "list", "--json"]);
+        normalise(serde_json::from_str(&out).unwrap())
+    }
+
+    pub fn restore(&self, id: &str, target: &Path) {
+        self.run(&["snapshot", "restore", id, target.to_str().unwrap()]);
+    }
+
+    pub async fn open_ours(&self) -> Repository {
+        let st: Arc<dyn Storage> =
+            Arc::new(FilesystemStorage::open(self.repo_path()).await.unwrap());
+        Repository::connect(st, &self.password).await.unwrap()
+    }
+}
+
+pub fn normalise(v: serde_json::Value) -> Vec<serde_json::Value> {
+    let serde_json::Value::Array(items) = v else {
+        panic!("not an array")
+    };
+    items
+        .into_iter()
+        .map(|mut i| {
+            if let Some(o) = i.as_object_mut() {
+                o.remove("retentionReason");
+            }
+            i
+        })
+        .collect()
+}
+
+/// Our snapshot list in kopia's JSON framing, parsed back.
+pub async fn our_snapshot_list(repo: &Repository) -> Vec<serde_json::Value> {
+    let snaps = repo.list_snapshots().await.unwrap();
+    let text = kopia::snapshot_list_json(&snaps).unwrap();
+    normalise(serde_json::from_str(&text).unwrap())
+}
+
+/// Deterministic pseudo-random bytes.
+pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    let mut out = Vec::with_capacity(len);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// Builds a source tree: nested dirs, empty file, symlinks, unicode names, special modes,
+/// compressible and incompressible files, plus an optional large file.
+pub fn make_tree(root: &Path, large: Option<usize>) {
+    use std::fs;
+    fs::create_dir_all(root.join("a/b/c")).unwrap();
+    fs::create_dir_all(root.join("empty-dir")).unwrap();
+    fs::create_dir_all(root.join("ünïcødé 目录")).unwrap();
+    fs::write(root.join("a/hello.txt"), b"hello world\n").unwrap();
+    fs::write(root.join("a/b/empty"), b"").unwrap();
+    fs::write(root.join("a/b/c/text.log"), "line of text\n".repeat(20_000)).unwrap();
+    fs::write(root.join("a/b/c/random.bin"), pseudo_random(3 << 20, 1)).unwrap();
+    fs::write(root.join("ünïcødé 目录/файл.txt"), "привет".repeat(100)).unwrap();
+    for i in 0..50 {
+        fs::write(
+            root.join(format!("a/small-{i:03}")),
+            pseudo_random(i * 37, i as u64),
+        )
+        .unwrap();
+    }
+    std::os::unix::fs::symlink("a/hello.txt", root.join("link-to-hello")).unwrap();
+    std::os::unix::fs::symlink("/nonexistent/target", root.join("a/dangling")).unwrap();
+    let exec = root.join("a/script.sh");
+    fs::write(&exec, b"#!/bin/sh\necho hi\n").unwrap();
+    fs::set_permissions(&exec, fs::Permissions::from_mode(0o750)).unwrap();
+    fs::set_permissions(root.join("a/hello.txt"), fs::Permissions::from_mode(0o600)).unwrap();
+    let sticky = root.join("sticky");
+    fs::create_dir_all(&sticky).unwrap();
+    fs::set_permissions(&sticky, fs::Permissions::from_mode(0o1777)).unwrap();
+    let setgid = root.join("setgid");
+    fs::create_dir_all(&setgid).unwrap();
+    fs::set_permissions(&setgid, fs::Permissions::from_mode(0o2755)).unwrap();
+    if let Some(n) = large {
+        fs::write(root.join("a/large.bin"), pseudo_random(n, 99)).unwrap();
+    }
+}
+
+/// A comparable description of a restored tree: path → (kind, mode, mtime ns, content hash or target).
+pub fn describe_tree(root: &Path) -> Vec<(String, String, u32, i64, String)> {
+    let mut out = Vec::new();
+    walk(root, root, &mut out);
+    out.sort();
+    out
+}
+
+fn walk(root: &Path, p: &Path, out: &mut Vec<(String, String, u32, i64, String)>) {
+    let mut ents: Vec<_> = std::fs::read_dir(p).unwrap().flatten().collect();
+    ents.sort_by_key(|e| e.file_name());
+    for e in ents {
+        let path = e.path();
+        let md = std::fs::symlink_metadata(&path).unwrap();
+        let rel = path
+            .strip_prefix(root)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let mtime = md.mtime() * 1_000_000_000 + md.mtime_nsec();
+        let mode = md.mode() & 0o7777;
+        if md.file_type().is_symlink() {
+            let t = std::fs::read_link(&path)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            // Symlink permissions are not restored on Linux; compare target and mtime only.
+            out.push((rel, "symlink".into(), 0, mtime, t));
+        } else if md.is_dir() {
+            out.push((rel.clone(), "dir".into(), mode, mtime, String::new()));
+            walk(root, &path, out);
+        } else {
+            let data = std::fs::read(&path).unwrap();
+            let h = blake3::hash(&data).to_hex().to_string();
+            out.push((rel, format!("file:{}", data.len()), mode, mtime, h));
+        }
+    }
+}
