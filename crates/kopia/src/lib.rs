@@ -36,6 +36,8 @@ mod index;
 mod manifest;
 mod object;
 mod repository;
+mod restore;
+mod serde_util;
 mod snapshot;
 mod storage;
 mod time;
@@ -58,6 +60,10 @@ pub use index::ContentInfo;
 pub use manifest::ManifestEntry;
 pub use object::{Chunk, ObjectReader};
 pub use repository::{Indexed, Open, Repository, Unopened};
+pub use restore::{
+    Attributes, PlannedDir, PlannedFile, PlannedSymlink, ProgressFn, RestoreOptions, RestorePlan,
+    RestoreProgress, RestoreStats,
+};
 pub use snapshot::{
     DirEntry, Directory, DirectorySummary, EntryType, EntryWithError, FileMode, SnapshotManifest,
     SourceInfo, Stats, snapshot_list_json,

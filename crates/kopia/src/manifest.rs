@@ -19,13 +19,14 @@ const MANIFEST_PREFIX: u8 = b'm';
 
 #[derive(Debug, serde::Deserialize)]
 struct ManifestFile {
+    #[serde(default, deserialize_with = "crate::serde_util::null_as_default")]
     entries: Vec<ManifestEntryJson>,
 }
 
 #[derive(Debug, serde::Deserialize)]
 struct ManifestEntryJson {
     id: ManifestId,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::serde_util::null_as_default")]
     labels: BTreeMap<String, String>,
     modified: Timestamp,
     #[serde(default)]

@@ -16,6 +16,7 @@ const MAX_INDIRECTION: u8 = 8;
 #[derive(Debug, serde::Deserialize)]
 struct IndirectList {
     stream: String,
+    #[serde(default, deserialize_with = "crate::serde_util::null_as_default")]
     entries: Vec<IndirectEntry>,
 }
 

@@ -114,7 +114,12 @@ pub struct DirectorySummary {
     )]
     pub num_ignored_errors: i64,
     /// First failed entries.
-    #[serde(rename = "errors", default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        rename = "errors",
+        default,
+        deserialize_with = "crate::serde_util::null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub errors: Vec<EntryWithError>,
 }
 
@@ -231,7 +236,11 @@ pub struct SnapshotManifest {
     #[serde(rename = "rootEntry")]
     pub root_entry: Option<DirEntry>,
     /// User tags.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "crate::serde_util::null_as_default",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub tags: BTreeMap<String, String>,
     /// Storage statistics (CLI-computed; passed through).
     #[serde(
@@ -241,7 +250,11 @@ pub struct SnapshotManifest {
     )]
     pub storage_stats: Option<serde_json::Value>,
     /// Pins.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "crate::serde_util::null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub pins: Vec<String>,
 }
 
@@ -260,7 +273,8 @@ impl SnapshotManifest {
 pub struct Directory {
     /// Stream type, always `kopia:directory`.
     pub stream: String,
-    /// Entries.
+    /// Entries (Go writes `null` for an empty directory).
+    #[serde(default, deserialize_with = "crate::serde_util::null_as_default")]
     pub entries: Vec<DirEntry>,
     /// Summary.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -239,3 +239,58 @@ fn walk(root: &Path, p: &Path, out: &mut Vec<(String, String, u32, i64, String)>
         }
     }
 }
+
+/// Creates a repository with `create_flags`, applies `policy_flags` to the global policy,
+/// snapshots a standard tree, and checks our listing and restore against kopia's.
+pub async fn roundtrip(create_flags: &[&str], policy_flags: &[&str], large: Option<usize>) {
+    let Some(bin) = kopia_binary() else { return };
+    let k = Kopia::new(bin);
+    k.create_filesystem_repo(create_flags);
+    if !policy_flags.is_empty() {
+        let mut args = vec!["policy", "set", "--global"];
+        args.extend_from_slice(policy_flags);
+        k.run(&args);
+    }
+    let src = k.dir.path().join("src");
+    make_tree(&src, large);
+    let id = k.snapshot(&src, &["--description", "conformance"]);
+    std::fs::write(src.join("a/hello.txt"), b"changed").unwrap();
+    k.snapshot(&src, &[]);
+
+    let repo = k.open_ours().await;
+    assert_eq!(
+        our_snapshot_list(&repo).await,
+        k.snapshot_list(),
+        "snapshot list differs"
+    );
+
+    let theirs = k.dir.path().join("restore-kopia");
+    let ours = k.dir.path().join("restore-ours");
+    k.restore(&id, &theirs);
+    let opts = kopia::RestoreOptions {
+        parallel: 4,
+        ..Default::default()
+    };
+    repo.restore(&id, &ours, &opts).await.unwrap();
+    assert_trees_equal(&theirs, &ours);
+}
+
+/// Compares two restored trees including the root directory's mode and mtime.
+pub fn assert_trees_equal(theirs: &Path, ours: &Path) {
+    let a = describe_tree(theirs);
+    let b = describe_tree(ours);
+    assert_eq!(a.len(), b.len(), "entry counts differ");
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(x, y);
+    }
+    let (ma, mb) = (
+        std::fs::metadata(theirs).unwrap(),
+        std::fs::metadata(ours).unwrap(),
+    );
+    assert_eq!(ma.mode() & 0o7777, mb.mode() & 0o7777, "root mode");
+    assert_eq!(
+        (ma.mtime(), ma.mtime_nsec()),
+        (mb.mtime(), mb.mtime_nsec()),
+        "root mtime"
+    );
+}
