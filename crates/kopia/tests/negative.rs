@@ -22,8 +22,12 @@ fn setup(create_flags: &[&str]) -> Option<(Kopia, String)> {
 /// The largest file content (an unprefixed content) and its pack.
 async fn largest_data_content(k: &Kopia) -> kopia::ContentInfo {
     let repo = k.open_ours().await;
-    let mut infos: Vec<_> =
-        repo.list_contents(None).unwrap().into_iter().filter(|c| c.content_id.prefix().is_none()).collect();
+    let mut infos: Vec<_> = repo
+        .list_contents(None)
+        .unwrap()
+        .into_iter()
+        .filter(|c| c.content_id.prefix().is_none())
+        .collect();
     infos.sort_by_key(|c| c.packed_length);
     infos.pop().unwrap()
 }
@@ -42,7 +46,10 @@ fn flip_byte(path: &std::path::Path, at: u64) {
 async fn wrong_password_is_reported_as_wrong_password() {
     let Some((k, _)) = setup(&[]) else { return };
     let st: Arc<dyn Storage> = Arc::new(fs_storage(&k).await);
-    let err = Repository::new(st).open("not-the-password").await.unwrap_err();
+    let err = Repository::new(st)
+        .open("not-the-password")
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::WrongPassword), "{err:?}");
     assert_eq!(err.kind(), ErrorKind::WrongPassword);
     assert!(!err.is_retryable());
@@ -53,19 +60,30 @@ async fn flipped_byte_in_a_pack_fails_restore_naming_content_and_pack() {
     let Some((k, id)) = setup(&[]) else { return };
     let victim = largest_data_content(&k).await;
     let st = fs_storage(&k).await;
-    flip_byte(&st.blob_path(&victim.pack_blob_id), u64::from(victim.pack_offset) + 100);
+    flip_byte(
+        &st.blob_path(&victim.pack_blob_id),
+        u64::from(victim.pack_offset) + 100,
+    );
 
     let repo = k.open_ours().await;
-    let err = repo.restore(&id, &k.dir.path().join("out"), &RestoreOptions::default()).await.unwrap_err();
+    let err = repo
+        .restore(&id, &k.dir.path().join("out"), &RestoreOptions::default())
+        .await
+        .unwrap_err();
     match &err {
-        Error::CorruptContent { content_id, pack, .. } => {
+        Error::CorruptContent {
+            content_id, pack, ..
+        } => {
             assert_eq!(*content_id, victim.content_id);
             assert_eq!(*pack, victim.pack_blob_id);
         }
         other => panic!("expected CorruptContent, got {other:?}"),
     }
     let msg = err.to_string();
-    assert!(msg.contains(victim.pack_blob_id.as_str()) && msg.contains(&victim.content_id.to_string()), "{msg}");
+    assert!(
+        msg.contains(victim.pack_blob_id.as_str()) && msg.contains(&victim.content_id.to_string()),
+        "{msg}"
+    );
     assert_eq!(err.kind(), ErrorKind::Corrupted);
 }
 
@@ -77,8 +95,14 @@ async fn missing_pack_fails_restore_with_missing_blob() {
     std::fs::remove_file(st.blob_path(&victim.pack_blob_id)).unwrap();
 
     let repo = k.open_ours().await;
-    let err = repo.restore(&id, &k.dir.path().join("out"), &RestoreOptions::default()).await.unwrap_err();
-    assert!(matches!(&err, Error::MissingBlob { blob_id } if *blob_id == victim.pack_blob_id), "{err:?}");
+    let err = repo
+        .restore(&id, &k.dir.path().join("out"), &RestoreOptions::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::MissingBlob { blob_id } if *blob_id == victim.pack_blob_id),
+        "{err:?}"
+    );
     assert_eq!(err.kind(), ErrorKind::NotFound);
 }
 
@@ -86,30 +110,46 @@ async fn missing_pack_fails_restore_with_missing_blob() {
 async fn truncated_index_blob_fails_index_load_naming_the_blob() {
     let Some((k, _)) = setup(&[]) else { return };
     let st = fs_storage(&k).await;
-    let idx = st.list("xn").await.unwrap().into_iter().max_by_key(|b| b.length).unwrap();
+    let idx = st
+        .list("xn")
+        .await
+        .unwrap()
+        .into_iter()
+        .max_by_key(|b| b.length)
+        .unwrap();
     let path = st.blob_path(&idx.id);
     let data = std::fs::read(&path).unwrap();
     std::fs::write(&path, &data[..data.len() / 2]).unwrap();
 
     let st: Arc<dyn Storage> = Arc::new(st);
     let err = Repository::connect(st, &k.password).await.unwrap_err();
-    assert!(matches!(&err, Error::CorruptBlob { blob_id, .. } if *blob_id == idx.id), "{err:?}");
+    assert!(
+        matches!(&err, Error::CorruptBlob { blob_id, .. } if *blob_id == idx.id),
+        "{err:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ecc_repairs_a_damaged_shard_in_a_pack() {
-    let Some((k, id)) = setup(&["--ecc-overhead-percent", "10"]) else { return };
+    let Some((k, id)) = setup(&["--ecc-overhead-percent", "10"]) else {
+        return;
+    };
     let theirs = k.dir.path().join("restore-kopia");
     k.restore(&id, &theirs);
 
     let victim = largest_data_content(&k).await;
     let st = fs_storage(&k).await;
     // Damage one byte in the data area of the content (after the parity shards).
-    flip_byte(&st.blob_path(&victim.pack_blob_id), u64::from(victim.pack_offset + victim.packed_length / 2));
+    flip_byte(
+        &st.blob_path(&victim.pack_blob_id),
+        u64::from(victim.pack_offset + victim.packed_length / 2),
+    );
 
     let repo = k.open_ours().await;
     let ours = k.dir.path().join("restore-ours");
-    repo.restore(&id, &ours, &RestoreOptions::default()).await.unwrap();
+    repo.restore(&id, &ours, &RestoreOptions::default())
+        .await
+        .unwrap();
     assert_trees_equal(&theirs, &ours);
 }
 
@@ -118,5 +158,8 @@ async fn not_a_repository_is_missing_format_blob() {
     let dir = tempfile::tempdir().unwrap();
     let st: Arc<dyn Storage> = Arc::new(FilesystemStorage::open(dir.path()).await.unwrap());
     let err = Repository::new(st).open("x").await.unwrap_err();
-    assert!(matches!(&err, Error::MissingBlob { blob_id } if *blob_id == BlobId::new("kopia.repository")), "{err:?}");
+    assert!(
+        matches!(&err, Error::MissingBlob { blob_id } if *blob_id == BlobId::new("kopia.repository")),
+        "{err:?}"
+    );
 }

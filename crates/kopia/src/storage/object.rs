@@ -173,10 +173,17 @@ impl ObjectStorage {
                 blob_id: id.cloned().unwrap_or_else(|| BlobId::new("")),
             },
             // object_store already retried transient HTTP failures; what remains as `Generic` is
-            // mostly connection and server trouble.
+            // connection/server trouble (transient) or a client error such as bad credentials.
             e @ (object_store::Error::Generic { .. } | object_store::Error::JoinError { .. }) => {
-                StorageError::Unreachable {
-                    source: Box::new(e),
+                match http_status(&e) {
+                    Some(s) if (400..500).contains(&s) && s != 408 && s != 429 => {
+                        StorageError::Backend {
+                            source: Box::new(e),
+                        }
+                    }
+                    Some(_) | None => StorageError::Unreachable {
+                        source: Box::new(e),
+                    },
                 }
             }
             e => StorageError::Backend {
@@ -184,6 +191,20 @@ impl ObjectStorage {
             },
         }
     }
+}
+
+/// The HTTP status inside an object_store error. object_store keeps its `RetryError` type
+/// private, so the status is read from the error's debug form (`… Status { status: 403, …`).
+fn http_status(e: &object_store::Error) -> Option<u16> {
+    const MARK: &str = "status: ";
+    let dbg = format!("{e:?}");
+    dbg.match_indices(MARK).find_map(|(i, _)| {
+        let digits: String = dbg[i + MARK.len()..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        digits.parse().ok()
+    })
 }
 
 #[async_trait]

@@ -1,0 +1,193 @@
+//! Conformance over S3: a loopback MinIO, a repository created by kopia with a key prefix, read
+//! through `ObjectStorage` (object_store). Locates MinIO through `PGRO_MINIO` or the test
+//! infrastructure cache; when absent, fails under `CI=true` and otherwise skips.
+
+mod common;
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{Kopia, assert_trees_equal, kopia_binary, make_tree, our_snapshot_list};
+use kopia::{
+    ObjectStorage, Repository, RestoreOptions, RetryPolicy, RetryingStorage, S3Config, Storage,
+};
+
+const USER: &str = "pgro-test";
+const SECRET: &str = "pgro-test-secret";
+const BUCKET: &str = "kopia-conformance";
+
+fn minio_binary() -> Option<PathBuf> {
+    if let Ok(p) = std::env::var("PGRO_MINIO") {
+        return Some(PathBuf::from(p));
+    }
+    let root = std::env::var("PGRO_TESTINFRA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/pgro-testinfra")
+        });
+    let found = std::fs::read_dir(&root).ok().and_then(|rd| {
+        rd.flatten()
+            .map(|e| e.path().join("bin/minio"))
+            .filter(|p| p.is_file())
+            .max()
+    });
+    if found.is_none() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "minio binary not found; CI=true makes this a failure"
+        );
+        eprintln!(
+            "skipping: minio binary not found (set PGRO_MINIO or run the test-infrastructure install)"
+        );
+    }
+    found
+}
+
+/// A MinIO server on a free loopback port, killed on drop.
+struct Minio {
+    child: Child,
+    endpoint: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Minio {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn start_minio(bin: PathBuf) -> Minio {
+    let dir = tempfile::tempdir().unwrap();
+    // MinIO treats a top-level directory of a fresh single-drive data dir as a bucket.
+    std::fs::create_dir_all(dir.path().join("data").join(BUCKET)).unwrap();
+    let (port, console) = (free_port(), free_port());
+    let child = Command::new(bin)
+        .args(["server", dir.path().join("data").to_str().unwrap()])
+        .args([
+            "--address",
+            &format!("127.0.0.1:{port}"),
+            "--console-address",
+            &format!("127.0.0.1:{console}"),
+        ])
+        .env("MINIO_ROOT_USER", USER)
+        .env("MINIO_ROOT_PASSWORD", SECRET)
+        .env("MINIO_BROWSER", "off")
+        .env("MINIO_UPDATE", "off")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let endpoint = format!("127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(&endpoint).is_err() {
+        assert!(Instant::now() < deadline, "minio did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    Minio {
+        child,
+        endpoint,
+        _dir: dir,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_listing_and_restore_match_kopia() {
+    let Some(kbin) = kopia_binary() else { return };
+    let Some(mbin) = minio_binary() else { return };
+    let minio = start_minio(mbin);
+    let k = Kopia::new(kbin);
+    let prefix = "team/repo1/";
+    k.run(&[
+        "repository",
+        "create",
+        "s3",
+        "--bucket",
+        BUCKET,
+        "--endpoint",
+        &minio.endpoint,
+        "--disable-tls",
+        "--access-key",
+        USER,
+        "--secret-access-key",
+        SECRET,
+        "--prefix",
+        prefix,
+        "--ecc-overhead-percent",
+        "1",
+    ]);
+    k.run(&["policy", "set", "--global", "--compression", "zstd"]);
+    let src = k.dir.path().join("src");
+    make_tree(&src, Some(12 << 20));
+    let id = k.snapshot(&src, &["--description", "over s3"]);
+    k.snapshot(&src, &[]);
+
+    let cfg = S3Config {
+        bucket: BUCKET.into(),
+        prefix: prefix.into(),
+        endpoint: Some(minio.endpoint.clone()),
+        disable_tls: true,
+        access_key_id: Some(USER.into()),
+        secret_access_key: Some(SECRET.into()),
+        ..Default::default()
+    };
+    let st: Arc<dyn Storage> = Arc::new(RetryingStorage::new(
+        ObjectStorage::s3(&cfg).unwrap(),
+        RetryPolicy::default(),
+    ));
+    assert!(
+        st.list("xn0_")
+            .await
+            .unwrap()
+            .iter()
+            .all(|b| b.id.as_str().starts_with("xn0_"))
+    );
+    let repo = Repository::connect(Arc::clone(&st), &k.password)
+        .await
+        .unwrap();
+    assert_eq!(our_snapshot_list(&repo).await, k.snapshot_list());
+
+    let theirs = k.dir.path().join("restore-kopia");
+    let ours = k.dir.path().join("restore-ours");
+    k.restore(&id, &theirs);
+    repo.restore(
+        &id,
+        &ours,
+        &RestoreOptions {
+            parallel: 8,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_trees_equal(&theirs, &ours);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_wrong_credentials_are_not_retried_forever() {
+    let Some(mbin) = minio_binary() else { return };
+    let minio = start_minio(mbin);
+    let cfg = S3Config {
+        bucket: BUCKET.into(),
+        endpoint: Some(minio.endpoint.clone()),
+        disable_tls: true,
+        access_key_id: Some("nobody".into()),
+        secret_access_key: Some("wrong-secret".into()),
+        ..Default::default()
+    };
+    let st = ObjectStorage::s3(&cfg).unwrap();
+    let err = st.list("x").await.unwrap_err();
+    assert!(!err.is_retryable(), "{err:?}");
+}
