@@ -1,4 +1,5 @@
 //! `snapshot list` conformance: our listing equals `kopia snapshot list --json` (normalised).
+#![allow(clippy::unwrap_used, clippy::panic)]
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! Conformance after snapshot deletion, many index blobs (epoch advance) and full maintenance
 //! (index compaction, content rewrite, deletion watermark, pack GC).
+#![allow(clippy::unwrap_used, clippy::panic)]
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! Restore conformance against the real kopia binary over a matrix of repository formats.
 //! Set `PGRO_KOPIA_LARGE=1` to include a > 100 MiB file (indirect object with many chunks).
+#![allow(clippy::unwrap_used, clippy::panic)]
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! Conformance over S3: a loopback MinIO, a repository created by kopia with a key prefix, read
 //! through `ObjectStorage` (object_store). Locates MinIO through `PGRO_MINIO` or the test
 //! infrastructure cache; when absent, fails under `CI=true` and otherwise skips.
+#![allow(clippy::unwrap_used, clippy::panic)]
 
 mod common;
 

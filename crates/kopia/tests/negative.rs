@@ -1,5 +1,6 @@
 //! Negative and robustness tests on repositories written by the real kopia binary: wrong
 //! password, corrupted and missing packs, truncated index blobs, and ECC repair.
+#![allow(clippy::unwrap_used, clippy::panic)]
 
 mod common;
 
