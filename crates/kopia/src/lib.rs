@@ -37,6 +37,7 @@ mod manifest;
 mod object;
 mod repository;
 mod restore;
+mod retention;
 mod serde_util;
 mod snapshot;
 mod storage;
@@ -64,6 +65,7 @@ pub use restore::{
     Attributes, PlannedDir, PlannedFile, PlannedSymlink, ProgressFn, RestoreOptions, RestorePlan,
     RestoreProgress, RestoreStats,
 };
+pub use retention::RetentionPolicy;
 pub use snapshot::{
     DirEntry, Directory, DirectorySummary, EntryType, EntryWithError, FileMode, SnapshotManifest,
     SourceInfo, Stats, snapshot_list_json,

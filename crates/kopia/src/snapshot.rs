@@ -256,6 +256,14 @@ pub struct SnapshotManifest {
         skip_serializing_if = "Vec::is_empty"
     )]
     pub pins: Vec<String>,
+    /// Why the effective retention policy keeps this snapshot (`latest-1`, `daily-2`, …,
+    /// `incomplete`); computed by [`Repository::list_snapshots`], never stored.
+    #[serde(
+        rename = "retentionReason",
+        default,
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub retention_reasons: Vec<String>,
 }
 
 impl SnapshotManifest {
@@ -304,15 +312,23 @@ impl Repository<Indexed> {
     ///
     /// Content read errors, [`Error::CorruptManifest`] for malformed payloads.
     pub async fn list_snapshots(&self) -> Result<Vec<SnapshotManifest>, Error> {
-        let entries = self.list_manifests(&[("type", "snapshot")]).await?;
-        let mut out = Vec::with_capacity(entries.len());
-        for e in entries {
+        let entries = self.list_manifests(&[]).await?;
+        let (snaps, policies): (Vec<_>, Vec<_>) = entries
+            .into_iter()
+            .partition(|e| e.labels.get("type").is_some_and(|t| t == "snapshot"));
+        let policies: Vec<_> = policies
+            .into_iter()
+            .filter(|e| e.matches(&[("type", "policy")]))
+            .collect();
+        let mut out = Vec::with_capacity(snaps.len());
+        for e in snaps {
             let mut m: SnapshotManifest =
                 serde_json::from_str(e.data.get()).map_err(|err| Error::CorruptSnapshot {
                     manifest_id: e.id.clone(),
                     cause: Corruption::Json(err),
                 })?;
             m.id = e.id;
+            m.retention_reasons.clear();
             out.push(m);
         }
         out.sort_by(|a, b| {
@@ -322,6 +338,17 @@ impl Repository<Indexed> {
                 .then(a.start_time.cmp(&b.start_time))
                 .then(a.end_time.cmp(&b.end_time))
         });
+        let mut start = 0;
+        while start < out.len() {
+            let end = start
+                + out[start..]
+                    .iter()
+                    .take_while(|m| m.source == out[start].source)
+                    .count();
+            let policy = crate::retention::effective_retention(&policies, &out[start].source)?;
+            policy.compute_reasons(&mut out[start..end]);
+            start = end;
+        }
         Ok(out)
     }
 

@@ -110,7 +110,7 @@ impl Kopia {
         v["id"].as_str().unwrap().to_owned()
     }
 
-    /// `kopia snapshot list --json` parsed, with `retentionReason` removed (policy-derived).
+    /// `kopia snapshot list --json`, parsed.
     pub fn snapshot_list(&self) -> Vec<serde_json::Value> {
         let out = self.run(&["snapshot", "list", "--json"]);
         normalise(serde_json::from_str(&out).unwrap())
@@ -131,15 +131,7 @@ pub fn normalise(v: serde_json::Value) -> Vec<serde_json::Value> {
     let serde_json::Value::Array(items) = v else {
         panic!("not an array")
     };
-    items
-        .into_iter()
-        .map(|mut i| {
-            if let Some(o) = i.as_object_mut() {
-                o.remove("retentionReason");
-            }
-            i
-        })
-        .collect()
+    items.into_iter().collect()
 }
 
 /// Our snapshot list in kopia's JSON framing, parsed back.
