@@ -201,6 +201,9 @@ impl Repository<Indexed> {
             s.root_entry.clone().ok_or_else(not_found)?
         } else {
             let oid: ObjectId = head.parse().map_err(|_| not_found())?;
+            // A 32-hex string parses as both; an object that is not in the index is not a match.
+            self.content_info(&oid.content_id())
+                .map_err(|_| not_found())?;
             snapshots
                 .iter()
                 .filter(|s| s.root_entry.as_ref().is_some_and(|r| r.object_id == oid))
