@@ -1,1 +1,27 @@
-fn main() {}
+//! `pgro`: the operator, the restore Job, the PostgreSQL instance manager and the repository CLI in one
+//! binary. `main` parses the command line, sets up logging, dispatches, and maps errors to exit codes.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use pgro::cli::{Cli, Command};
+use pgro::crds;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::GenCrds => {
+            let mut out = std::io::stdout().lock();
+            match crds::render().and_then(|yaml| out.write_all(yaml.as_bytes()).map_err(Into::into))
+            {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("pgro gen-crds: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,88 @@
+//! Condition types, condition reasons and event reasons (behaviour A5, O2). Reasons are `UpperCamelCase`
+//! constants so controllers, tests and alerts share one spelling.
+
+/// Condition `type` values.
+pub mod condition_types {
+    /// Replica and restore: the object is serving (replica) or ready for switchover (restore).
+    pub const READY: &str = "Ready";
+    /// Replica: the Kopia Secret exists, has every key, and opens the repository.
+    pub const KOPIA_SECRET_VALID: &str = "KopiaSecretValid";
+    /// Replica: `spec.schedule` parses.
+    pub const SCHEDULE_VALID: &str = "ScheduleValid";
+    /// Replica: a snapshot matches `spec.snapshotFilter`.
+    pub const SNAPSHOT_AVAILABLE: &str = "SnapshotAvailable";
+    /// Replica: scheduling stopped after consecutive failures.
+    pub const RESTORE_SCHEDULING_SUSPENDED: &str = "RestoreSchedulingSuspended";
+    /// Replica: the computed PVC size is within `spec.storageSizeMaximum`.
+    pub const STORAGE_WITHIN_LIMIT: &str = "StorageWithinLimit";
+    /// Restore: the restore Job copied the snapshot.
+    pub const RESTORED: &str = "Restored";
+    /// Restore: the restore failed.
+    pub const FAILED: &str = "Failed";
+}
+
+/// Condition `reason` values.
+pub mod condition_reasons {
+    /// `KopiaSecretValid=False`: the Secret does not exist.
+    pub const SECRET_NOT_FOUND: &str = "SecretNotFound";
+    /// `KopiaSecretValid=False`: a required key is missing or a value is malformed.
+    pub const SECRET_INVALID: &str = "SecretInvalid";
+    /// `KopiaSecretValid=False`: the repository password does not decrypt the repository.
+    pub const REPOSITORY_PASSWORD_INVALID: &str = "RepositoryPasswordInvalid";
+    /// `KopiaSecretValid=False`: the storage cannot be reached.
+    pub const STORAGE_UNREACHABLE: &str = "StorageUnreachable";
+    /// `KopiaSecretValid=True`.
+    pub const REPOSITORY_OPENED: &str = "RepositoryOpened";
+    /// `ScheduleValid=True`.
+    pub const SCHEDULE_PARSED: &str = "ScheduleParsed";
+    /// `ScheduleValid=False`.
+    pub const INVALID_SCHEDULE: &str = "InvalidSchedule";
+    /// `SnapshotAvailable=True`.
+    pub const SNAPSHOT_FOUND: &str = "SnapshotFound";
+    /// `SnapshotAvailable=False`.
+    pub const NO_MATCHING_SNAPSHOTS: &str = "NoMatchingSnapshots";
+    /// `RestoreSchedulingSuspended=True`.
+    pub const CONSECUTIVE_FAILURES: &str = "ConsecutiveFailures";
+    /// `RestoreSchedulingSuspended=False`.
+    pub const SCHEDULING_ACTIVE: &str = "SchedulingActive";
+    /// `StorageWithinLimit=False`.
+    pub const STORAGE_LIMIT_EXCEEDED: &str = "StorageLimitExceeded";
+    /// `StorageWithinLimit=True`.
+    pub const STORAGE_SIZE_OK: &str = "StorageSizeOk";
+    /// Replica `Ready=True`: an active restore serves.
+    pub const ACTIVE_RESTORE_SERVING: &str = "ActiveRestoreServing";
+    /// Replica `Ready=False`: nothing serves yet.
+    pub const NO_ACTIVE_RESTORE: &str = "NoActiveRestore";
+    /// Restore `Restored=True`.
+    pub const RESTORE_JOB_COMPLETED: &str = "RestoreJobCompleted";
+    /// Restore `Failed=True`: the restore Job failed (the message says why).
+    pub const RESTORE_JOB_FAILED: &str = "RestoreJobFailed";
+    /// Restore `Failed=True`: the Job ran past its deadline.
+    pub const DEADLINE_EXCEEDED: &str = "DeadlineExceeded";
+    /// Restore `Failed=True`: the snapshot holds no PostgreSQL data directory.
+    pub const NO_PGDATA: &str = "NoPgdata";
+    /// Restore `Failed=True`: PostgreSQL did not become ready in time.
+    pub const READY_TIMEOUT: &str = "ReadyTimeout";
+    /// Restore `Ready=True`.
+    pub const POSTGRES_READY: &str = "PostgresReady";
+    /// Restore `Ready=False`.
+    pub const POSTGRES_NOT_READY: &str = "PostgresNotReady";
+}
+
+/// Event `reason` values (behaviour O2), recorded on the replica.
+pub mod event_reasons {
+    /// A restore was created.
+    pub const RESTORE_STARTED: &str = "RestoreStarted";
+    /// A restore became active (switchover).
+    pub const RESTORE_COMPLETED: &str = "RestoreCompleted";
+    /// A restore failed.
+    pub const RESTORE_FAILED: &str = "RestoreFailed";
+    /// A scheduled restore was skipped (minimum TTL, same snapshot).
+    pub const RESTORE_SKIPPED: &str = "RestoreSkipped";
+    /// A persistent-schema migration had statement errors.
+    pub const SCHEMA_MIGRATION_PARTIAL: &str = "SchemaMigrationPartial";
+    /// A persistent-schema migration ran out of time.
+    pub const SCHEMA_MIGRATION_TIMED_OUT: &str = "SchemaMigrationTimedOut";
+    /// The computed PVC size exceeds the maximum.
+    pub const STORAGE_LIMIT_EXCEEDED: &str = "StorageLimitExceeded";
+}

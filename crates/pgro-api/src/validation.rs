@@ -1,0 +1,130 @@
+//! Admission rules (behaviour A3) as CEL `x-kubernetes-validations`, so `kubectl apply` rejects bad input with
+//! a readable message. The patterns are RE2 (CEL `matches`) and also valid for the `regex` crate, so the
+//! operator's own parsers can be tested against exactly the language the apiserver admits.
+
+use kube::core::{Message, Rule};
+
+/// A duration: `0`, or one or more `<number><unit>` terms (`5m`, `1h 30m`, `1h30m`, `90s`, `1.5h`).
+/// Units: `ns us ms s m h d w` and their long forms (`sec`, `minutes`, `hours`, `days`, …). Calendar units
+/// (months, years) are not accepted: their length is ambiguous. The operator parses these with the
+/// `humantime` crate, which accepts a superset of this language.
+pub const DURATION_PATTERN: &str = r"^(0|\s*([0-9]+(\.[0-9]+)?\s*(ns|nsec|us|usec|ms|msec|millis|s|sec|secs|second|seconds|m|min|mins|minute|minutes|h|hr|hrs|hour|hours|d|day|days|w|wk|wks|week|weeks)\s*)+)$";
+
+/// A valid unquoted PostgreSQL identifier (lowercase, at most 63 bytes).
+pub const IDENTIFIER_PATTERN: &str = "^[a-z_][a-z0-9_]{0,62}$";
+
+/// Role names PostgreSQL reserves or pgro uses itself; the analytics role may not take them.
+pub const RESERVED_ROLE_NAMES: &[&str] = &[
+    "public",
+    "none",
+    "current_user",
+    "current_role",
+    "session_user",
+    "postgres",
+    "pgro_admin",
+];
+
+/// Schema names that cannot be persistent schemas (system schemas and pgro's own metadata schema).
+pub const RESERVED_SCHEMA_NAMES: &[&str] = &["information_schema", "_pgro"];
+
+fn cel_string_list(items: &[&str]) -> String {
+    let quoted: Vec<String> = items.iter().map(|s| format!("'{s}'")).collect();
+    format!("[{}]", quoted.join(", "))
+}
+
+pub(crate) fn duration(field: &str) -> Rule {
+    Rule::new(format!("self.matches(r'{DURATION_PATTERN}')")).message(Message::Message(format!(
+        "{field} must be a duration such as 90s, 5m, 1h 30m or 2d (units: ns, us, ms, s, m, h, d, w)"
+    )))
+}
+
+/// Quantities are `x-kubernetes-int-or-string`; `string(self)` turns a bare integer into its decimal form.
+pub(crate) fn quantity(field: &str) -> Rule {
+    Rule::new("isQuantity(string(self)) && quantity(string(self)).sign() > 0").message(
+        Message::Message(format!(
+            "{field} must be a positive quantity such as 500Mi, 20Gi or 2Ti"
+        )),
+    )
+}
+
+pub(crate) fn role_name_pattern(field: &str) -> Rule {
+    Rule::new(format!("self.matches('{IDENTIFIER_PATTERN}')")).message(Message::Message(format!(
+        "{field} must be a valid unquoted PostgreSQL identifier: lowercase letters, digits and _, starting \
+         with a letter or _, at most 63 characters"
+    )))
+}
+
+pub(crate) fn role_name_not_reserved(field: &str) -> Rule {
+    Rule::new(format!(
+        "!self.startsWith('pg_') && !(self in {})",
+        cel_string_list(RESERVED_ROLE_NAMES)
+    ))
+    .message(Message::Message(format!(
+        "{field} must not start with pg_ or be one of {}",
+        RESERVED_ROLE_NAMES.join(", ")
+    )))
+}
+
+pub(crate) fn schema_names() -> Rule {
+    Rule::new(format!(
+        "self.all(s, s.matches('{IDENTIFIER_PATTERN}') && !s.startsWith('pg_') && !(s in {}))",
+        cel_string_list(RESERVED_SCHEMA_NAMES)
+    ))
+    .message(Message::Message(format!(
+        "persistentSchemas entries must be valid unquoted PostgreSQL identifiers (lowercase letters, digits \
+         and _, at most 63 characters), must not start with pg_ and must not be {}",
+        RESERVED_SCHEMA_NAMES.join(" or ")
+    )))
+}
+
+pub(crate) fn override_within_maximum() -> Rule {
+    Rule::new(
+        "!has(self.storageSizeOverride) || !isQuantity(string(self.storageSizeOverride)) || \
+         !isQuantity(string(self.storageSizeMaximum)) || \
+         quantity(string(self.storageSizeOverride)).compareTo(quantity(string(self.storageSizeMaximum))) <= 0",
+    )
+    .message("storageSizeOverride must not exceed storageSizeMaximum")
+}
+
+pub(crate) fn secret_ref_name() -> Rule {
+    Rule::new("has(self.name) && size(self.name) > 0").message("kopiaSecretRef.name is required")
+}
+
+pub(crate) fn http_url() -> Rule {
+    Rule::new("isURL(self) && (self.startsWith('http://') || self.startsWith('https://'))")
+        .message("url must be an absolute http:// or https:// URL")
+}
+
+pub(crate) fn graphql_fields() -> Rule {
+    Rule::new(
+        "self.target != 'graphQL' || (has(self.mutation) && size(self.mutation) > 0 && \
+         has(self.variablesTemplate) && size(self.variablesTemplate) > 0)",
+    )
+    .message("a graphQL notification requires mutation and variablesTemplate")
+}
+
+pub(crate) fn webhook_only_fields() -> Rule {
+    Rule::new("self.target != 'webhook' || (!has(self.mutation) && !has(self.variablesTemplate))")
+        .message("mutation and variablesTemplate are only valid for target graphQL")
+}
+
+pub(crate) fn graphql_method() -> Rule {
+    Rule::new("self.target != 'graphQL' || !has(self.method) || self.method == 'POST'")
+        .message("a graphQL notification is always sent with method POST")
+}
+
+/// A header value is a plain string or `{secretKeyRef: {name, key}}`; the node preserves unknown fields
+/// (structural schemas cannot express string-or-object), so the shape is checked here.
+pub(crate) fn header_value() -> Rule {
+    Rule::new(
+        "type(self) == string || (type(self) == map && self.size() == 1 && has(self.secretKeyRef) && \
+         type(self.secretKeyRef) == map && has(self.secretKeyRef.name) && has(self.secretKeyRef.key) && \
+         type(self.secretKeyRef.name) == string && type(self.secretKeyRef.key) == string && \
+         size(self.secretKeyRef.name) > 0 && size(self.secretKeyRef.key) > 0)",
+    )
+    .message("a header value is a string or {secretKeyRef: {name: <secret>, key: <key>}}")
+}
+
+pub(crate) fn immutable(what: &str) -> Rule {
+    Rule::new("self == oldSelf").message(Message::Message(format!("{what} is immutable")))
+}

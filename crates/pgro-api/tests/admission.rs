@@ -1,0 +1,323 @@
+//! Behaviour A3: the CEL admission rules in the generated CRDs, evaluated client-side with kube's CEL
+//! interpreter. (The same inputs go through a real apiserver in the control-plane tests.)
+
+use kube::CustomResourceExt;
+use kube::core::cel::{Validator, compile_schema};
+use pgro_api::{PostgresPhysicalReplica, PostgresPhysicalRestore};
+use serde_json::{Value, json};
+
+fn schema<K: CustomResourceExt>() -> Value {
+    let crd = K::crd();
+    let version = &crd.spec.versions[0];
+    serde_json::to_value(
+        version
+            .schema
+            .as_ref()
+            .and_then(|s| s.open_api_v3_schema.as_ref())
+            .expect("schema"),
+    )
+    .expect("schema is JSON")
+}
+
+fn replica(spec: Value) -> Value {
+    let mut base =
+        json!({"kopiaSecretRef": {"name": "kopia-credentials"}, "schedule": "0 */6 * * *"});
+    if let (Some(base), Some(extra)) = (base.as_object_mut(), spec.as_object()) {
+        base.extend(extra.clone());
+    }
+    json!({"apiVersion": "pgro.bes.au/v1alpha1", "kind": "PostgresPhysicalReplica",
+           "metadata": {"name": "test", "namespace": "pgro-example"}, "spec": base})
+}
+
+/// The messages of every failed rule, or empty when the object is admitted.
+fn rejections(schema: &Value, object: &Value, old: Option<&Value>) -> Vec<String> {
+    match Validator::new().validate(schema, object, old) {
+        Ok(()) => Vec::new(),
+        Err(errors) => errors.iter().map(ToString::to_string).collect(),
+    }
+}
+
+fn assert_rejected(spec: Value, expected_message: &str) {
+    let errors = rejections(
+        &schema::<PostgresPhysicalReplica>(),
+        &replica(spec.clone()),
+        None,
+    );
+    assert!(
+        errors.iter().any(|e| e.contains(expected_message)),
+        "spec {spec} should be rejected with {expected_message:?}, got {errors:?}"
+    );
+}
+
+fn assert_admitted(spec: Value) {
+    let errors = rejections(
+        &schema::<PostgresPhysicalReplica>(),
+        &replica(spec.clone()),
+        None,
+    );
+    assert!(
+        errors.is_empty(),
+        "spec {spec} should be admitted, got {errors:?}"
+    );
+}
+
+#[test]
+fn every_cel_rule_compiles() {
+    for schema in [
+        schema::<PostgresPhysicalReplica>(),
+        schema::<PostgresPhysicalRestore>(),
+    ] {
+        let compiled = compile_schema(&schema);
+        assert!(
+            !compiled.has_errors(),
+            "{:?}",
+            compiled.compilation_errors()
+        );
+    }
+}
+
+#[test]
+fn seed_quick_start_and_full_examples_are_admitted() {
+    assert_admitted(
+        json!({"schedule": "* */6 * * *", "snapshotFilter": {"tags": {"area": "postgres"}}}),
+    );
+    let full: Value =
+        serde_yaml::from_str(include_str!("fixtures/replica-full.yaml")).expect("yaml");
+    let errors = rejections_evaluable(&schema::<PostgresPhysicalReplica>(), &full);
+    assert!(errors.is_empty(), "{errors:?}");
+}
+
+#[test]
+fn durations_in_friendly_form_are_admitted() {
+    for d in [
+        "5m",
+        "1h 30m",
+        "1h30m",
+        "90s",
+        "0",
+        "0s",
+        "2d",
+        "1w",
+        "1.5h",
+        "10 minutes",
+        "500ms",
+    ] {
+        assert_admitted(json!({"scheduleJitter": d, "minimumTtl": d, "switchoverGracePeriod": d}));
+    }
+}
+
+#[test]
+fn malformed_durations_are_rejected_naming_the_field() {
+    for d in [
+        "",
+        "5",
+        "ten minutes",
+        "5 parsecs",
+        "-5m",
+        "1h,30m",
+        "P1D",
+        "3M",
+        "1y",
+    ] {
+        assert_rejected(
+            json!({"scheduleJitter": d}),
+            "scheduleJitter must be a duration",
+        );
+        assert_rejected(json!({"minimumTtl": d}), "minimumTtl must be a duration");
+        assert_rejected(
+            json!({"switchoverGracePeriod": d}),
+            "switchoverGracePeriod must be a duration",
+        );
+    }
+}
+
+#[test]
+fn quantities_must_parse_and_be_positive() {
+    assert_admitted(json!({"storageSizeOverride": "20Gi", "storageSizeMaximum": "1Ti"}));
+    assert_admitted(json!({"storageSizeMaximum": 1_099_511_627_776_i64}));
+    for q in ["lots", "20 Gi", "1.5.3Gi", "-1Gi", "0"] {
+        assert_rejected(
+            json!({"storageSizeOverride": q}),
+            "storageSizeOverride must be a positive quantity",
+        );
+        assert_rejected(
+            json!({"storageSizeMaximum": q}),
+            "storageSizeMaximum must be a positive quantity",
+        );
+    }
+}
+
+#[test]
+fn override_above_maximum_is_rejected() {
+    assert_rejected(
+        json!({"storageSizeOverride": "3Ti"}),
+        "storageSizeOverride must not exceed storageSizeMaximum",
+    );
+    assert_admitted(json!({"storageSizeOverride": "2Ti"}));
+}
+
+#[test]
+fn analytics_username_must_be_a_plain_unreserved_identifier() {
+    for ok in ["analytics", "_reader", "bi_team_2", &"a".repeat(63)] {
+        assert_admitted(json!({"analyticsUsername": ok}));
+    }
+    for bad in [
+        "Analytics",
+        "2fast",
+        "bi-team",
+        "bi team",
+        "",
+        "a\"; DROP ROLE x; --",
+        &"a".repeat(64),
+    ] {
+        assert_rejected(
+            json!({"analyticsUsername": bad}),
+            "analyticsUsername must be a valid unquoted PostgreSQL identifier",
+        );
+    }
+    for reserved in [
+        "pg_monitor",
+        "postgres",
+        "public",
+        "pgro_admin",
+        "current_user",
+    ] {
+        assert_rejected(
+            json!({"analyticsUsername": reserved}),
+            "analyticsUsername must not start with pg_",
+        );
+    }
+}
+
+#[test]
+fn persistent_schema_names_must_be_plain_identifiers() {
+    assert_admitted(json!({"persistentSchemas": ["scratch", "team_reports"]}));
+    for bad in [
+        "Scratch",
+        "my-schema",
+        "pg_catalog",
+        "_pgro",
+        "information_schema",
+        "",
+    ] {
+        assert_rejected(
+            json!({"persistentSchemas": ["ok", bad]}),
+            "persistentSchemas entries must be valid",
+        );
+    }
+}
+
+#[test]
+fn graphql_requires_mutation_and_variables_template() {
+    let url = "https://api.example.com/graphql";
+    assert_rejected(
+        json!({"notifications": [{"target": "graphQL", "url": url}]}),
+        "a graphQL notification requires mutation and variablesTemplate",
+    );
+    assert_rejected(
+        json!({"notifications": [{"target": "graphQL", "url": url, "mutation": "mutation { x }"}]}),
+        "a graphQL notification requires mutation and variablesTemplate",
+    );
+    assert_admitted(json!({"notifications": [
+        {"target": "graphQL", "url": url, "mutation": "mutation { x }", "variablesTemplate": "{}"}]}));
+    assert_rejected(
+        json!({"notifications": [{"target": "graphQL", "url": url, "mutation": "m", "variablesTemplate": "{}", "method": "PUT"}]}),
+        "always sent with method POST",
+    );
+    assert_rejected(
+        json!({"notifications": [{"target": "webhook", "url": url, "mutation": "m"}]}),
+        "only valid for target graphQL",
+    );
+}
+
+#[test]
+fn notification_urls_must_be_http() {
+    for bad in ["ftp://example.com/x", "not a url", "/relative/path"] {
+        assert_rejected(
+            json!({"notifications": [{"target": "webhook", "url": bad}]}),
+            "url must be an absolute http",
+        );
+    }
+}
+
+/// kube-cel cannot evaluate CEL's `type()`, which the header-value rule needs (string-or-object); the
+/// apiserver tests of pgro-testkit evaluate it. Here: the rule is attached where header values live.
+#[test]
+fn header_values_carry_their_shape_rule() {
+    let s = schema::<PostgresPhysicalReplica>();
+    let headers =
+        &s["properties"]["spec"]["properties"]["notifications"]["items"]["properties"]["headers"];
+    let value = &headers["additionalProperties"];
+    assert_eq!(value["x-kubernetes-preserve-unknown-fields"], json!(true));
+    let rules = value["x-kubernetes-validations"].as_array().expect("rules");
+    assert!(rules.iter().any(|r| {
+        r["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("{secretKeyRef"))
+    }));
+}
+
+/// Like [`rejections`], but ignores failures kube-cel reports only because it cannot evaluate `type()`.
+fn rejections_evaluable(schema: &Value, object: &Value) -> Vec<String> {
+    rejections(schema, object, None)
+        .into_iter()
+        .filter(|e| !e.contains("cannot be evaluated client-side"))
+        .collect()
+}
+
+#[test]
+fn kopia_secret_ref_needs_a_name() {
+    let obj = json!({"apiVersion": "pgro.bes.au/v1alpha1", "kind": "PostgresPhysicalReplica",
+        "metadata": {"name": "t"}, "spec": {"kopiaSecretRef": {}, "schedule": "0 * * * *"}});
+    let errors = rejections(&schema::<PostgresPhysicalReplica>(), &obj, None);
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("kopiaSecretRef.name is required")),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn enumerations_are_closed_in_the_schema() {
+    let s = schema::<PostgresPhysicalReplica>();
+    let item = &s["properties"]["spec"]["properties"]["notifications"]["items"]["properties"];
+    assert_eq!(item["target"]["enum"], json!(["webhook", "graphQL"]));
+    assert_eq!(
+        item["method"]["enum"],
+        json!(["GET", "POST", "PUT", "PATCH"])
+    );
+    assert_eq!(
+        s["properties"]["status"]["properties"]["phase"]["enum"],
+        json!(["Pending", "Restoring", "Ready", "Failed"])
+    );
+    let r = schema::<PostgresPhysicalRestore>();
+    assert_eq!(
+        r["properties"]["status"]["properties"]["phase"]["enum"],
+        json!([
+            "Pending",
+            "Restoring",
+            "Ready",
+            "Switching",
+            "Active",
+            "Failed"
+        ])
+    );
+}
+
+#[test]
+fn restore_spec_is_immutable() {
+    let restore = |snapshot: &str| {
+        json!({"apiVersion": "pgro.bes.au/v1alpha1", "kind": "PostgresPhysicalRestore",
+        "metadata": {"name": "r"}, "spec": {"replica": {"name": "test"}, "snapshot": snapshot,
+        "snapshotSize": "1Gi", "storageSize": "1127Mi"}})
+    };
+    let s = schema::<PostgresPhysicalRestore>();
+    assert!(rejections(&s, &restore("a"), None).is_empty());
+    assert!(rejections(&s, &restore("a"), Some(&restore("a"))).is_empty());
+    let errors = rejections(&s, &restore("b"), Some(&restore("a")));
+    assert!(
+        errors.iter().any(|e| e.contains("spec is immutable")),
+        "{errors:?}"
+    );
+}

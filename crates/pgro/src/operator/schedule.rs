@@ -1,0 +1,153 @@
+//! When the next restore is due (behaviour R4).
+//!
+//! `schedule` is a cron expression exactly as the `cronexpr` crate parses it: five fields, an optional
+//! trailing IANA timezone (UTC when absent), and `H` in any field for a value derived from the replica's
+//! identity. The jitter added to each fire time is uniform in [-j/2, +j/2] and derived deterministically from
+//! (identity, fire time), so a restarted operator computes the same time again.
+
+use jiff::{SignedDuration, Timestamp};
+use sha2::{Digest, Sha256};
+
+/// A schedule that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ScheduleError {
+    /// The expression does not parse; the message is the parser's.
+    #[error("invalid schedule {expression:?}: {source}")]
+    Parse {
+        /// The expression.
+        expression: String,
+        /// The parser's reason.
+        #[source]
+        source: cronexpr::Error,
+    },
+    /// The expression never fires (e.g. `0 0 31 2 *`).
+    #[error("schedule {expression:?} never fires after {after}: {source}")]
+    NeverFires {
+        /// The expression.
+        expression: String,
+        /// The search start.
+        after: Timestamp,
+        /// The parser's reason.
+        #[source]
+        source: cronexpr::Error,
+    },
+}
+
+/// A parsed schedule, bound to one replica's identity (for `H`).
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    expression: String,
+    crontab: cronexpr::Crontab,
+}
+
+impl Schedule {
+    /// Parses `expression` for the replica with the given identity (its UID).
+    ///
+    /// # Errors
+    ///
+    /// [`ScheduleError::Parse`] with the parser's message.
+    pub fn parse(expression: &str, identity: &str) -> Result<Self, ScheduleError> {
+        let mut options = cronexpr::ParseOptions::default();
+        options.fallback_timezone_option = cronexpr::FallbackTimezoneOption::UTC;
+        options.hashed_value = Some(hashed_value(identity));
+        let crontab = cronexpr::parse_crontab_with(expression, options).map_err(|source| {
+            ScheduleError::Parse {
+                expression: expression.to_owned(),
+                source,
+            }
+        })?;
+        Ok(Self {
+            expression: expression.to_owned(),
+            crontab,
+        })
+    }
+
+    /// The first fire time strictly after `after`.
+    ///
+    /// # Errors
+    ///
+    /// [`ScheduleError::NeverFires`] when no fire time exists within the parser's four-year horizon.
+    pub fn next_fire_after(&self, after: Timestamp) -> Result<Timestamp, ScheduleError> {
+        self.crontab
+            .find_next(after)
+            .map(|zoned| zoned.timestamp())
+            .map_err(|source| ScheduleError::NeverFires {
+                expression: self.expression.clone(),
+                after,
+                source,
+            })
+    }
+}
+
+/// The value `H` stands for: a stable 64-bit hash of the replica's identity. `cronexpr` maps it into each
+/// field's range, so different replicas spread over the hour (or day) while each keeps its own slot.
+#[must_use]
+pub fn hashed_value(identity: &str) -> u64 {
+    let digest = Sha256::new()
+        .chain_update(b"pgro/H\0")
+        .chain_update(identity.as_bytes())
+        .finalize();
+    u64::from_be_bytes(first8(&digest))
+}
+
+/// The jitter for one fire time: uniform in [-j/2, +j/2] at millisecond resolution, derived from the
+/// identity and the fire time (deterministic, so every reconcile agrees).
+#[must_use]
+pub fn jitter_offset(identity: &str, fire: Timestamp, jitter: SignedDuration) -> SignedDuration {
+    let half = u128::try_from(jitter.as_millis() / 2).unwrap_or(0);
+    if half == 0 {
+        return SignedDuration::ZERO;
+    }
+    let digest = Sha256::new()
+        .chain_update(b"pgro/jitter\0")
+        .chain_update(identity.as_bytes())
+        .chain_update(fire.as_millisecond().to_be_bytes())
+        .finalize();
+    let draw = u128::from(u64::from_be_bytes(first8(&digest))) % (2 * half + 1);
+    // draw ∈ [0, 2·half] and half ≤ i64::MAX / 2, so both fit
+    let offset = i64::try_from(draw).unwrap_or(0) - i64::try_from(half).unwrap_or(0);
+    SignedDuration::from_millis(offset)
+}
+
+/// The next scheduled restore after `after` (the previous trigger, or now when there was none): the next
+/// fire time plus its jitter, but never at or before `after` — so successive times strictly increase.
+///
+/// # Errors
+///
+/// [`ScheduleError::NeverFires`].
+pub fn next_scheduled_restore(
+    schedule: &Schedule,
+    jitter: SignedDuration,
+    identity: &str,
+    after: Timestamp,
+) -> Result<Timestamp, ScheduleError> {
+    let fire = schedule.next_fire_after(after)?;
+    let jittered = fire
+        .saturating_add(jitter_offset(identity, fire, jitter))
+        .unwrap_or(fire);
+    let floor = after
+        .saturating_add(SignedDuration::from_secs(1))
+        .unwrap_or(after);
+    Ok(jittered.max(floor))
+}
+
+/// Hash of the inputs `nextScheduledRestore` was computed from, kept in status: when `schedule` or
+/// `scheduleJitter` change, the stored hash no longer matches and the time is recomputed.
+#[must_use]
+pub fn schedule_hash(schedule: &str, jitter: &str) -> String {
+    let digest = Sha256::new()
+        .chain_update(schedule.as_bytes())
+        .chain_update(b"\0")
+        .chain_update(jitter.as_bytes())
+        .finalize();
+    digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
+fn first8(digest: &[u8]) -> [u8; 8] {
+    let mut out = [0; 8];
+    out.copy_from_slice(&digest[..8]);
+    out
+}
+
+#[cfg(test)]
+mod tests;
