@@ -9,8 +9,7 @@ use crate::compression::{DecompressError, decompress};
 use crate::crypto::{Crypter, Hasher};
 use crate::error::{Corruption, Error};
 use crate::ids::ContentId;
-use crate::index::{ContentInfo, MergedIndex};
-use crate::storage::Storage;
+use crate::index::{ContentInfo, IndexLoader, MergedIndex};
 
 /// Contents larger than this are decoded on the blocking thread pool.
 const INLINE_DECODE_LIMIT: u32 = 256 << 10;
@@ -18,25 +17,29 @@ const INLINE_DECODE_LIMIT: u32 = 256 << 10;
 /// Decrypts, decompresses and verifies contents.
 #[derive(Debug)]
 pub(crate) struct ContentReader {
-    storage: Arc<dyn Storage>,
+    loader: IndexLoader,
     index: RwLock<Arc<MergedIndex>>,
-    crypter: Crypter,
     hasher: Hasher,
 }
 
 impl ContentReader {
-    pub(crate) fn new(
-        storage: Arc<dyn Storage>,
-        index: MergedIndex,
-        crypter: Crypter,
-        hasher: Hasher,
-    ) -> Self {
+    pub(crate) fn new(loader: IndexLoader, index: MergedIndex, hasher: Hasher) -> Self {
         Self {
-            storage,
+            loader,
             index: RwLock::new(Arc::new(index)),
-            crypter,
             hasher,
         }
+    }
+
+    fn crypter(&self) -> &Crypter {
+        &self.loader.crypter
+    }
+
+    /// Re-reads the index set.
+    pub(crate) async fn reload_index(&self) -> Result<(), Error> {
+        let index = self.loader.load().await?;
+        self.replace_index(index);
+        Ok(())
     }
 
     pub(crate) fn index(&self) -> Arc<MergedIndex> {
@@ -62,25 +65,45 @@ impl ContentReader {
         }
     }
 
-    /// Reads the stored (encrypted) bytes of a content.
-    pub(crate) async fn fetch(&self, info: &ContentInfo) -> Result<Bytes, Error> {
+    async fn fetch_exact(&self, info: &ContentInfo) -> Result<Bytes, Error> {
         let start = u64::from(info.pack_offset);
         let end = start + u64::from(info.packed_length);
-        self.storage
+        self.loader
+            .storage
             .get_range(&info.pack_blob_id, start..end)
             .await
             .map_err(|e| Error::from_storage(&info.pack_blob_id, e))
     }
 
+    /// Reads the stored (encrypted) bytes of a content. When its pack is gone, maintenance may
+    /// have rewritten the content elsewhere: refresh the index once and retry if the entry moved
+    /// (kopia-format.md §13).
+    pub(crate) async fn fetch(&self, info: ContentInfo) -> Result<(ContentInfo, Bytes), Error> {
+        match self.fetch_exact(&info).await {
+            Ok(b) => Ok((info, b)),
+            Err(Error::MissingBlob { blob_id }) if blob_id == info.pack_blob_id => {
+                tracing::debug!(blob_id = %blob_id, "pack missing; refreshing index");
+                self.reload_index().await?;
+                let fresh = self.info(&info.content_id)?;
+                if fresh == info {
+                    return Err(Error::MissingBlob { blob_id });
+                }
+                let b = self.fetch_exact(&fresh).await?;
+                Ok((fresh, b))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Turns stored bytes into verified plaintext (CPU only).
     pub(crate) fn decode(&self, info: &ContentInfo, stored: &[u8]) -> Result<Vec<u8>, Error> {
-        decode_content(&self.crypter, &self.hasher, info, stored)
+        decode_content(self.crypter(), &self.hasher, info, stored)
     }
 
     /// Reads, decodes and verifies one content.
     pub(crate) async fn read(self: &Arc<Self>, id: &ContentId) -> Result<Vec<u8>, Error> {
         let info = self.info(id)?;
-        let stored = self.fetch(&info).await?;
+        let (info, stored) = self.fetch(info).await?;
         if info.packed_length <= INLINE_DECODE_LIMIT {
             return self.decode(&info, &stored);
         }

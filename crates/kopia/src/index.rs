@@ -7,13 +7,16 @@ mod blob;
 mod builder;
 mod epoch;
 mod legacy;
+mod load;
 mod merged;
 
-pub(crate) use blob::{IndexBlob, IndexParseError};
+pub(crate) use blob::IndexBlob;
+use blob::IndexParseError;
 #[cfg(test)]
 pub(crate) use builder::IndexBuilder;
-pub(crate) use epoch::epoch_index_set;
-pub(crate) use legacy::legacy_index_set;
+use epoch::epoch_index_set;
+use legacy::legacy_index_set;
+pub(crate) use load::IndexLoader;
 pub(crate) use merged::MergedIndex;
 
 use crate::ids::{BlobId, ContentId};

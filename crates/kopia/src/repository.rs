@@ -4,22 +4,16 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures::{StreamExt, TryStreamExt};
 
 use crate::cache::IndexCache;
 use crate::content::ContentReader;
 use crate::crypto::Crypter;
-use crate::error::{Error, StorageError};
+use crate::error::Error;
 use crate::format::{FORMAT_BLOB_ID, FormatBlob, RepositoryConfig};
 use crate::ids::{BlobId, ContentId};
-use crate::index::{ContentInfo, IndexBlob, MergedIndex, epoch_index_set, legacy_index_set};
+use crate::index::{ContentInfo, IndexLoader};
 use crate::storage::Storage;
 use crate::time::Timestamp;
-
-/// Index blobs fetched concurrently while loading the index.
-const INDEX_FETCH_PARALLELISM: usize = 8;
-/// Attempts at computing a consistent index set (kopia retries 10 times on NotFound).
-const INDEX_SET_ATTEMPTS: u32 = 10;
 
 /// Typestate: storage only.
 #[derive(Debug)]
@@ -36,7 +30,6 @@ pub struct Open {
 #[derive(Debug)]
 pub struct Indexed {
     config: Arc<RepositoryConfig>,
-    crypter: Crypter,
     cache: IndexCache,
     pub(crate) contents: Arc<ContentReader>,
 }
@@ -112,24 +105,19 @@ impl Repository<Open> {
         self,
         cache: IndexCache,
     ) -> Result<Repository<Indexed>, Error> {
-        let index = load_merged_index(
-            self.storage.as_ref(),
-            &self.state.config,
-            &self.state.crypter,
-            &cache,
-        )
-        .await?;
-        let contents = Arc::new(ContentReader::new(
-            Arc::clone(&self.storage),
-            index,
-            self.state.crypter.clone(),
-            self.state.config.hasher().clone(),
-        ));
+        let loader = IndexLoader {
+            storage: Arc::clone(&self.storage),
+            config: Arc::clone(&self.state.config),
+            crypter: self.state.crypter.clone(),
+            cache: cache.clone(),
+        };
+        let index = loader.load().await?;
+        let hasher = self.state.config.hasher().clone();
+        let contents = Arc::new(ContentReader::new(loader, index, hasher));
         Ok(Repository {
             storage: self.storage,
             state: Indexed {
                 config: self.state.config,
-                crypter: self.state.crypter,
                 cache,
                 contents,
             },
@@ -177,15 +165,7 @@ impl Repository<Indexed> {
     ///
     /// As [`Repository::load_index`].
     pub async fn refresh_index(&self) -> Result<(), Error> {
-        let index = load_merged_index(
-            self.storage.as_ref(),
-            &self.state.config,
-            &self.state.crypter,
-            &self.state.cache,
-        )
-        .await?;
-        self.state.contents.replace_index(index);
-        Ok(())
+        self.state.contents.reload_index().await
     }
 
     /// The index entry of a content.
@@ -224,68 +204,4 @@ impl Repository<Indexed> {
     pub(crate) fn contents(&self) -> &Arc<ContentReader> {
         &self.state.contents
     }
-}
-
-async fn load_merged_index(
-    storage: &dyn Storage,
-    config: &RepositoryConfig,
-    crypter: &Crypter,
-    cache: &IndexCache,
-) -> Result<MergedIndex, Error> {
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let (ids, watermark) = if config.epoch.enabled {
-            let s = epoch_index_set(storage).await?;
-            (s.blobs, s.watermark)
-        } else {
-            (legacy_index_set(storage, crypter).await?, 0)
-        };
-        match load_blobs(storage, crypter, cache, &ids).await {
-            Ok(blobs) => return Ok(MergedIndex::new(blobs, watermark)),
-            // Compaction deleted a blob between listing and reading: list again.
-            Err(Error::MissingBlob { blob_id }) if attempt < INDEX_SET_ATTEMPTS => {
-                tracing::debug!(blob_id = %blob_id, attempt, "index blob vanished; recomputing index set");
-                tokio::time::sleep(std::time::Duration::from_millis(100 << attempt.min(6))).await;
-            }
-            Err(e) => return Err(e),
-        }
-    }
-}
-
-async fn load_blobs(
-    storage: &dyn Storage,
-    crypter: &Crypter,
-    cache: &IndexCache,
-    ids: &[BlobId],
-) -> Result<Vec<(BlobId, Arc<IndexBlob>)>, Error> {
-    futures::stream::iter(ids.iter().cloned())
-        .map(|id| async move {
-            if let Some(b) = cache.get(&id) {
-                return Ok((id, b));
-            }
-            let data = storage
-                .get(&id)
-                .await
-                .map_err(|e: StorageError| Error::from_storage(&id, e))?;
-            let plain = crypter
-                .decrypt_blob(&id, &data)
-                .map_err(|cause| Error::CorruptBlob {
-                    blob_id: id.clone(),
-                    cause,
-                })?;
-            let blob = IndexBlob::parse(Bytes::from(plain)).map_err(|e| match e {
-                crate::index::IndexParseError::Corrupt(cause) => Error::CorruptBlob {
-                    blob_id: id.clone(),
-                    cause,
-                },
-                crate::index::IndexParseError::Unsupported(u) => Error::Unsupported(u),
-            })?;
-            let blob = Arc::new(blob);
-            cache.insert(id.clone(), Arc::clone(&blob));
-            Ok((id, blob))
-        })
-        .buffered(INDEX_FETCH_PARALLELISM)
-        .try_collect()
-        .await
 }

@@ -61,3 +61,6 @@ impl MergedIndex {
         Ok(winners.into_values().filter(|e| !e.deleted).collect())
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -184,7 +184,7 @@ pub(super) async fn execute(
             let progress = Arc::clone(&progress);
             async move {
                 let info = contents.info(&chunk.object_id.content_id())?;
-                let stored = contents.fetch(&info).await?;
+                let (info, stored) = contents.fetch(info).await?;
                 blocking(move || {
                     let data = contents.decode(&info, &stored)?;
                     let data = finish_direct(chunk.object_id, data, Some(chunk.length))?;
