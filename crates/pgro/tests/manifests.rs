@@ -110,9 +110,8 @@ fn every_rule_says_why() {
         .nth(1)
         .expect("cluster role");
     let rules = text.split("\n---\n").next().expect("document");
-    let mut lines = rules.lines().peekable();
     let mut previous = "";
-    while let Some(line) = lines.next() {
+    for line in rules.lines() {
         if line.trim_start().starts_with("- apiGroups:") {
             assert!(
                 previous.trim_start().starts_with('#'),
