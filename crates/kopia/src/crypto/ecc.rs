@@ -4,6 +4,9 @@
 //! big-endian CRC-32 (IEEE) of the zero-padded shard. The data stream is `BE32(len) || data`.
 //! Reading checks CRCs (fast path) and rebuilds a block with Reed–Solomon only when a shard is bad.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+
 use reed_solomon_erasure::galois_8::ReedSolomon;
 
 use crate::error::EccError;
@@ -163,7 +166,6 @@ impl EccParams {
         let padding_start = data_bytes.len();
 
         let mut stream = Vec::with_capacity(s.blocks * s.data_shards * s.shard_size);
-        let mut rs: Option<ReedSolomon> = None;
         for b in 0..s.blocks {
             let mut shards: Vec<Option<Vec<u8>>> = Vec::new();
             let mut bad = 0usize;
@@ -217,19 +219,8 @@ impl EccParams {
                     parity: s.parity_shards,
                 });
             }
-            let codec = match &rs {
-                Some(r)
-                    if r.data_shard_count() == s.data_shards
-                        && r.parity_shard_count() == s.parity_shards =>
-                {
-                    r
-                }
-                _ => {
-                    let r = ReedSolomon::new(s.data_shards, s.parity_shards)
-                        .map_err(|_| EccError::Layout { len: stored.len() })?;
-                    rs.insert(r)
-                }
-            };
+            let codec = codec(s.data_shards, s.parity_shards)
+                .ok_or(EccError::Layout { len: stored.len() })?;
             codec
                 .reconstruct_data(&mut shards)
                 .map_err(|_| EccError::TooManyErrors {
@@ -271,7 +262,7 @@ impl EccParams {
         buf[..LENGTH_SIZE].copy_from_slice(&(input.len() as u32).to_be_bytes());
         buf[LENGTH_SIZE..LENGTH_SIZE + input.len()].copy_from_slice(input);
         let mut out = Vec::new();
-        if let Ok(rs) = ReedSolomon::new(s.data_shards, s.parity_shards) {
+        if let Some(rs) = codec(s.data_shards, s.parity_shards) {
             for b in 0..s.blocks {
                 let mut shards: Vec<Vec<u8>> = (0..s.data_shards)
                     .map(|i| {
@@ -304,6 +295,20 @@ impl EccParams {
         }
         out
     }
+}
+
+/// Reed–Solomon codecs by (data, parity) shard counts. Building one inverts a matrix of up to
+/// 256×254, so they are built once per process and shared.
+fn codec(data: usize, parity: usize) -> Option<Arc<ReedSolomon>> {
+    static CODECS: OnceLock<Mutex<HashMap<(usize, usize), Arc<ReedSolomon>>>> = OnceLock::new();
+    let map = CODECS.get_or_init(Mutex::default);
+    let mut map = map.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(c) = map.get(&(data, parity)) {
+        return Some(Arc::clone(c));
+    }
+    let c = Arc::new(ReedSolomon::new(data, parity).ok()?);
+    map.insert((data, parity), Arc::clone(&c));
+    Some(c)
 }
 
 fn padded(b: &[u8], n: usize) -> Vec<u8> {

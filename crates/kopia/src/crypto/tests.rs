@@ -166,9 +166,9 @@ fn ecc_parameters_match_kopia_float32_rules() {
 
 #[test]
 fn ecc_roundtrips_all_size_classes_and_repairs_damaged_shards() {
-    for pct in [1u32, 2, 5, 10, 20] {
+    for pct in [1u32, 2, 10] {
         let p = EccParams::new(pct);
-        for len in [0usize, 1, 3, 10, 100, 1000, 5000, 40_000, 100_003] {
+        for len in [0usize, 1, 3, 10, 100, 1000, 5000, 70_003] {
             let data: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
             let enc = p.encode(&data);
             assert_eq!(p.decode(&enc).unwrap(), data, "pct {pct} len {len}");
