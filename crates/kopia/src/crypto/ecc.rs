@@ -297,10 +297,13 @@ impl EccParams {
     }
 }
 
+/// Shared codecs keyed by (data, parity) shard counts.
+type CodecMap = HashMap<(usize, usize), Arc<ReedSolomon>>;
+
 /// Reed–Solomon codecs by (data, parity) shard counts. Building one inverts a matrix of up to
 /// 256×254, so they are built once per process and shared.
 fn codec(data: usize, parity: usize) -> Option<Arc<ReedSolomon>> {
-    static CODECS: OnceLock<Mutex<HashMap<(usize, usize), Arc<ReedSolomon>>>> = OnceLock::new();
+    static CODECS: OnceLock<Mutex<CodecMap>> = OnceLock::new();
     let map = CODECS.get_or_init(Mutex::default);
     let mut map = map.lock().unwrap_or_else(PoisonError::into_inner);
     if let Some(c) = map.get(&(data, parity)) {
