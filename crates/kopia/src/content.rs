@@ -96,7 +96,7 @@ impl ContentReader {
     }
 
     /// Turns stored bytes into verified plaintext (CPU only).
-    pub(crate) fn decode(&self, info: &ContentInfo, stored: &[u8]) -> Result<Vec<u8>, Error> {
+    pub(crate) fn decode(&self, info: &ContentInfo, stored: Bytes) -> Result<Vec<u8>, Error> {
         decode_content(self.crypter(), &self.hasher, info, stored)
     }
 
@@ -105,10 +105,10 @@ impl ContentReader {
         let info = self.info(id)?;
         let (info, stored) = self.fetch(info).await?;
         if info.packed_length <= INLINE_DECODE_LIMIT {
-            return self.decode(&info, &stored);
+            return self.decode(&info, stored);
         }
         let me = Arc::clone(self);
-        tokio::task::spawn_blocking(move || me.decode(&info, &stored))
+        tokio::task::spawn_blocking(move || me.decode(&info, stored))
             .await
             .map_err(|e| Error::Task(Box::new(e)))?
     }
@@ -119,7 +119,7 @@ pub(crate) fn decode_content(
     crypter: &Crypter,
     hasher: &Hasher,
     info: &ContentInfo,
-    stored: &[u8],
+    stored: Bytes,
 ) -> Result<Vec<u8>, Error> {
     let corrupt = |cause| Error::CorruptContent {
         content_id: info.content_id,
@@ -131,7 +131,7 @@ pub(crate) fn decode_content(
         return Err(crate::Unsupported::EncryptionKeyId(info.encryption_key_id).into());
     }
     let plain = crypter
-        .decrypt(info.content_id.iv(), stored)
+        .decrypt_owned(info.content_id.iv(), stored)
         .map_err(corrupt)?;
     let data = if info.compression_header_id == 0 {
         plain

@@ -119,6 +119,36 @@ impl ContentCipher {
         r.map_err(|_| Corruption::Decrypt)
     }
 
+    /// Like [`ContentCipher::decrypt`] but decrypts in place, reusing `buf`'s allocation (restore
+    /// keeps one buffer per in-flight chunk instead of two).
+    ///
+    /// # Errors
+    ///
+    /// As [`ContentCipher::decrypt`].
+    pub fn decrypt_vec(&self, iv: &[u8], mut buf: Vec<u8>) -> Result<Vec<u8>, Corruption> {
+        use aes_gcm::aead::AeadInPlace;
+        if buf.len() < NONCE_LEN + TAG_LEN {
+            return Err(Corruption::Malformed {
+                what: "encrypted data shorter than nonce and tag",
+            });
+        }
+        let key = self.item_key(iv);
+        let tag_at = buf.len() - TAG_LEN;
+        let (head, tag) = buf.split_at_mut(tag_at);
+        let (nonce, body) = head.split_at_mut(NONCE_LEN);
+        let (nonce, tag) = (&*nonce, &*tag);
+        let r = match self.algorithm {
+            EncryptionAlgorithm::Aes256GcmHmacSha256 => Aes256Gcm::new(&key.into())
+                .decrypt_in_place_detached(nonce.into(), iv, body, tag.into()),
+            EncryptionAlgorithm::ChaCha20Poly1305HmacSha256 => ChaCha20Poly1305::new(&key.into())
+                .decrypt_in_place_detached(nonce.into(), iv, body, tag.into()),
+        };
+        r.map_err(|_| Corruption::Decrypt)?;
+        buf.truncate(tag_at);
+        buf.drain(..NONCE_LEN);
+        Ok(buf)
+    }
+
     /// Encrypts `plain` with an explicit nonce (writers and tests).
     pub fn encrypt(&self, iv: &[u8], plain: &[u8], nonce: [u8; NONCE_LEN]) -> Vec<u8> {
         let key = self.item_key(iv);

@@ -33,6 +33,29 @@ impl Crypter {
         }
     }
 
+    /// Like [`Crypter::decrypt`], taking ownership of the stored bytes so the decryption can
+    /// reuse their buffer when nothing else holds it.
+    ///
+    /// # Errors
+    ///
+    /// As [`Crypter::decrypt`].
+    pub fn decrypt_owned(&self, iv: &[u8], stored: bytes::Bytes) -> Result<Vec<u8>, Corruption> {
+        match &self.ecc {
+            Some(ecc) => {
+                let inner = ecc.decode(&stored).map_err(Corruption::Ecc)?;
+                drop(stored);
+                self.cipher.decrypt_vec(iv, inner)
+            }
+            None => {
+                let buf = match stored.try_into_mut() {
+                    Ok(m) => Vec::from(m),
+                    Err(shared) => shared.to_vec(),
+                };
+                self.cipher.decrypt_vec(iv, buf)
+            }
+        }
+    }
+
     /// Decrypts a blob-crypto blob; the IV comes from its name.
     ///
     /// # Errors

@@ -45,8 +45,10 @@ fn content_ciphers_decrypt_kopia_ciphertext_samples() {
     for (iv, plain, aes, chacha) in cases {
         let c = ContentCipher::new(EncryptionAlgorithm::Aes256GcmHmacSha256, mk);
         assert_eq!(c.decrypt(iv, &unhex(aes)).unwrap(), plain);
+        assert_eq!(c.decrypt_vec(iv, unhex(aes)).unwrap(), plain);
         let c = ContentCipher::new(EncryptionAlgorithm::ChaCha20Poly1305HmacSha256, mk);
         assert_eq!(c.decrypt(iv, &unhex(chacha)).unwrap(), plain);
+        assert_eq!(c.decrypt_vec(iv, unhex(chacha)).unwrap(), plain);
     }
 }
 

@@ -186,7 +186,7 @@ pub(super) async fn execute(
                 let info = contents.info(&chunk.object_id.content_id())?;
                 let (info, stored) = contents.fetch(info).await?;
                 blocking(move || {
-                    let data = contents.decode(&info, &stored)?;
+                    let data = contents.decode(&info, stored)?;
                     let data = finish_direct(chunk.object_id, data, Some(chunk.length))?;
                     let file = st.file()?;
                     fsops::write_chunk(&file, &st.path, chunk.start, &data, sparse)?;
