@@ -192,3 +192,21 @@ async fn s3_wrong_credentials_are_not_retried_forever() {
     let err = st.list("x").await.unwrap_err();
     assert!(!err.is_retryable(), "{err:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_endpoint_that_refuses_connections_is_unreachable_and_retryable() {
+    let port = free_port();
+    let cfg = S3Config {
+        bucket: BUCKET.into(),
+        endpoint: Some(format!("127.0.0.1:{port}")),
+        disable_tls: true,
+        access_key_id: Some(USER.into()),
+        secret_access_key: Some(SECRET.into()),
+        max_retries: Some(0),
+        ..Default::default()
+    };
+    let st: Arc<dyn Storage> = Arc::new(ObjectStorage::s3(&cfg).unwrap());
+    let err = Repository::new(st).open("pw").await.unwrap_err();
+    assert_eq!(err.kind(), kopia::ErrorKind::Unreachable, "{err:?}");
+    assert!(err.is_retryable());
+}

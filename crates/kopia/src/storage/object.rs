@@ -37,6 +37,10 @@ pub struct S3Config {
     pub secret_access_key: Option<String>,
     /// Session token.
     pub session_token: Option<String>,
+    /// Retries object_store makes on transient HTTP failures (its default is 10).
+    pub max_retries: Option<usize>,
+    /// Upper bound on the time spent retrying one request (object_store's default is 3 min).
+    pub retry_timeout: Option<std::time::Duration>,
 }
 
 /// Blobs in an object store bucket under a key prefix.
@@ -105,6 +109,16 @@ impl ObjectStorage {
         }
         if let Some(v) = &cfg.session_token {
             b = b.with_token(v);
+        }
+        if cfg.max_retries.is_some() || cfg.retry_timeout.is_some() {
+            let mut retry = object_store::RetryConfig::default();
+            if let Some(n) = cfg.max_retries {
+                retry.max_retries = n;
+            }
+            if let Some(t) = cfg.retry_timeout {
+                retry.retry_timeout = t;
+            }
+            b = b.with_retry(retry);
         }
         let store = b.build().map_err(config_err)?;
         Ok(Self::from_store(
