@@ -42,6 +42,7 @@ mod serde_util;
 mod snapshot;
 mod storage;
 mod time;
+mod verify;
 
 pub use cache::IndexCache;
 pub use compression::Compression;
@@ -77,3 +78,4 @@ pub use storage::{
 #[cfg(feature = "cloud")]
 pub use storage::{ObjectStorage, S3Config};
 pub use time::Timestamp;
+pub use verify::VerifyReport;

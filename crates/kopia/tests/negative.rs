@@ -164,3 +164,23 @@ async fn not_a_repository_is_missing_format_blob() {
         "{err:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_contents_reports_the_corrupted_content() {
+    let Some((k, _)) = setup(&[]) else { return };
+    let repo = k.open_ours().await;
+    let clean = repo.verify_contents(100.0, 4).await.unwrap();
+    assert_eq!(clean.checked, clean.total);
+    assert!(clean.failures.is_empty());
+
+    let victim = largest_data_content(&k).await;
+    let st = fs_storage(&k).await;
+    flip_byte(
+        &st.blob_path(&victim.pack_blob_id),
+        u64::from(victim.pack_offset) + 50,
+    );
+    let report = repo.verify_contents(100.0, 4).await.unwrap();
+    assert_eq!(report.failures.len(), 1);
+    assert_eq!(report.failures[0].0, victim.content_id);
+    assert_eq!(report.failures[0].1.kind(), ErrorKind::Corrupted);
+}
