@@ -63,8 +63,8 @@ pub use manifest::ManifestEntry;
 pub use object::{Chunk, ObjectReader};
 pub use repository::{Indexed, Open, Repository, Unopened};
 pub use restore::{
-    Attributes, PlannedDir, PlannedFile, PlannedSymlink, ProgressFn, RestoreOptions, RestorePlan,
-    RestoreProgress, RestoreStats,
+    Attributes, LocalDir, MemoryEntry, MemoryTarget, PlannedDir, PlannedFile, PlannedSymlink,
+    ProgressFn, RestoreOptions, RestorePlan, RestoreProgress, RestoreStats, RestoreTarget,
 };
 pub use retention::RetentionPolicy;
 pub use snapshot::{

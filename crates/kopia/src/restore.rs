@@ -23,6 +23,9 @@ use crate::time::Timestamp;
 mod execute;
 mod fsops;
 mod plan;
+mod target;
+
+pub use target::{LocalDir, MemoryEntry, MemoryTarget, RestoreTarget};
 
 /// Progress of a running restore, reported to [`RestoreOptions::progress`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -47,9 +50,11 @@ pub struct RestoreOptions {
     pub parallel: usize,
     /// Skip files that exist with the same size and an mtime within 2 s (kopia `--skip-existing`).
     pub skip_existing: bool,
-    /// Leave holes for runs of zeros instead of writing them (kopia `--write-sparse-files`).
+    /// Leave holes for runs of zeros instead of writing them (kopia `--write-sparse-files`);
+    /// used by [`Repository::restore`] for its [`LocalDir`].
     pub sparse: bool,
-    /// Restore uid/gid where the process is permitted to (errors are ignored otherwise).
+    /// Restore uid/gid where the process is permitted to (errors are ignored otherwise); used by
+    /// [`Repository::restore`] for its [`LocalDir`].
     pub restore_owner: bool,
     /// Progress callback.
     pub progress: Option<ProgressFn>,
@@ -241,42 +246,61 @@ impl Repository<Indexed> {
     /// # Errors
     ///
     /// Errors reading directories or indirect lists; [`Error::Unsupported`] for unknown entry types.
-    pub async fn plan_restore(
+    pub async fn plan_restore<T: RestoreTarget>(
         &self,
         root: &DirEntry,
-        target: &Path,
+        target: &T,
         opts: &RestoreOptions,
     ) -> Result<RestorePlan, Error> {
         plan::plan(self, root, target, opts).await
     }
 
-    /// Executes a plan.
+    /// Executes a plan against `target`.
     ///
     /// # Errors
     ///
     /// Content errors (corruption names content and pack), [`Error::Io`] for target failures,
     /// [`Error::TargetConflict`] when a non-directory blocks a directory (or similar).
-    pub async fn execute_restore(
+    pub async fn execute_restore<T: RestoreTarget>(
         &self,
         plan: RestorePlan,
+        target: Arc<T>,
         opts: &RestoreOptions,
     ) -> Result<RestoreStats, Error> {
-        execute::execute(self, plan, opts).await
+        execute::execute(self, plan, target, opts).await
     }
 
-    /// Resolves `source` (see [`Repository::resolve_restore_root`]), plans and executes.
+    /// Resolves `source` (see [`Repository::resolve_restore_root`]) and restores it into the
+    /// local directory `target_dir` (created if missing).
     ///
     /// # Errors
     ///
-    /// As the three steps.
+    /// As resolving, planning and executing.
     pub async fn restore(
         &self,
         source: &str,
-        target: &Path,
+        target_dir: &Path,
+        opts: &RestoreOptions,
+    ) -> Result<RestoreStats, Error> {
+        let mut target = LocalDir::new(target_dir);
+        target.sparse = opts.sparse;
+        target.restore_owner = opts.restore_owner;
+        self.restore_to(source, Arc::new(target), opts).await
+    }
+
+    /// Resolves `source` and restores it into any [`RestoreTarget`].
+    ///
+    /// # Errors
+    ///
+    /// As resolving, planning and executing.
+    pub async fn restore_to<T: RestoreTarget>(
+        &self,
+        source: &str,
+        target: Arc<T>,
         opts: &RestoreOptions,
     ) -> Result<RestoreStats, Error> {
         let root = self.resolve_restore_root(source).await?;
-        let plan = self.plan_restore(&root, target, opts).await?;
-        self.execute_restore(plan, opts).await
+        let plan = self.plan_restore(&root, target.as_ref(), opts).await?;
+        self.execute_restore(plan, target, opts).await
     }
 }

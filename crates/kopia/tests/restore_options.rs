@@ -59,10 +59,14 @@ async fn skip_existing_skips_up_to_date_files_and_rewrites_changed_ones() {
         ..Default::default()
     };
     let root = repo.resolve_restore_root(&id).await.unwrap();
-    let plan = repo.plan_restore(&root, &target, &opts).await.unwrap();
+    let local = Arc::new(kopia::LocalDir::new(&target));
+    let plan = repo
+        .plan_restore(&root, local.as_ref(), &opts)
+        .await
+        .unwrap();
     assert_eq!(plan.totals.files, 1, "only the tampered file is rewritten");
     assert_eq!(plan.totals.skipped_files, first.files - 1);
-    let second = repo.execute_restore(plan, &opts).await.unwrap();
+    let second = repo.execute_restore(plan, local, &opts).await.unwrap();
     assert_eq!(second.files, 1);
     assert_eq!(
         std::fs::read(target.join("dir/hello.txt")).unwrap(),
@@ -191,4 +195,33 @@ async fn restoring_by_root_object_id_takes_attributes_from_its_snapshot() {
         m.mtime() * 1_000_000_000 + m.mtime_nsec(),
         root.mtime.as_nanos()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_target_receives_the_same_tree_as_a_local_restore() {
+    use kopia::{MemoryEntry, MemoryTarget};
+    let (repo, id) = fixture_repo().await;
+    let mem = Arc::new(MemoryTarget::new());
+    let stats = repo
+        .restore_to(&id, Arc::clone(&mem), &RestoreOptions::default())
+        .await
+        .unwrap();
+    let entries = mem.entries();
+    let files = entries
+        .values()
+        .filter(|e| matches!(e, MemoryEntry::File(_, Some(_))))
+        .count();
+    assert_eq!(files as u64, stats.files);
+    let Some(MemoryEntry::File(data, Some(attrs))) = entries.get(Path::new("dir/hello.txt")) else {
+        panic!("dir/hello.txt missing: {entries:?}")
+    };
+    assert_eq!(data, b"hello kopia\n");
+    assert_eq!(attrs.mode.to_posix(), 0o640);
+    assert!(
+        matches!(entries.get(Path::new("link")), Some(MemoryEntry::Symlink(t, _)) if t == b"dir/hello.txt")
+    );
+    assert!(matches!(
+        entries.get(Path::new("")),
+        Some(MemoryEntry::Dir(Some(_)))
+    ));
 }

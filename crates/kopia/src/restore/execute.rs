@@ -1,39 +1,39 @@
 //! Executing a [`RestorePlan`] with bounded, pipelined parallelism.
 
-use std::fs::File;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use futures::{StreamExt, TryStreamExt};
 
-use super::fsops;
-use super::{Attributes, RestoreOptions, RestorePlan, RestoreProgress, RestoreStats};
+use super::{
+    Attributes, RestoreOptions, RestorePlan, RestoreProgress, RestoreStats, RestoreTarget,
+};
 use crate::error::Error;
 use crate::object::{Chunk, finish_direct, read_object_bytes};
 use crate::repository::{Indexed, Repository};
 
-enum Slot {
+enum Slot<F> {
     Pending,
-    Open(Arc<File>),
+    Open(Arc<F>),
     Done,
 }
 
-struct FileState {
+struct FileState<T: RestoreTarget> {
     path: PathBuf,
     size: u64,
     attrs: Attributes,
-    slot: Mutex<Slot>,
+    slot: Mutex<Slot<T::File>>,
     remaining: AtomicUsize,
 }
 
-impl FileState {
-    fn file(&self) -> Result<Arc<File>, Error> {
+impl<T: RestoreTarget> FileState<T> {
+    fn file(&self, target: &T) -> Result<Arc<T::File>, Error> {
         let mut slot = self.slot.lock().unwrap_or_else(PoisonError::into_inner);
         match &*slot {
             Slot::Open(f) => Ok(Arc::clone(f)),
             Slot::Pending => {
-                let f = Arc::new(fsops::create_file(&self.path, self.size)?);
+                let f = Arc::new(target.create_file(&self.path, self.size)?);
                 *slot = Slot::Open(Arc::clone(&f));
                 Ok(f)
             }
@@ -44,16 +44,16 @@ impl FileState {
         }
     }
 
-    fn finish(&self, restore_owner: bool) -> Result<(), Error> {
+    fn finish(&self, target: &T) -> Result<(), Error> {
         let f = {
             let mut slot = self.slot.lock().unwrap_or_else(PoisonError::into_inner);
             match std::mem::replace(&mut *slot, Slot::Done) {
                 Slot::Open(f) => f,
-                Slot::Pending => Arc::new(fsops::create_file(&self.path, self.size)?),
+                Slot::Pending => Arc::new(target.create_file(&self.path, self.size)?),
                 Slot::Done => return Ok(()),
             }
         };
-        fsops::apply_file_attrs(&f, &self.path, &self.attrs, restore_owner)
+        target.finish_file(&f, &self.path, &self.attrs)
     }
 }
 
@@ -88,9 +88,10 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| Error::Task(Box::new(e)))?
 }
 
-pub(super) async fn execute(
+pub(super) async fn execute<T: RestoreTarget>(
     repo: &Repository<Indexed>,
     plan: RestorePlan,
+    target: Arc<T>,
     opts: &RestoreOptions,
 ) -> Result<RestoreStats, Error> {
     let span = tracing::info_span!(
@@ -100,29 +101,11 @@ pub(super) async fn execute(
     );
     let _guard = span.enter();
     let parallel = opts.parallel.max(1);
-    let owner = opts.restore_owner;
-    let sparse = opts.sparse;
-    let target = plan.target.clone();
-    let abs = move |p: &std::path::Path| {
-        if p.as_os_str().is_empty() {
-            target.clone()
-        } else {
-            target.join(p)
-        }
-    };
 
     // 1. Directories, parents first.
-    let dir_paths: Vec<(PathBuf, bool)> = plan
-        .dirs
-        .iter()
-        .map(|d| (abs(&d.path), d.depth == 0))
-        .collect();
-    blocking(move || {
-        dir_paths
-            .iter()
-            .try_for_each(|(p, root)| fsops::ensure_dir(p, *root))
-    })
-    .await?;
+    let dir_paths: Vec<PathBuf> = plan.dirs.iter().map(|d| d.path.clone()).collect();
+    let t = Arc::clone(&target);
+    blocking(move || dir_paths.iter().try_for_each(|p| t.create_dir(p))).await?;
 
     let progress = Arc::new(Progress {
         bytes_done: AtomicU64::new(0),
@@ -136,11 +119,11 @@ pub(super) async fn execute(
     let contents = repo.contents();
     futures::stream::iter(plan.symlinks.iter())
         .map(|s| {
-            let path = abs(&s.path);
+            let t = Arc::clone(&target);
             async move {
-                let target = read_object_bytes(contents, s.object_id).await?;
-                let attrs = s.attrs;
-                blocking(move || fsops::create_symlink(&path, &target, &attrs, owner)).await
+                let link = read_object_bytes(contents, s.object_id).await?;
+                let (path, attrs) = (s.path.clone(), s.attrs);
+                blocking(move || t.create_symlink(&path, &link, &attrs)).await
             }
         })
         .buffer_unordered(parallel)
@@ -148,9 +131,9 @@ pub(super) async fn execute(
         .await?;
 
     // 3. Files: skipped ones count as done; empty ones are created directly; the rest are
-    //    split into chunk work items processed with bounded parallelism.
-    let mut states = Vec::new();
-    let mut work: Vec<(Arc<FileState>, Chunk)> = Vec::new();
+    //    split into chunk work items processed with bounded parallelism, so memory stays at
+    //    about `parallel` chunks and one large file's chunks are fetched concurrently.
+    let mut work: Vec<(Arc<FileState<T>>, Chunk)> = Vec::new();
     let mut empty = Vec::new();
     let mut skipped_bytes = 0;
     let mut skipped_files = 0;
@@ -161,7 +144,7 @@ pub(super) async fn execute(
             continue;
         }
         let st = Arc::new(FileState {
-            path: abs(&f.path),
+            path: f.path,
             size: f.size,
             attrs: f.attrs,
             slot: Mutex::new(Slot::Pending),
@@ -171,29 +154,30 @@ pub(super) async fn execute(
             empty.push(Arc::clone(&st));
         }
         work.extend(f.chunks.into_iter().map(|c| (Arc::clone(&st), c)));
-        states.push(st);
     }
     progress.add(skipped_bytes, skipped_files);
     let empties = empty.len() as u64;
-    blocking(move || empty.iter().try_for_each(|st| st.finish(owner))).await?;
+    let t = Arc::clone(&target);
+    blocking(move || empty.iter().try_for_each(|st| st.finish(&t))).await?;
     progress.add(0, empties);
 
     futures::stream::iter(work)
         .map(|(st, chunk)| {
             let contents = Arc::clone(contents);
             let progress = Arc::clone(&progress);
+            let t = Arc::clone(&target);
             async move {
                 let info = contents.info(&chunk.object_id.content_id())?;
                 let (info, stored) = contents.fetch(info).await?;
                 blocking(move || {
                     let data = contents.decode(&info, stored)?;
                     let data = finish_direct(chunk.object_id, data, Some(chunk.length))?;
-                    let file = st.file()?;
-                    fsops::write_chunk(&file, &st.path, chunk.start, &data, sparse)?;
+                    let file = st.file(&t)?;
+                    t.write_at(&file, &st.path, chunk.start, &data)?;
                     drop(file);
                     let last = st.remaining.fetch_sub(1, Ordering::AcqRel) == 1;
                     if last {
-                        st.finish(owner)?;
+                        st.finish(&t)?;
                     }
                     progress.add(chunk.length, u64::from(last));
                     Ok(())
@@ -209,14 +193,11 @@ pub(super) async fn execute(
     let mut dirs: Vec<(usize, PathBuf, Attributes)> = plan
         .dirs
         .iter()
-        .map(|d| (d.depth, abs(&d.path), d.attrs))
+        .map(|d| (d.depth, d.path.clone(), d.attrs))
         .collect();
     dirs.sort_by_key(|d| std::cmp::Reverse(d.0));
-    blocking(move || {
-        dirs.iter()
-            .try_for_each(|(_, p, a)| fsops::apply_dir_attrs(p, a, owner))
-    })
-    .await?;
+    let t = Arc::clone(&target);
+    blocking(move || dirs.iter().try_for_each(|(_, p, a)| t.finish_dir(p, a))).await?;
 
     Ok(RestoreStats {
         dirs: plan.totals.dirs,

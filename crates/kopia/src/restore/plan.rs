@@ -1,24 +1,21 @@
 //! Building a [`RestorePlan`]: walk directories, resolve chunk lists, check the target.
 
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use futures::{StreamExt, TryStreamExt};
 
 use super::{
     Attributes, PlannedDir, PlannedFile, PlannedSymlink, RestoreOptions, RestorePlan, RestoreStats,
+    RestoreTarget,
 };
 use crate::error::{Corruption, Error, Unsupported};
 use crate::ids::ObjectId;
 use crate::object::{Chunk, flatten};
 use crate::repository::{Indexed, Repository};
 use crate::snapshot::{DirEntry, EntryType};
-use crate::time::Timestamp;
 
 /// Directory objects (and indirect lists) read concurrently while planning.
 const PLAN_PARALLELISM: usize = 16;
-/// Kopia `--skip-existing` tolerance on mtime.
-const SKIP_MTIME_TOLERANCE_NS: i64 = 2_000_000_000;
 
 /// Kopia replaces a non-root directory's mtime and size with its summary's `maxTime` and `size`
 /// when loading the parent (`snapshotfs` `dirEntryFromSummary`).
@@ -44,28 +41,15 @@ fn check_name(dir: ObjectId, name: &str) -> Result<(), Error> {
     Ok(())
 }
 
-fn is_up_to_date(path: &Path, size: u64, mtime: Timestamp) -> bool {
-    match std::fs::symlink_metadata(path) {
-        Ok(m) if m.is_file() && m.len() == size => {
-            let local = m
-                .mtime()
-                .saturating_mul(1_000_000_000)
-                .saturating_add(m.mtime_nsec());
-            (local - mtime.as_nanos()).abs() < SKIP_MTIME_TOLERANCE_NS
-        }
-        Ok(_) | Err(_) => false,
-    }
-}
-
 struct FileStub {
     path: PathBuf,
     entry: DirEntry,
 }
 
-pub(super) async fn plan(
+pub(super) async fn plan<T: RestoreTarget>(
     repo: &Repository<Indexed>,
     root: &DirEntry,
-    target: &Path,
+    target: &T,
     opts: &RestoreOptions,
 ) -> Result<RestorePlan, Error> {
     let mut dirs = Vec::new();
@@ -137,12 +121,7 @@ pub(super) async fn plan(
     let files: Vec<PlannedFile> = futures::stream::iter(stubs)
         .map(|stub| async move {
             let size = u64::try_from(stub.entry.size).unwrap_or(0);
-            let abs = if stub.path.as_os_str().is_empty() {
-                target.to_path_buf()
-            } else {
-                target.join(&stub.path)
-            };
-            let skip = skip_existing && is_up_to_date(&abs, size, stub.entry.mtime);
+            let skip = skip_existing && target.is_up_to_date(&stub.path, size, stub.entry.mtime);
             let chunks = if skip || size == 0 {
                 Vec::new()
             } else if stub.entry.object_id.indirection() == 0 {
@@ -194,7 +173,7 @@ pub(super) async fn plan(
         }
     }
     Ok(RestorePlan {
-        target: target.to_path_buf(),
+        target: target.location(),
         dirs,
         files,
         symlinks,
