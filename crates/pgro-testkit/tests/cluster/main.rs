@@ -1,0 +1,4 @@
+//! Tests against the shared control plane and process kubelet of this test binary (one per binary).
+
+mod common;
+mod pods;
