@@ -41,3 +41,29 @@ pub(crate) async fn pod_in_phase(
     .await
     .unwrap_or_else(|e| panic!("{e:#}"))
 }
+
+/// Waits until the Job has condition `type_` = True and returns it.
+pub(crate) async fn job_condition(
+    jobs: &Api<k8s_openapi::api::batch::v1::Job>,
+    name: &str,
+    type_: &str,
+    timeout: Duration,
+) -> k8s_openapi::api::batch::v1::JobCondition {
+    pgro_testkit::eventually(
+        &format!("job {name} condition {type_}"),
+        timeout,
+        || async {
+            let job = jobs.get(name).await?;
+            let conditions = job
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.clone())
+                .unwrap_or_default();
+            Ok(conditions
+                .into_iter()
+                .find(|c| c.type_ == type_ && c.status == "True"))
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}"))
+}
