@@ -9,9 +9,13 @@ use kube::api::{Patch, PatchParams};
 use kube::{Api, Client, ResourceExt as _};
 use serde::Deserialize as _;
 
-/// The workspace's generated CRDs (`deploy/crds.yaml`, written by `pgro gen-crds`).
+/// The workspace's generated CRDs (`deploy/crds.yaml`, written by `pgro gen-crds`), or the
+/// colon-separated list in `PGRO_TESTKIT_CRDS` when set.
 pub fn workspace_crds() -> Vec<PathBuf> {
-    vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/crds.yaml")]
+    match std::env::var_os("PGRO_TESTKIT_CRDS") {
+        Some(list) => std::env::split_paths(&list).collect(),
+        None => vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/crds.yaml")],
+    }
 }
 
 /// Parses every CRD document of a YAML stream (other kinds and empty documents are ignored).
