@@ -4,7 +4,9 @@
 
 pub mod duration;
 pub mod naming;
+pub mod phase;
 pub mod quantity;
+pub mod queue;
 pub mod schedule;
 pub mod sizing;
 pub mod snapshots;

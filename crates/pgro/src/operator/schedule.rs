@@ -5,6 +5,7 @@
 //! identity. The jitter added to each fire time is uniform in [-j/2, +j/2] and derived deterministically from
 //! (identity, fire time), so a restarted operator computes the same time again.
 
+use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 use sha2::{Digest, Sha256};
 
@@ -20,24 +21,28 @@ pub enum ScheduleError {
         #[source]
         source: cronexpr::Error,
     },
-    /// The expression never fires (e.g. `0 0 31 2 *`).
-    #[error("schedule {expression:?} never fires after {after}: {source}")]
+    /// The expression never fires within four years (e.g. `0 0 31 2 *`).
+    #[error("schedule {expression:?} never fires within four years after {after}")]
     NeverFires {
         /// The expression.
         expression: String,
         /// The search start.
         after: Timestamp,
-        /// The parser's reason.
+        /// The parser's reason, when it gave one.
         #[source]
-        source: cronexpr::Error,
+        source: Option<cronexpr::Error>,
     },
 }
+
+/// How far ahead a fire time is searched (the same horizon `cronexpr` uses: leap days recur within it).
+const HORIZON: SignedDuration = SignedDuration::from_hours(4 * 366 * 24);
 
 /// A parsed schedule, bound to one replica's identity (for `H`).
 #[derive(Debug, Clone)]
 pub struct Schedule {
     expression: String,
     crontab: cronexpr::Crontab,
+    timezone: TimeZone,
 }
 
 impl Schedule {
@@ -56,9 +61,15 @@ impl Schedule {
                 source,
             }
         })?;
+        // cronexpr parsed the optional sixth token as the timezone, so it resolves here too.
+        let timezone = match expression.split_whitespace().nth(5) {
+            Some(name) => TimeZone::get(name).unwrap_or(TimeZone::UTC),
+            None => TimeZone::UTC,
+        };
         Ok(Self {
             expression: expression.to_owned(),
             crontab,
+            timezone,
         })
     }
 
@@ -68,15 +79,52 @@ impl Schedule {
     ///
     /// [`ScheduleError::NeverFires`] when no fire time exists within the parser's four-year horizon.
     pub fn next_fire_after(&self, after: Timestamp) -> Result<Timestamp, ScheduleError> {
-        self.crontab
-            .find_next(after)
-            .map(|zoned| zoned.timestamp())
-            .map_err(|source| ScheduleError::NeverFires {
-                expression: self.expression.clone(),
-                after,
-                source,
-            })
+        let never = |source| ScheduleError::NeverFires {
+            expression: self.expression.clone(),
+            after,
+            source,
+        };
+        let failed = |e| never(Some(e));
+        let horizon = after.saturating_add(HORIZON).unwrap_or(Timestamp::MAX);
+        if !has_sub_hour_transition(&self.timezone, after, horizon) {
+            return self
+                .crontab
+                .find_next(after)
+                .map(|zoned| zoned.timestamp())
+                .map_err(failed);
+        }
+        // cronexpr 1.7's `find_next` loops forever around an offset change that is not a whole number of
+        // hours (Australia/Lord_Howe's 30-minute DST): rounding a time in the repeated half hour down to the
+        // hour resolves to the earlier instant again. `matches` cannot loop, so step minute by minute.
+        let minute = SignedDuration::from_mins(1);
+        let truncated = after
+            .round(
+                jiff::TimestampRound::new()
+                    .smallest(jiff::Unit::Minute)
+                    .mode(jiff::RoundMode::Trunc),
+            )
+            .unwrap_or(after);
+        let mut candidate = truncated.saturating_add(minute).unwrap_or(Timestamp::MAX);
+        while candidate <= horizon {
+            if self.crontab.matches(candidate).map_err(failed)? {
+                return Ok(candidate);
+            }
+            candidate = candidate.saturating_add(minute).unwrap_or(Timestamp::MAX);
+        }
+        Err(never(None))
     }
+}
+
+/// Whether the zone's UTC offset changes by something other than whole hours between `from` and `to`.
+fn has_sub_hour_transition(timezone: &TimeZone, from: Timestamp, to: Timestamp) -> bool {
+    let mut previous = timezone.to_offset(from);
+    for transition in timezone.following(from).take_while(|t| t.timestamp() <= to) {
+        if (transition.offset().seconds() - previous.seconds()) % 3600 != 0 {
+            return true;
+        }
+        previous = transition.offset();
+    }
+    false
 }
 
 /// The value `H` stands for: a stable 64-bit hash of the replica's identity. `cronexpr` maps it into each

@@ -73,6 +73,19 @@ fn repeated_local_time_in_fall_back_fires_for_each_instant() {
     assert_eq!(second, at("2026-11-01T01:30:00-05:00"));
 }
 
+/// Regression: cronexpr 1.7 loops forever computing the next fire after a 30-minute DST change.
+#[test]
+fn half_hour_dst_change_does_not_hang_and_fires_at_local_midnight() {
+    let schedule = Schedule::parse("0 0 * * 0 Australia/Lord_Howe", UID).expect("parses");
+    // 2024-04-07 00:00+11:00 (a Sunday), the night Lord Howe falls back from +11:00 to +10:30
+    let fire = schedule
+        .next_fire_after(at("2024-04-06T12:59:00Z"))
+        .expect("fires");
+    assert_eq!(fire, at("2024-04-06T13:00:00Z"));
+    let next = schedule.next_fire_after(fire).expect("fires");
+    assert_eq!(next, at("2024-04-14T00:00:00+10:30"));
+}
+
 #[test]
 fn invalid_schedules_report_the_parsers_message() {
     for (expr, fragment) in [
