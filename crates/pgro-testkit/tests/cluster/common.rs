@@ -6,6 +6,13 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use serde::de::DeserializeOwned;
 
+/// The shared environment, with `/usr/bin/printenv` standing in for the pgro binary (the `pgro` image
+/// mapping is tested without building pgro here).
+pub(crate) async fn env(test: &str) -> Option<&'static pgro_testkit::TestEnv> {
+    pgro_testkit::use_pgro_binary("/usr/bin/printenv");
+    pgro_testkit::env_or_skip(test).await
+}
+
 /// Parses a YAML manifest into a typed object (tests keep manifests readable as YAML).
 pub(crate) fn from_yaml<T: DeserializeOwned>(yaml: &str) -> T {
     let value: serde_json::Value = serde_yaml::from_str(yaml).expect("valid YAML");

@@ -26,7 +26,7 @@ fn replica(name: &str, extra: Value) -> DynamicObject {
             node): un-ignore when the CRDs are fixed; passes against a patched copy via PGRO_TESTKIT_CRDS"]
 async fn crds_install_and_the_apiserver_rejects_invalid_specs_with_the_cel_messages() {
     let test = "crds_install_and_the_apiserver_rejects_invalid_specs_with_the_cel_messages";
-    let Some(env) = pgro_testkit::env_or_skip(test).await else {
+    let Some(env) = crate::common::env(test).await else {
         return;
     };
     env.crds().unwrap_or_else(|e| panic!("{e:#}"));

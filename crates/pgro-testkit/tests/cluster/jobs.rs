@@ -11,7 +11,7 @@ use crate::common::{from_yaml, job_condition};
 #[tokio::test]
 async fn job_writing_to_a_claim_completes_and_the_file_is_in_the_claim_directory() {
     let test = "job_writing_to_a_claim_completes_and_the_file_is_in_the_claim_directory";
-    let Some(env) = pgro_testkit::env_or_skip(test).await else {
+    let Some(env) = crate::common::env(test).await else {
         return;
     };
     let ns = env.namespace().await.expect("namespace");
@@ -56,8 +56,7 @@ spec:
 
 #[tokio::test]
 async fn failing_job_fails_after_its_backoff_limit() {
-    let Some(env) = pgro_testkit::env_or_skip("failing_job_fails_after_its_backoff_limit").await
-    else {
+    let Some(env) = crate::common::env("failing_job_fails_after_its_backoff_limit").await else {
         return;
     };
     let ns = env.namespace().await.expect("namespace");
@@ -99,8 +98,7 @@ spec:
 
 #[tokio::test]
 async fn job_active_deadline_produces_deadline_exceeded() {
-    let Some(env) =
-        pgro_testkit::env_or_skip("job_active_deadline_produces_deadline_exceeded").await
+    let Some(env) = crate::common::env("job_active_deadline_produces_deadline_exceeded").await
     else {
         return;
     };

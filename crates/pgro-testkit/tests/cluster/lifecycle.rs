@@ -11,7 +11,7 @@ use crate::common::{from_yaml, pod_in_phase};
 #[tokio::test]
 async fn deleting_a_deployment_garbage_collects_its_replica_set_and_stops_its_pods() {
     let test = "deleting_a_deployment_garbage_collects_its_replica_set_and_stops_its_pods";
-    let Some(env) = pgro_testkit::env_or_skip(test).await else {
+    let Some(env) = crate::common::env(test).await else {
         return;
     };
     let ns = env.namespace().await.expect("namespace");

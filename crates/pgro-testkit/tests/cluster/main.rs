@@ -2,6 +2,7 @@
 
 mod common;
 mod crds;
+mod incluster;
 mod jobs;
 mod lifecycle;
 mod pods;

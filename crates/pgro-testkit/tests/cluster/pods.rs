@@ -9,10 +9,8 @@ use crate::common::{from_yaml, pod_in_phase};
 
 #[tokio::test]
 async fn pod_command_exit_code_termination_message_and_logs_are_reported() {
-    let Some(env) = pgro_testkit::env_or_skip(
-        "pod_command_exit_code_termination_message_and_logs_are_reported",
-    )
-    .await
+    let Some(env) =
+        crate::common::env("pod_command_exit_code_termination_message_and_logs_are_reported").await
     else {
         return;
     };
@@ -46,7 +44,7 @@ spec:
 
 #[tokio::test]
 async fn deleting_a_pod_stops_its_processes() {
-    let Some(env) = pgro_testkit::env_or_skip("deleting_a_pod_stops_its_processes").await else {
+    let Some(env) = crate::common::env("deleting_a_pod_stops_its_processes").await else {
         return;
     };
     let ns = env.namespace().await.expect("namespace");
@@ -94,7 +92,7 @@ spec:
 #[tokio::test]
 async fn env_volumes_init_containers_and_run_as_user_are_honoured() {
     let Some(env) =
-        pgro_testkit::env_or_skip("env_volumes_init_containers_and_run_as_user_are_honoured").await
+        crate::common::env("env_volumes_init_containers_and_run_as_user_are_honoured").await
     else {
         return;
     };

@@ -13,7 +13,7 @@ use crate::common::from_yaml;
 async fn postgres_deployment_serves_sql(major: u32) {
     let test =
         format!("postgres_{major}_deployment_becomes_available_and_serves_sql_on_its_pod_ip");
-    let Some(env) = pgro_testkit::env_or_skip(&test).await else {
+    let Some(env) = crate::common::env(&test).await else {
         return;
     };
     if let Err(error) = env.components().postgres_bin(major) {

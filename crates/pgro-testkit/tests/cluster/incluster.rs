@@ -1,0 +1,184 @@
+//! What pods see of the cluster: the apiserver with their ServiceAccount token, host services exposed
+//! on the gateway, the `pgro` image mapping, and restarts.
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::PostParams;
+use tokio::io::AsyncWriteExt as _;
+
+use crate::common::{env, from_yaml, pod_in_phase};
+
+fn termination_message(pod: &Pod) -> String {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .and_then(|c| c[0].state.clone())
+        .and_then(|s| s.terminated)
+        .and_then(|t| t.message)
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn pods_reach_the_apiserver_with_their_service_account_token() {
+    let Some(env) = env("pods_reach_the_apiserver_with_their_service_account_token").await else {
+        return;
+    };
+    if !std::path::Path::new("/usr/bin/curl").exists() {
+        pgro_testkit::skip_unless_ci::<()>(
+            Err(pgro_testkit::Unavailable {
+                what: "curl".into(),
+                hint: "apt-get install curl".into(),
+            }
+            .into()),
+            "in-cluster",
+        );
+        return;
+    }
+    let ns = env.namespace().await.expect("namespace");
+    let pods = ns.api::<Pod>();
+    let pod: Pod = from_yaml(
+        r#"
+metadata: {name: incluster}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: main
+    image: curlimages/curl
+    command: [sh, -c]
+    args:
+    - >-
+      cd /var/run/secrets/kubernetes.io/serviceaccount &&
+      curl -sS --fail --cacert ca.crt -H "Authorization: Bearer $(cat token)"
+      "https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT/version" > /dev/termination-log &&
+      test "$(cat namespace)" = "$POD_NAMESPACE"
+    env: [{name: POD_NAMESPACE, valueFrom: {fieldRef: {fieldPath: metadata.namespace}}}]
+"#,
+    );
+    pods.create(&PostParams::default(), &pod)
+        .await
+        .expect("create");
+    let pod = pod_in_phase(&pods, "incluster", "Succeeded", Duration::from_secs(60)).await;
+    assert!(
+        termination_message(&pod).contains("\"gitVersion\": \"v1.35"),
+        "{}",
+        termination_message(&pod)
+    );
+}
+
+#[tokio::test]
+async fn exposed_loopback_services_are_reachable_from_pods_on_the_gateway() {
+    let Some(env) = env("exposed_loopback_services_are_reachable_from_pods_on_the_gateway").await
+    else {
+        return;
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("listener");
+    let target = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let _ = stream.write_all(b"pong\n").await;
+        }
+    });
+    let port = 20000 + (target.port() % 10000);
+    let forward = env.kubelet().expose(port, target).expect("expose");
+    let gateway = forward.addr();
+    let ns = env.namespace().await.expect("namespace");
+    let pods = ns.api::<Pod>();
+    let pod: Pod = from_yaml(&format!(
+        r#"
+metadata: {{name: client}}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: main
+    image: debian:bookworm
+    command: [bash, -c, 'exec 3<>/dev/tcp/{}/{}; head -n1 <&3 > /dev/termination-log']
+"#,
+        gateway.ip(),
+        gateway.port()
+    ));
+    pods.create(&PostParams::default(), &pod)
+        .await
+        .expect("create");
+    let pod = pod_in_phase(&pods, "client", "Succeeded", Duration::from_secs(60)).await;
+    assert_eq!(termination_message(&pod), "pong\n");
+}
+
+#[tokio::test]
+async fn pgro_image_runs_the_configured_binary_at_its_entrypoint() {
+    let Some(env) = env("pgro_image_runs_the_configured_binary_at_its_entrypoint").await else {
+        return;
+    };
+    let ns = env.namespace().await.expect("namespace");
+    let pods = ns.api::<Pod>();
+    let pod: Pod = from_yaml(
+        r#"
+metadata: {name: pgro}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: main
+    image: ghcr.io/bes-au/pgro:0.1.0
+    args: [MARKER]
+    env: [{name: MARKER, value: from-the-pgro-image}]
+"#,
+    );
+    pods.create(&PostParams::default(), &pod)
+        .await
+        .expect("create");
+    pod_in_phase(&pods, "pgro", "Succeeded", Duration::from_secs(60)).await;
+    let logs = env
+        .kubelet()
+        .logs(ns.name(), "pgro", Some("main"))
+        .expect("logs");
+    assert_eq!(logs, "from-the-pgro-image\n");
+}
+
+#[tokio::test]
+async fn failing_container_restarts_with_back_off_and_keeps_its_previous_log() {
+    let test = "failing_container_restarts_with_back_off_and_keeps_its_previous_log";
+    let Some(env) = env(test).await else { return };
+    let ns = env.namespace().await.expect("namespace");
+    let pods = ns.api::<Pod>();
+    let pod: Pod = from_yaml(
+        r#"
+metadata: {name: flaky}
+spec:
+  restartPolicy: OnFailure
+  volumes: [{name: state, emptyDir: {}}]
+  containers:
+  - name: main
+    image: debian:bookworm
+    command: [sh, -c, 'echo run >> /state/runs; echo "attempt $(wc -l < /state/runs)"; test "$(wc -l < /state/runs)" -ge 3']
+    volumeMounts: [{name: state, mountPath: /state}]
+"#,
+    );
+    pods.create(&PostParams::default(), &pod)
+        .await
+        .expect("create");
+    let pod = pod_in_phase(&pods, "flaky", "Succeeded", Duration::from_secs(60)).await;
+    let status = &pod
+        .status
+        .expect("status")
+        .container_statuses
+        .expect("statuses")[0];
+    assert_eq!(status.restart_count, 2);
+    let last = status
+        .last_state
+        .clone()
+        .and_then(|s| s.terminated)
+        .expect("last state");
+    assert_eq!(last.exit_code, 1);
+    assert_eq!(
+        env.kubelet().logs(ns.name(), "flaky", None).expect("logs"),
+        "attempt 3\n"
+    );
+    assert_eq!(
+        env.kubelet()
+            .previous_logs(ns.name(), "flaky", None)
+            .expect("previous"),
+        "attempt 2\n"
+    );
+}
