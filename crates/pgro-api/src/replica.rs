@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{Affinity, ResourceRequirements, SecretReference, Toleration};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use kube::core::Rule;
 use kube::{CustomResource, KubeSchema};
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Serialize};
@@ -65,27 +64,31 @@ pub struct PostgresPhysicalReplicaSpec {
     /// IANA timezone (`20 15 * * * Pacific/Auckland`, UTC by default), and `H` in any field for a value
     /// derived from the replica's identity (`H 15 * * *`). `* */6 * * *` fires every minute of every sixth
     /// hour; `0 */6 * * *` fires every six hours. Validated by the operator (condition `ScheduleValid`).
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = 256))]
     pub schedule: String,
 
     /// Random jitter around each scheduled time, uniform in [-j/2, +j/2] (`10m` → -5m…+5m). Set `0` with
     /// `H` for spread-but-stable timing.
     #[serde(default = "default_schedule_jitter")]
+    #[schemars(length(max = 64))]
     #[x_kube(validation = validation::duration("scheduleJitter"))]
     pub schedule_jitter: String,
 
     /// Don't restore a new snapshot within this long after the last restore completed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
     #[x_kube(validation = validation::duration("minimumTtl"))]
     pub minimum_ttl: Option<String>,
 
     /// How long the previous restore keeps running after a switchover before it is deleted.
     #[serde(default = "default_switchover_grace_period")]
+    #[schemars(length(max = 64))]
     #[x_kube(validation = validation::duration("switchoverGracePeriod"))]
     pub switchover_grace_period: String,
 
     /// PostgreSQL role created for analytics connections; its password is in Secret `<name>-creds`.
     #[serde(default = "default_analytics_username")]
+    #[schemars(length(max = 63))]
     #[x_kube(
         validation = validation::role_name_pattern("analyticsUsername"),
         validation = validation::role_name_not_reserved("analyticsUsername")
@@ -137,11 +140,13 @@ pub struct PostgresPhysicalReplicaSpec {
 
     /// Targets called on `RestoreCompleted` and `RestoreFailed`.
     #[serde(default)]
+    #[schemars(length(max = 16))]
     pub notifications: Vec<NotificationConfig>,
 
     /// Schemas copied from the active restore to the new one before each switchover; the analytics role
     /// owns them and may write there even when `readOnly` is true.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64), inner(length(max = 63)))]
     #[x_kube(validation = validation::schema_names(), merge_strategy = ListMerge::Set)]
     pub persistent_schemas: Option<Vec<String>>,
 }
@@ -224,6 +229,7 @@ pub struct NotificationConfig {
     #[schemars(length(min = 1, max = 63))]
     pub name: Option<String>,
     /// Where to send the notification.
+    #[schemars(length(max = 2048))]
     #[x_kube(validation = validation::http_url())]
     pub url: String,
     /// HTTP headers; a value is a string or `{secretKeyRef: {name, key}}` (read from a Secret in this
@@ -269,13 +275,11 @@ impl JsonSchema for HeaderValue {
     }
 
     fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        // A structural schema cannot say "string or object"; keep the value as given and check its shape
-        // with a CEL rule instead.
-        let rule: Rule = validation::header_value();
+        // A structural schema cannot say "string or object", and the apiserver refuses CEL rules on a node
+        // that preserves unknown fields; the operator checks the shape (condition on the replica).
         json_schema!({
             "description": "A header value: a string, or {secretKeyRef: {name, key}}.",
             "x-kubernetes-preserve-unknown-fields": true,
-            "x-kubernetes-validations": [rule],
         })
     }
 }

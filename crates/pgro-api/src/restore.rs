@@ -57,7 +57,7 @@ pub struct PostgresPhysicalRestoreSpec {
     /// The parent replica.
     pub replica: LocalObjectReference,
     /// Kopia snapshot ID.
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = 128))]
     pub snapshot: String,
     /// Snapshot size from Kopia metadata (bytes).
     #[x_kube(validation = validation::quantity("snapshotSize"))]
