@@ -182,6 +182,11 @@ impl ControlPlane {
             Ok(())
         })
         .await?;
+        tracing::info!(
+            component = "etcd",
+            elapsed_ms = begin.elapsed().as_millis() as u64,
+            "component healthy"
+        );
 
         let server = format!("https://127.0.0.1:{api_port}");
         let apiserver = Proc::spawn(
@@ -239,6 +244,11 @@ impl ControlPlane {
             },
         )
         .await?;
+        tracing::info!(
+            component = "kube-apiserver",
+            elapsed_ms = begin.elapsed().as_millis() as u64,
+            "component healthy"
+        );
 
         let kcm_kubeconfig = dir.join("controller-manager.kubeconfig");
         std::fs::write(
@@ -278,6 +288,11 @@ impl ControlPlane {
             },
         )
         .await?;
+        tracing::info!(
+            component = "kube-controller-manager",
+            elapsed_ms = begin.elapsed().as_millis() as u64,
+            "component healthy"
+        );
 
         let control_plane = Self {
             dir,

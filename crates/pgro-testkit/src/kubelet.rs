@@ -470,6 +470,10 @@ impl Kubelet {
             task.abort();
             let _ = task.await;
         }
+        // The records hold the last handle of each running container.
+        if let Ok(mut pods) = self.ctx.pods.lock() {
+            pods.clear();
+        }
         // Aborting the manager dropped every pod worker and container handle, which kills them.
         tokio::time::sleep(Duration::from_millis(200)).await;
         self.ctx.network.stop().await;
@@ -480,6 +484,9 @@ impl Drop for Kubelet {
     fn drop(&mut self) {
         for task in &self.tasks {
             task.abort();
+        }
+        if let Ok(mut pods) = self.ctx.pods.lock() {
+            pods.clear();
         }
     }
 }

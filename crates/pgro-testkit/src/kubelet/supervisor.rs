@@ -117,9 +117,8 @@ impl Supervisor {
                             CStatus::waiting(&name, &image, waiting.reason, Some(waiting.message));
                         s.status.state = fresh.status.state;
                     });
-                    if self.pause(Duration::from_secs(1)).await {
-                        continue;
-                    }
+                    // Retried each second; the loop head notices a stop.
+                    self.pause(Duration::from_secs(1)).await;
                     continue;
                 }
             };
@@ -132,9 +131,8 @@ impl Supervisor {
                         s.status.state =
                             Some(waiting_state("RunContainerError", format!("{error:#}")));
                     });
-                    if self.pause(Duration::from_secs(1)).await {
-                        continue;
-                    }
+                    // Retried each second; the loop head notices a stop.
+                    self.pause(Duration::from_secs(1)).await;
                     continue;
                 }
             };

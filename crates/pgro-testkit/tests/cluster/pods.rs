@@ -167,3 +167,20 @@ spec:
         format!("ab|s3cret|fast|7|envy|{}|{ip}|26|s3cret|fast", ns.name())
     );
 }
+
+#[tokio::test]
+async fn environment_starts_within_a_minute() {
+    let Some(env) = crate::common::env("environment_starts_within_a_minute").await else {
+        return;
+    };
+    eprintln!(
+        "control plane started in {:.2?}; control plane + kubelet in {:.2?}",
+        env.control_plane().started_in(),
+        env.started_in()
+    );
+    assert!(
+        env.started_in() < Duration::from_secs(60),
+        "{:?}",
+        env.started_in()
+    );
+}
