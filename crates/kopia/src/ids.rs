@@ -139,6 +139,13 @@ impl FromStr for ContentId {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let b = s.as_bytes();
+        // Content IDs are ASCII; rejecting anything else first also keeps the slicing below on
+        // a character boundary (found by the object_id fuzz target).
+        if !s.is_ascii() {
+            return Err(IdParseError::Hex {
+                input: s.to_owned(),
+            });
+        }
         let (prefix, hex) = if b.len() % 2 == 1 {
             (Some(b[0]), &s[1..])
         } else {

@@ -31,6 +31,9 @@ mod content;
 mod crypto;
 mod error;
 mod format;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod ids;
 mod index;
 mod manifest;

@@ -49,3 +49,12 @@ fn blob_crypto_iv_takes_last_32_hex_before_dash() {
     assert_eq!(to_hex(&iv), "0123456789abcdef0123456789abcdef");
     assert!(BlobId::new("xe1").crypto_iv().is_none());
 }
+
+#[test]
+fn non_ascii_ids_are_rejected_without_panicking() {
+    // Regression: an odd-length ID starting with a multi-byte character panicked when slicing
+    // off the prefix (found by fuzzing).
+    assert!("I\u{308}abeIa".parse::<ObjectId>().is_err());
+    assert!("\u{308}abeIa".parse::<ContentId>().is_err());
+    assert!("é0011".parse::<ContentId>().is_err());
+}
