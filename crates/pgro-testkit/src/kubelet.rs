@@ -13,6 +13,7 @@ mod pods;
 mod probes;
 mod rootfs;
 mod runtime;
+mod services;
 mod status;
 mod storage;
 mod supervisor;
@@ -263,7 +264,14 @@ impl Kubelet {
                     backoff: (config.restart_backoff, config.max_restart_backoff),
                     pods: Mutex::new(BTreeMap::new()),
                 });
-                let tasks = vec![
+                let (catalog, changed, mut tasks) = services::watch(&client);
+                tasks.extend([
+                    tokio::spawn(services::proxy(
+                        ctx.network.clone(),
+                        catalog.clone(),
+                        changed,
+                    )),
+                    tokio::spawn(services::dns(ctx.network.clone(), catalog)),
                     tokio::spawn(node::heartbeat(
                         client.clone(),
                         config.node_name.clone(),
@@ -273,7 +281,7 @@ impl Kubelet {
                     tokio::spawn(storage::provision(client.clone(), dir.join("volumes"))),
                     tokio::spawn(storage::reclaim(client.clone(), dir.join("volumes"))),
                     tokio::spawn(pods::manage(ctx.clone())),
-                ];
+                ]);
                 anyhow::Ok(Kubelet {
                     ctx,
                     tasks,

@@ -164,9 +164,19 @@ impl NodeNetwork {
             .await
     }
 
+    /// The node namespace (for joining it from a thread).
+    pub(crate) fn netns(&self) -> &File {
+        &self.netns
+    }
+
+    /// `ip <args>` inside the node namespace.
+    pub(crate) async fn ip(&self, args: &[&str]) -> anyhow::Result<()> {
+        ip_in(&self.netns_path(), args).await
+    }
+
     /// A listening socket inside the node namespace (must be turned into a tokio listener on the
     /// runtime that will poll it).
-    fn listen_std(&self, addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    pub(crate) fn listen_std(&self, addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
         let listener = in_namespace(&self.netns, CloneFlags::CLONE_NEWNET, || {
             std::net::TcpListener::bind(addr)
         })?;

@@ -410,6 +410,23 @@ impl Supervisor {
             false,
             false,
         )?;
+        let dns_policy = self
+            .pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.dns_policy.as_deref())
+            .unwrap_or("ClusterFirst");
+        if dns_policy == "ClusterFirst" || dns_policy == "ClusterFirstWithHostNet" {
+            let resolv =
+                super::services::resolv_conf(self.ctx.network.gateway(), &self.record.namespace);
+            std::fs::write(etc.join("resolv.conf"), resolv)?;
+            rootfs.bind(
+                &etc.join("resolv.conf"),
+                Path::new("/etc/resolv.conf"),
+                true,
+                false,
+            )?;
+        }
         if let Some(passwd) = passwd_for(identity.uid, identity.gid, postgres)? {
             std::fs::write(etc.join("passwd"), passwd)?;
             rootfs.bind(&etc.join("passwd"), Path::new("/etc/passwd"), true, false)?;

@@ -182,3 +182,88 @@ spec:
         "attempt 2\n"
     );
 }
+
+#[tokio::test]
+async fn services_are_reachable_by_cluster_ip_and_by_dns_name() {
+    let Some(env) = env("services_are_reachable_by_cluster_ip_and_by_dns_name").await else {
+        return;
+    };
+    let ns = env.namespace().await.expect("namespace");
+    let web: Pod = from_yaml(
+        r#"
+metadata: {name: web, labels: {app: web}}
+spec:
+  containers:
+  - name: http
+    image: python:3
+    command: [python3, -m, http.server, '8080', --directory, /srv]
+    ports: [{name: http, containerPort: 8080}]
+    readinessProbe: {httpGet: {path: /hello.txt, port: http}, periodSeconds: 1}
+    volumeMounts: [{name: content, mountPath: /srv}]
+  volumes: [{name: content, configMap: {name: content}}]
+"#,
+    );
+    let content: k8s_openapi::api::core::v1::ConfigMap =
+        from_yaml("metadata: {name: content}\ndata: {hello.txt: hi}");
+    ns.api::<k8s_openapi::api::core::v1::ConfigMap>()
+        .create(&PostParams::default(), &content)
+        .await
+        .expect("cm");
+    let pods = ns.api::<Pod>();
+    pods.create(&PostParams::default(), &web)
+        .await
+        .expect("web pod");
+    let service: k8s_openapi::api::core::v1::Service = from_yaml(
+        "metadata: {name: web}\nspec: {selector: {app: web}, ports: [{name: http, port: 80, targetPort: http}]}",
+    );
+    let service = ns
+        .api::<k8s_openapi::api::core::v1::Service>()
+        .create(&PostParams::default(), &service)
+        .await
+        .expect("svc");
+    let cluster_ip = service.spec.and_then(|s| s.cluster_ip).expect("cluster IP");
+
+    // From the test process, through the ClusterIP.
+    let addr: std::net::SocketAddr = format!("{cluster_ip}:80").parse().expect("addr");
+    let body = pgro_testkit::eventually(
+        "the service answers on its ClusterIP",
+        Duration::from_secs(60),
+        || async {
+            let mut stream = env.kubelet().connect(addr).await?;
+            use tokio::io::AsyncReadExt as _;
+            stream.write_all(b"GET /hello.txt HTTP/1.0\r\n\r\n").await?;
+            let mut response = String::new();
+            stream.read_to_string(&mut response).await?;
+            Ok(response.ends_with("hi").then_some(response))
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}"));
+    assert!(body.starts_with("HTTP/1.0 200"), "{body}");
+
+    // From a pod, by DNS name (short and fully qualified).
+    let client: Pod = from_yaml(&format!(
+        r#"
+metadata: {{name: dns-client}}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: main
+    image: python:3
+    command:
+    - python3
+    - -c
+    - |
+      import urllib.request
+      a = urllib.request.urlopen("http://web/hello.txt").read().decode()
+      b = urllib.request.urlopen("http://web.{ns}.svc.cluster.local/hello.txt").read().decode()
+      open("/dev/termination-log", "w").write(a + b)
+"#,
+        ns = ns.name()
+    ));
+    pods.create(&PostParams::default(), &client)
+        .await
+        .expect("client pod");
+    let done = pod_in_phase(&pods, "dns-client", "Succeeded", Duration::from_secs(60)).await;
+    assert_eq!(termination_message(&done), "hihi");
+}
