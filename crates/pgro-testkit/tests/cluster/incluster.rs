@@ -267,3 +267,37 @@ spec:
     let done = pod_in_phase(&pods, "dns-client", "Succeeded", Duration::from_secs(60)).await;
     assert_eq!(termination_message(&done), "hihi");
 }
+
+#[tokio::test]
+async fn host_processes_in_the_node_namespace_reach_the_apiserver() {
+    let Some(env) = env("host_processes_in_the_node_namespace_reach_the_apiserver").await else {
+        return;
+    };
+    let Some(kubectl) = env
+        .components()
+        .get("PGRO_KUBECTL")
+        .map(std::path::PathBuf::from)
+    else {
+        pgro_testkit::skip_unless_ci::<()>(
+            Err(pgro_testkit::Unavailable {
+                what: "PGRO_KUBECTL".into(),
+                hint: "scripts/testinfra.sh k8s".into(),
+            }
+            .into()),
+            "host_processes_in_the_node_namespace_reach_the_apiserver",
+        );
+        return;
+    };
+    let log = std::env::temp_dir().join(format!("pgro-testkit-kubectl-{}.log", std::process::id()));
+    let spec = pgro_testkit::ProcessSpec::new("kubectl", kubectl)
+        .args(["get", "node", "-o", "name"])
+        .log_to(&log);
+    let proc = pgro_testkit::Proc::spawn(env.kubelet().node_process(spec))
+        .await
+        .expect("spawn");
+    let status = proc.wait().await;
+    let output = std::fs::read_to_string(&log).unwrap_or_default();
+    let _ = std::fs::remove_file(&log);
+    assert!(status.success(), "kubectl failed: {output}");
+    assert_eq!(output.trim(), format!("node/{}", env.kubelet().node_name()));
+}

@@ -43,36 +43,56 @@ spec:
 }
 
 #[tokio::test]
-async fn deleting_a_pod_stops_its_processes() {
-    let Some(env) = crate::common::env("deleting_a_pod_stops_its_processes").await else {
+async fn deleting_a_pod_sends_sigterm_then_sigkill_after_the_grace_period_and_stops_its_processes()
+{
+    let test =
+        "deleting_a_pod_sends_sigterm_then_sigkill_after_the_grace_period_and_stops_its_processes";
+    let Some(env) = crate::common::env(test).await else {
         return;
     };
     let ns = env.namespace().await.expect("namespace");
+    let witness = std::env::temp_dir().join(format!("pgro-testkit-witness-{}", ns.name()));
     let pods = ns.api::<Pod>();
-    let pod: Pod = from_yaml(
+    // One container exits on SIGTERM (and records it); the other ignores SIGTERM and must be SIGKILLed.
+    let pod: Pod = from_yaml(&format!(
         r#"
-metadata: {name: sleeper}
+metadata: {{name: sleeper}}
 spec:
-  terminationGracePeriodSeconds: 5
+  terminationGracePeriodSeconds: 2
+  volumes: [{{name: witness, hostPath: {{path: {}, type: DirectoryOrCreate}}}}]
   containers:
-  - name: main
+  - name: polite
     image: debian:bookworm
-    command: [sh, -c, 'trap "echo got-term; exit 0" TERM; echo started; while true; do sleep 0.1; done']
+    command: [sh, -c, 'trap "echo got-term > /witness/polite; exit 0" TERM; echo started; while true; do sleep 0.1; done']
+    volumeMounts: [{{name: witness, mountPath: /witness}}]
+  - name: stubborn
+    image: debian:bookworm
+    command: [sh, -c, 'trap "" TERM; sleep 300 & while true; do sleep 0.1; done']
 "#,
-    );
+        witness.display()
+    ));
     pods.create(&PostParams::default(), &pod)
         .await
         .expect("create pod");
     pod_in_phase(&pods, "sleeper", "Running", Duration::from_secs(60)).await;
-    let pids = env.kubelet().container_pids(ns.name(), "sleeper");
-    assert!(!pids.is_empty(), "running container has a PID");
+    let pids = pgro_testkit::eventually(
+        "both containers running",
+        Duration::from_secs(10),
+        || async {
+            let pids = env.kubelet().container_pids(ns.name(), "sleeper");
+            Ok((pids.len() == 2).then_some(pids))
+        },
+    )
+    .await
+    .expect("PIDs");
     let logs = pgro_testkit::eventually("log line", Duration::from_secs(10), || async {
-        let logs = env.kubelet().logs(ns.name(), "sleeper", None)?;
+        let logs = env.kubelet().logs(ns.name(), "sleeper", Some("polite"))?;
         Ok(logs.contains("started").then_some(logs))
     })
     .await
     .expect("logs");
     assert!(logs.contains("started"));
+    let begin = std::time::Instant::now();
     pods.delete("sleeper", &DeleteParams::default())
         .await
         .expect("delete");
@@ -81,6 +101,20 @@ spec:
     })
     .await
     .expect("pod deleted");
+    let took = begin.elapsed();
+    assert!(
+        took >= Duration::from_secs(2),
+        "the stubborn container got its grace period ({took:?})"
+    );
+    assert!(
+        took < Duration::from_secs(15),
+        "SIGKILL after the grace period ({took:?})"
+    );
+    assert_eq!(
+        std::fs::read_to_string(witness.join("polite")).expect("witness"),
+        "got-term\n"
+    );
+    let _ = std::fs::remove_dir_all(&witness);
     for pid in pids {
         assert!(
             !std::path::Path::new(&format!("/proc/{pid}")).exists(),
