@@ -38,6 +38,10 @@ async fn leak_probe_child() {
     println!("{READY}");
     if std::env::var("LEAK_PROBE_MODE").as_deref() == Ok("kill") {
         tokio::time::sleep(Duration::from_secs(600)).await;
+    } else {
+        // Return (and let the binary exit) once the parent has looked at what runs: it closes stdin.
+        let _ =
+            tokio::task::spawn_blocking(|| std::io::stdin().read_line(&mut String::new())).await;
     }
 }
 
@@ -70,6 +74,7 @@ fn run_probe(mode: &str) {
             "1",
         ])
         .env("LEAK_PROBE_MODE", mode)
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -100,6 +105,8 @@ fn run_probe(mode: &str) {
         "expected the node and pod namespaces, found {namespaces:?}"
     );
 
+    // Closing stdin lets the "exit" child return.
+    drop(child.stdin.take());
     if mode == "kill" {
         nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(child_pid as i32),
