@@ -180,9 +180,15 @@ impl Supervisor {
                     None
                 }
             };
-            if let Some(reason) = &kill_reason {
-                tracing::info!(pod = %self.record.name, container = %self.container.name, reason = %reason, "probe failed; restarting container");
-                running.stop(self.termination_grace()).await;
+            if let Some(kill) = &kill_reason {
+                tracing::info!(pod = %self.record.name, container = %self.container.name, reason = %kill.reason, "probe failed; restarting container");
+                // A probe-level terminationGracePeriodSeconds overrides the pod's, as in the kubelet.
+                let grace = kill
+                    .grace_seconds
+                    .map(|s| Duration::from_secs(s.max(0) as u64));
+                running
+                    .stop(grace.unwrap_or_else(|| self.termination_grace()))
+                    .await;
             }
             let status = running.wait().await;
             let code = exit_code(status);
@@ -475,6 +481,12 @@ fn waiting_state(reason: &str, message: String) -> ContainerState {
     }
 }
 
+/// Why a probe kills the container, and the probe's own grace period if it sets one.
+struct ProbeKill {
+    reason: String,
+    grace_seconds: Option<i64>,
+}
+
 /// Startup probe until it passes, then liveness and readiness concurrently. Returns only when the
 /// container must be restarted (startup or liveness failed `failureThreshold` times in a row).
 async fn probe_loop(
@@ -482,7 +494,7 @@ async fn probe_loop(
     running: Arc<Running>,
     status: watch::Sender<CStatus>,
     init_like: bool,
-) -> String {
+) -> ProbeKill {
     if init_like {
         return std::future::pending().await;
     }
@@ -495,7 +507,10 @@ async fn probe_loop(
                 Outcome::Failure(message) => {
                     failures += 1;
                     if failures >= probes::failure_threshold(&probe) {
-                        return format!("startup probe failed: {message}");
+                        return ProbeKill {
+                            reason: format!("startup probe failed: {message}"),
+                            grace_seconds: probe.termination_grace_period_seconds,
+                        };
                     }
                 }
             }
@@ -536,7 +551,7 @@ async fn probe_loop(
     };
     let liveness = async {
         let Some(probe) = target.container.liveness_probe.clone() else {
-            return std::future::pending::<String>().await;
+            return std::future::pending::<ProbeKill>().await;
         };
         tokio::time::sleep(probes::initial_delay(&probe)).await;
         let mut failures = 0;
@@ -546,22 +561,21 @@ async fn probe_loop(
                 Outcome::Failure(message) => {
                     failures += 1;
                     if failures >= probes::failure_threshold(&probe) {
-                        return format!("liveness probe failed: {message}");
+                        return ProbeKill {
+                            reason: format!("liveness probe failed: {message}"),
+                            grace_seconds: probe.termination_grace_period_seconds,
+                        };
                     }
                 }
             }
             tokio::time::sleep(probes::period(&probe)).await;
         }
     };
+    // Readiness runs until the container dies; only a liveness verdict ends this.
     tokio::select! {
-        () = readiness => unreachable_pending(),
-        reason = liveness => reason,
+        kill = liveness => kill,
+        () = readiness => std::future::pending().await,
     }
-}
-
-fn unreachable_pending() -> String {
-    // The readiness loop never returns; keep the type checker happy without a panic path.
-    String::from("readiness loop ended")
 }
 
 fn log_tail(path: &Path, lines: usize, bytes: usize) -> String {

@@ -21,9 +21,6 @@ fn replica(name: &str, extra: Value) -> DynamicObject {
 }
 
 #[tokio::test]
-#[ignore = "kube-apiserver 1.35 rejects deploy/crds.yaml (quantity().sign() is not a member function; \
-            rule cost budget exceeded on unbounded strings/arrays; header CEL rule on a preserve-unknown-fields \
-            node): un-ignore when the CRDs are fixed; passes against a patched copy via PGRO_TESTKIT_CRDS"]
 async fn crds_install_and_the_apiserver_rejects_invalid_specs_with_the_cel_messages() {
     let test = "crds_install_and_the_apiserver_rejects_invalid_specs_with_the_cel_messages";
     let Some(env) = crate::common::env(test).await else {

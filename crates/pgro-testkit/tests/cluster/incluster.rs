@@ -301,3 +301,63 @@ async fn host_processes_in_the_node_namespace_reach_the_apiserver() {
     assert!(status.success(), "kubectl failed: {output}");
     assert_eq!(output.trim(), format!("node/{}", env.kubelet().node_name()));
 }
+
+#[tokio::test]
+async fn exec_runs_inside_the_container_as_its_user_and_liveness_failures_restart_it() {
+    let test = "exec_runs_inside_the_container_as_its_user_and_liveness_failures_restart_it";
+    let Some(env) = env(test).await else { return };
+    let ns = env.namespace().await.expect("namespace");
+    let pods = ns.api::<Pod>();
+    let pod: Pod = from_yaml(
+        r#"
+metadata: {name: lively}
+spec:
+  securityContext: {runAsUser: 26}
+  containers:
+  - name: main
+    image: debian:bookworm
+    workingDir: /work/dir
+    # `$$$$` is `$$` after the kubelet's $(VAR) expansion, where `$$` escapes a `$`.
+    command: [sh, -c, 'touch /tmp/healthy; echo $$$$ > /tmp/pid; sleep 3; rm /tmp/healthy; sleep 600']
+    livenessProbe:
+      exec: {command: [test, -f, /tmp/healthy]}
+      periodSeconds: 1
+      failureThreshold: 2
+      terminationGracePeriodSeconds: 1
+"#,
+    );
+    pods.create(&PostParams::default(), &pod)
+        .await
+        .expect("create");
+    pod_in_phase(&pods, "lively", "Running", Duration::from_secs(60)).await;
+    let output = pgro_testkit::eventually("exec output", Duration::from_secs(10), || async {
+        let output = env
+            .kubelet()
+            .exec(
+                ns.name(),
+                "lively",
+                None,
+                &["sh", "-c", "id -u; pwd; cat /tmp/pid"],
+            )
+            .await?;
+        Ok(output.status.success().then_some(output))
+    })
+    .await
+    .expect("exec");
+    // Same user, working directory and PID namespace (the container's shell is PID 1 there).
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "26\n/work/dir\n1\n"
+    );
+    pgro_testkit::eventually("a liveness restart", Duration::from_secs(30), || async {
+        let pod = pods.get("lively").await?;
+        let restarts = pod
+            .status
+            .and_then(|s| s.container_statuses)
+            .map(|c| c[0].restart_count)
+            .unwrap_or(0);
+        Ok((restarts >= 1).then_some(()))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}"));
+}
