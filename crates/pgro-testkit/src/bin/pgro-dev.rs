@@ -28,7 +28,7 @@ fn default_pgro_binary() -> Option<PathBuf> {
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace.join("target"));
     let candidate = target.join("debug/pgro");
-    candidate.is_file().then_some(candidate)
+    candidate.canonicalize().ok().filter(|c| c.is_file())
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
