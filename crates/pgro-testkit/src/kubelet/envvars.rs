@@ -215,33 +215,27 @@ pub(crate) async fn resolve(
                 field_ref(pod, facts, &field.field_path)?
             } else if let Some(key_ref) = &from.secret_key_ref {
                 let data = lookups.secret_data(&key_ref.name).await?;
-                match (
-                    data.and_then(|d| d.get(&key_ref.key).cloned()),
-                    key_ref.optional.unwrap_or(false),
-                ) {
-                    (Some(value), _) => String::from_utf8_lossy(&value).into_owned(),
-                    (None, true) => continue,
-                    (None, false) => {
-                        return Err(ConfigError(format!(
-                            "secret {:?} or its key {:?} not found",
-                            key_ref.name, key_ref.key
-                        )));
-                    }
+                match key_value(
+                    "secret",
+                    data,
+                    &key_ref.name,
+                    &key_ref.key,
+                    key_ref.optional,
+                )? {
+                    Some(value) => value,
+                    None => continue,
                 }
             } else if let Some(key_ref) = &from.config_map_key_ref {
                 let data = lookups.config_map_data(&key_ref.name).await?;
-                match (
-                    data.and_then(|d| d.get(&key_ref.key).cloned()),
-                    key_ref.optional.unwrap_or(false),
-                ) {
-                    (Some(value), _) => String::from_utf8_lossy(&value).into_owned(),
-                    (None, true) => continue,
-                    (None, false) => {
-                        return Err(ConfigError(format!(
-                            "configmap {:?} or its key {:?} not found",
-                            key_ref.name, key_ref.key
-                        )));
-                    }
+                match key_value(
+                    "configmap",
+                    data,
+                    &key_ref.name,
+                    &key_ref.key,
+                    key_ref.optional,
+                )? {
+                    Some(value) => value,
+                    None => continue,
                 }
             } else if let Some(resource) = &from.resource_field_ref {
                 resource_value(container, &resource.resource)
@@ -257,6 +251,27 @@ pub(crate) async fn resolve(
         .into_iter()
         .filter_map(|k| vars.get(&k).map(|v| (k.clone(), v.clone())))
         .collect())
+}
+
+/// The value of `key` in a Secret's or ConfigMap's data; `None` when it is missing and the reference is
+/// optional (the variable is then left unset, as the kubelet does).
+fn key_value(
+    kind: &str,
+    data: Option<BTreeMap<String, Vec<u8>>>,
+    name: &str,
+    key: &str,
+    optional: Option<bool>,
+) -> Result<Option<String>, ConfigError> {
+    match (
+        data.and_then(|d| d.get(key).cloned()),
+        optional.unwrap_or(false),
+    ) {
+        (Some(value), _) => Ok(Some(String::from_utf8_lossy(&value).into_owned())),
+        (None, true) => Ok(None),
+        (None, false) => Err(ConfigError(format!(
+            "{kind} {name:?} or its key {key:?} not found"
+        ))),
+    }
 }
 
 /// `resourceFieldRef` (divisor 1): the limit, else the request, else 0. Memory in bytes, CPU rounded up
