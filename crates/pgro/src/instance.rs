@@ -1,0 +1,617 @@
+//! `pgro instance`: the PostgreSQL container's entrypoint (behaviour I1–I7).
+//!
+//! One run: switch to the data directory's owner → prepare files (permissions, stale pid, recovery files
+//! moved aside, managed configuration, manager-only `pg_hba.conf`) → start `postgres` (TCP closed by
+//! `pg_hba.conf`) and let it reach consistency, falling back to `pg_resetwal -f` only when its log shows
+//! the WAL needed is missing → locales, roles, privileges, `_pgro.restore_info`, reindexing over the
+//! private socket → open TCP (scram-sha-256) and report ready → supervise until PostgreSQL exits or a
+//! SIGTERM/SIGINT asks for a fast shutdown; PostgreSQL's exit code becomes ours.
+
+mod conf;
+mod db;
+mod error;
+mod hba;
+mod health;
+mod locale;
+mod memory;
+mod metadata;
+mod postmaster;
+mod prepare;
+mod privileges;
+mod reaper;
+mod recovery;
+mod roles;
+mod scram;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
+use tokio_postgres::Client;
+
+pub use error::Error;
+
+use metadata::Stage;
+use postmaster::Postmaster;
+
+/// `pgro instance` arguments.
+#[derive(Debug, clap::Args)]
+pub struct InstanceArgs {
+    /// The restored data directory.
+    #[arg(long, env = "PGDATA")]
+    pub pgdata: PathBuf,
+    /// Enforce read-only access for the analytics role by privileges.
+    #[arg(long, env = "PGRO_READ_ONLY")]
+    pub read_only: bool,
+    /// The analytics role to create or update.
+    #[arg(long, env = "PGRO_ANALYTICS_USER")]
+    pub analytics_user: Option<String>,
+    /// File holding the analytics role's password.
+    #[arg(long, env = "PGRO_ANALYTICS_PASSWORD_FILE")]
+    pub analytics_password_file: Option<PathBuf>,
+    /// The analytics role's database (also gets `_pgro.restore_info`).
+    #[arg(long, env = "PGRO_ANALYTICS_DATABASE", default_value = "postgres")]
+    pub analytics_database: String,
+    /// File holding the password of `pgro_admin`, the operator's superuser (scram over TCP).
+    #[arg(long, env = "PGRO_ADMIN_PASSWORD_FILE")]
+    pub admin_password_file: Option<PathBuf>,
+    /// PostgreSQL settings appended last (postgresExtraConfig), in postgresql.conf syntax.
+    #[arg(long, env = "PGRO_EXTRA_CONFIG_FILE")]
+    pub extra_config_file: Option<PathBuf>,
+    /// The snapshot this data directory came from (recorded in `_pgro.restore_info`).
+    #[arg(long, env = "PGRO_SNAPSHOT_ID")]
+    pub snapshot_id: Option<String>,
+    /// The snapshot's time (RFC 3339; recorded in `_pgro.restore_info`).
+    #[arg(long, env = "PGRO_SNAPSHOT_TIME")]
+    pub snapshot_time: Option<String>,
+    /// PostgreSQL's TCP port.
+    #[arg(long, env = "PGRO_PORT", default_value_t = 5432)]
+    pub port: u16,
+    /// PostgreSQL's `listen_addresses`.
+    #[arg(long, default_value = "*")]
+    pub listen_addresses: String,
+    /// Private directory for PostgreSQL's Unix socket (created 0700; only the manager uses it).
+    #[arg(long, default_value = "/tmp/pgro")]
+    pub socket_dir: PathBuf,
+    /// Address of the HTTP probes (`/livez`, `/readyz`).
+    #[arg(long, env = "PGRO_PROBE_ADDRESS", default_value = "0.0.0.0:8008")]
+    pub probe_address: SocketAddr,
+    /// When started as root with a root-owned PGDATA: the account it is given to and run as.
+    #[arg(long, default_value = "postgres")]
+    pub user: String,
+    /// Where this process's cgroup is mounted (memory limit → shared_buffers).
+    #[arg(long, default_value = "/sys/fs/cgroup", hide = true)]
+    pub cgroup_root: PathBuf,
+}
+
+/// Validated configuration: every file read and name checked before any other I/O.
+#[derive(Debug, Clone)]
+struct Config {
+    pgdata: PathBuf,
+    roles: roles::RolePlan,
+    analytics_database: String,
+    extra_config: Option<String>,
+    snapshot_id: Option<String>,
+    snapshot_time: Option<String>,
+    port: u16,
+    listen_addresses: String,
+    socket_dir: PathBuf,
+    probe_address: SocketAddr,
+    user: String,
+    cgroup_root: PathBuf,
+}
+
+fn read_secret(path: &Path) -> Result<String, Error> {
+    let s = std::fs::read_to_string(path).map_err(error::io("reading", path))?;
+    Ok(s.trim_end_matches(['\n', '\r']).to_string())
+}
+
+impl Config {
+    fn from_args(a: InstanceArgs) -> Result<Self, Error> {
+        let analytics = match (a.analytics_user, a.analytics_password_file) {
+            (Some(name), Some(file)) => {
+                if !roles::valid_role_name(&name) {
+                    return Err(Error::InvalidIdentifier {
+                        what: "analytics role",
+                        value: name,
+                        pattern: pgro_api::IDENTIFIER_PATTERN,
+                    });
+                }
+                Some(roles::Analytics {
+                    name,
+                    password: read_secret(&file)?,
+                })
+            }
+            (Some(_), None) => {
+                return Err(Error::MissingOption {
+                    option: "--analytics-password-file",
+                    with: "--analytics-user",
+                });
+            }
+            (None, Some(_)) => {
+                return Err(Error::MissingOption {
+                    option: "--analytics-user",
+                    with: "--analytics-password-file",
+                });
+            }
+            (None, None) => None,
+        };
+        let admin_password = a
+            .admin_password_file
+            .as_deref()
+            .map(read_secret)
+            .transpose()?;
+        let extra_config = a
+            .extra_config_file
+            .as_deref()
+            .map(|p| std::fs::read_to_string(p).map_err(error::io("reading", p)))
+            .transpose()?;
+        Ok(Self {
+            pgdata: a.pgdata,
+            roles: roles::RolePlan {
+                admin_password,
+                analytics,
+                read_only: a.read_only,
+                major: 0,
+            },
+            analytics_database: a.analytics_database,
+            extra_config,
+            snapshot_id: a.snapshot_id,
+            snapshot_time: a.snapshot_time,
+            port: a.port,
+            listen_addresses: a.listen_addresses,
+            socket_dir: a.socket_dir,
+            probe_address: a.probe_address,
+            user: a.user,
+            cgroup_root: a.cgroup_root,
+        })
+    }
+}
+
+/// Runs the instance manager until PostgreSQL exits.
+pub async fn run(args: InstanceArgs) -> ExitCode {
+    let cfg = match Config::from_args(args) {
+        Ok(c) => c,
+        Err(e) => return fail(&e),
+    };
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    if let Err(e) = listen_for_signals(shutdown_tx) {
+        tracing::error!(error = %e, "installing signal handlers failed");
+        return ExitCode::FAILURE;
+    }
+    match run_inner(cfg, shutdown_rx).await {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => fail(&e),
+    }
+}
+
+fn fail(e: &Error) -> ExitCode {
+    let mut msg = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        src = s.source();
+    }
+    tracing::error!(error = %msg, "pgro instance failed");
+    ExitCode::from(e.exit_code())
+}
+
+/// SIGTERM/SIGINT → shutdown requested; SIGHUP → forwarded to the postmaster (reload).
+fn listen_for_signals(tx: watch::Sender<bool>) -> std::io::Result<()> {
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = term.recv() => { tracing::info!("SIGTERM received; fast shutdown"); let _ = tx.send(true); }
+                _ = int.recv() => { tracing::info!("SIGINT received; fast shutdown"); let _ = tx.send(true); }
+                _ = hup.recv() => {
+                    let pid = reaper::POSTMASTER.load(Ordering::SeqCst);
+                    if pid > 0 {
+                        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGHUP);
+                    }
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
+async fn wait_shutdown(rx: &mut watch::Receiver<bool>) {
+    // A closed channel (sender gone) never resolves: no shutdown can be requested any more.
+    if rx.wait_for(|v| *v).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+fn make_socket_dir(dir: &Path) -> Result<(), Error> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(error::io("creating", dir))?;
+    }
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .map_err(error::io("setting permissions of", dir))
+}
+
+async fn run_inner(mut cfg: Config, mut shutdown: watch::Receiver<bool>) -> Result<u8, Error> {
+    make_socket_dir(&cfg.socket_dir)?;
+    privileges::become_pgdata_owner(&cfg.pgdata, &cfg.user, &[&cfg.socket_dir])?;
+
+    let health = health::Health::new(cfg.socket_dir.clone(), cfg.port);
+    let listener = health::bind(cfg.probe_address).await.map_err(error::io(
+        "binding the probe address",
+        cfg.probe_address.to_string(),
+    ))?;
+    tokio::spawn(health::serve(listener, Arc::clone(&health)));
+    tokio::spawn(reaper::run());
+
+    let major = prepare_files(&cfg)?;
+    cfg.roles.major = major;
+
+    let mut reset_done = false;
+    let (mut pm, client, su) = loop {
+        let mut pm = Postmaster::spawn(&cfg.pgdata)?;
+        reaper::POSTMASTER.store(pm.pid(), Ordering::SeqCst);
+        match wait_accepting(&mut pm, &cfg, &mut shutdown).await? {
+            Startup::Accepting(client, su) => break (pm, client, su),
+            Startup::Shutdown => return stop(&mut pm).await,
+            Startup::Exited(status) => {
+                let reason = recovery::unreachable_consistency(&pm.log_tail());
+                match reason {
+                    Some(reason) if !reset_done => {
+                        reset_wal(&cfg.pgdata, &reason)?;
+                        reset_done = true;
+                    }
+                    Some(_) | None => return Err(Error::StartupFailed { status }),
+                }
+            }
+        }
+    };
+    if let Ok(mut u) = health.user.lock() {
+        u.clone_from(&su);
+    }
+
+    let configured = tokio::select! {
+        r = configure(&cfg, &client, &su) => Some(r),
+        _ = wait_shutdown(&mut shutdown) => None,
+    };
+    match configured {
+        None => return stop(&mut pm).await,
+        Some(Err(e)) => {
+            let _ = pm.stop().await;
+            return Err(e);
+        }
+        Some(Ok(())) => {}
+    }
+    drop(client);
+    health.set_ready(true);
+    tracing::info!(port = cfg.port, "instance ready");
+
+    let status = tokio::select! {
+        s = pm.wait() => s.map_err(error::io("waiting for", "postgres"))?,
+        _ = wait_shutdown(&mut shutdown) => {
+            health.set_ready(false);
+            return stop(&mut pm).await;
+        }
+    };
+    health.set_ready(false);
+    tracing::warn!(%status, "postgres exited");
+    Ok(postmaster::exit_code(status))
+}
+
+async fn stop(pm: &mut Postmaster) -> Result<u8, Error> {
+    let status = pm
+        .stop()
+        .await
+        .map_err(error::io("waiting for", "postgres"))?;
+    tracing::info!(%status, "postgres stopped");
+    Ok(postmaster::exit_code(status))
+}
+
+/// File preparation before the first start; returns the major version.
+fn prepare_files(cfg: &Config) -> Result<u32, Error> {
+    let pgdata = &cfg.pgdata;
+    let major = prepare::check_pgdata(pgdata)?;
+    if prepare::remove_stale_pid(pgdata, prepare::is_live_postgres)? {
+        tracing::info!("stale postmaster.pid removed");
+    }
+    let mut observed = recovery::observe(pgdata);
+    observed.cluster_state = controldata_state(pgdata);
+    let state = recovery::assess(&observed);
+    tracing::info!(major, source_state = state.label(), cluster_state = ?observed.cluster_state, "data directory assessed");
+    for name in prepare::remove_recovery_files(pgdata)? {
+        tracing::info!(
+            file = name,
+            "recovery file moved aside; this instance never follows a primary"
+        );
+    }
+    let shared_buffers_bytes = memory::read_limit(&cfg.cgroup_root).map(memory::shared_buffers_for);
+    let settings = conf::PgroSettings {
+        listen_addresses: cfg.listen_addresses.clone(),
+        port: cfg.port,
+        socket_dir: cfg.socket_dir.clone(),
+        major,
+        shared_buffers_bytes,
+    };
+    for note in prepare::install_config(pgdata, &settings, cfg.extra_config.as_deref())? {
+        tracing::warn!(note = ?note, "source configuration partly skipped");
+    }
+    Ok(major)
+}
+
+/// `Database cluster state` from `pg_controldata`, when that tool is on PATH (it is optional: the decision
+/// only uses it to tell a clean shutdown from a crash, for the log).
+fn controldata_state(pgdata: &Path) -> Option<String> {
+    let out = reaper::run_tool(
+        std::process::Command::new("pg_controldata")
+            .arg(pgdata)
+            .env("LC_ALL", "C"),
+    )
+    .ok()?;
+    out.status
+        .success()
+        .then(|| recovery::parse_cluster_state(&String::from_utf8_lossy(&out.stdout)))
+        .flatten()
+}
+
+/// I1 fallback: recovery cannot reach consistency with the WAL in the directory. Recorded first (pending
+/// file), then `backup_label` moved aside (it would send PostgreSQL back to the missing checkpoint) and
+/// `pg_resetwal -f`.
+fn reset_wal(pgdata: &Path, reason: &str) -> Result<(), Error> {
+    tracing::warn!(
+        reason,
+        "WARNING: recovery cannot reach a consistent state (WAL missing); resetting WAL with pg_resetwal -f. \
+         The data may be inconsistent; a full reindex follows and the fix is recorded in _pgro.restore_info.fixes"
+    );
+    let label = pgdata.join("backup_label");
+    let had_label = label.exists();
+    metadata::add_pending(
+        pgdata,
+        serde_json::json!({
+            "fix": "pg_resetwal",
+            "reason": reason,
+            "backupLabelRemoved": had_label,
+            "at": jiff::Timestamp::now().to_string(),
+        }),
+    )?;
+    if had_label {
+        std::fs::rename(&label, pgdata.join("backup_label.pgro-removed"))
+            .map_err(error::io("renaming", &label))?;
+    }
+    let out = reaper::run_tool(
+        std::process::Command::new("pg_resetwal")
+            .arg("-f")
+            .arg("-D")
+            .arg(pgdata)
+            .env("LC_ALL", "C"),
+    )
+    .map_err(|source| Error::Spawn {
+        program: "pg_resetwal",
+        source,
+    })?;
+    if !out.status.success() {
+        return Err(Error::ToolFailed {
+            program: "pg_resetwal",
+            status: out.status,
+            output: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
+    }
+    Ok(())
+}
+
+enum Startup {
+    Accepting(Client, String),
+    Exited(std::process::ExitStatus),
+    Shutdown,
+}
+
+/// Waits until PostgreSQL accepts a superuser connection on the private socket (however long recovery
+/// takes), it exits, or a shutdown is requested.
+async fn wait_accepting(
+    pm: &mut Postmaster,
+    cfg: &Config,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<Startup, Error> {
+    loop {
+        tokio::select! {
+            s = pm.wait() => return Ok(Startup::Exited(s.map_err(error::io("waiting for", "postgres"))?)),
+            _ = wait_shutdown(shutdown) => return Ok(Startup::Shutdown),
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+        }
+        if let Some((c, su)) = connect_superuser(cfg, "postgres").await? {
+            return Ok(Startup::Accepting(c, su));
+        }
+    }
+}
+
+/// Tries the superuser names a restored cluster may have: ours (from an earlier start), the conventional
+/// `postgres`, and the OS user's name (initdb's default). `None` while the server is not accepting yet.
+async fn connect_superuser(cfg: &Config, dbname: &str) -> Result<Option<(Client, String)>, Error> {
+    let os_user = nix::unistd::User::from_uid(nix::unistd::Uid::effective())
+        .ok()
+        .flatten()
+        .map(|u| u.name);
+    let mut candidates = vec![roles::ADMIN_ROLE.to_string(), "postgres".to_string()];
+    candidates.extend(os_user.filter(|u| !candidates.contains(u)));
+    for user in &candidates {
+        for db in [dbname, "template1"] {
+            match db::connect(&cfg.socket_dir, cfg.port, user, db).await {
+                Ok(c) => {
+                    let su = c
+                        .query_one(
+                            "SELECT rolsuper FROM pg_roles WHERE rolname = current_user",
+                            &[],
+                        )
+                        .await
+                        .map_err(error::sql("checking the superuser"))?;
+                    if su.get::<_, bool>(0) {
+                        return Ok(Some((c, user.clone())));
+                    }
+                    break;
+                }
+                // 3D000: no such database → try template1; 28000/28P01: no such role → next name.
+                Err(e) if db::sqlstate(&e) == Some("3D000") => continue,
+                Err(e) if matches!(db::sqlstate(&e), Some("28000" | "28P01")) => break,
+                // Not accepting yet (57P03), no socket yet, or any transient failure.
+                Err(_) => return Ok(None),
+            }
+        }
+    }
+    Err(Error::NoSuperuser {
+        tried: candidates.join(", "),
+    })
+}
+
+/// Everything between "accepting on the private socket" and "ready": locales, roles, per-database
+/// privileges, restore metadata, reindexing, then TCP opened.
+async fn configure(cfg: &Config, client: &Client, su: &str) -> Result<(), Error> {
+    let major = cfg.roles.major;
+    let switched = locale::switch_unavailable(client).await?;
+    roles::apply_cluster(client, &cfg.roles).await?;
+    let mismatched = locale::version_mismatches(client, major).await?;
+    let databases: Vec<String> = client
+        .query(
+            "SELECT datname::text FROM pg_database WHERE datallowconn ORDER BY 1",
+            &[],
+        )
+        .await
+        .map_err(error::sql("listing databases"))?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+
+    let pending = metadata::read_pending(&cfg.pgdata)?;
+    let mut new_fixes = pending.clone();
+    for s in &switched {
+        new_fixes.push(serde_json::json!({
+            "fix": "locale", "database": s.database, "from": s.from, "to": s.to,
+            "at": jiff::Timestamp::now().to_string(),
+        }));
+    }
+    let interrupted_reindex =
+        metadata::current_stage(client).await.as_deref() == Some(Stage::Reindexing.as_str());
+    let full_reindex = pending.iter().any(|f| f["fix"] == "pg_resetwal") || interrupted_reindex;
+    let needs_reindex = full_reindex || !switched.is_empty() || !mismatched.is_empty();
+
+    let mut targets = vec!["postgres".to_string()];
+    if cfg.analytics_database != "postgres" {
+        targets.push(cfg.analytics_database.clone());
+    }
+    let reader = cfg.roles.analytics.as_ref().map(|a| a.name.as_str());
+    let stage = if needs_reindex {
+        Stage::Reindexing
+    } else {
+        Stage::Restored
+    };
+    for db in databases.iter().filter(|d| targets.contains(d)) {
+        let c = connect_db(cfg, su, db).await?;
+        let info = metadata::Info {
+            snapshot_id: cfg.snapshot_id.as_deref(),
+            snapshot_time: cfg.snapshot_time.as_deref(),
+            stage,
+            new_fixes: &new_fixes,
+            reader,
+        };
+        metadata::record(&c, &info).await?;
+    }
+    if !pending.is_empty() {
+        let p = cfg.pgdata.join(metadata::PENDING);
+        std::fs::remove_file(&p).map_err(error::io("removing", &p))?;
+    }
+
+    for db in &databases {
+        let c = connect_db(cfg, su, db).await?;
+        roles::apply_database(&c, db, &cfg.roles).await?;
+        let db_switched = switched.iter().any(|s| &s.database == db);
+        if full_reindex {
+            reindex_database(&c, db, major).await;
+        } else if db_switched || mismatched.contains(db) {
+            let n = locale::reindex_collation_dependent(&c).await?;
+            tracing::info!(database = %db, indexes = n, "collation-dependent indexes rebuilt");
+        }
+        if db_switched || mismatched.contains(db) {
+            locale::refresh_versions(&c, db, major).await?;
+        }
+    }
+    for db in databases.iter().filter(|d| targets.contains(d)) {
+        metadata::set_stage(&connect_db(cfg, su, db).await?, Stage::Ready).await?;
+    }
+    open_tcp(cfg, client).await
+}
+
+async fn connect_db(cfg: &Config, su: &str, db: &str) -> Result<Client, Error> {
+    db::connect(&cfg.socket_dir, cfg.port, su, db)
+        .await
+        .map_err(error::sql("connecting to a database"))
+}
+
+/// Full reindex after `pg_resetwal` (indexes may disagree with the heap). A failure is logged, not fatal:
+/// the fix is already recorded, and refusing to serve would hide the data rather than flag it.
+async fn reindex_database(c: &Client, db: &str, major: u32) {
+    let name = db::quote_ident(db);
+    let mut stmts = vec![format!("REINDEX DATABASE {name}")];
+    // Since PostgreSQL 16, REINDEX DATABASE leaves the system catalogs alone.
+    if major >= 16 {
+        stmts.push(format!("REINDEX SYSTEM {name}"));
+    }
+    for s in stmts {
+        match c.batch_execute(&s).await {
+            Ok(()) => tracing::info!(database = %db, statement = %s, "reindexed"),
+            Err(e) => {
+                tracing::warn!(database = %db, error = %e, "WARNING: reindex after pg_resetwal failed")
+            }
+        }
+    }
+}
+
+/// Rewrites `pg_hba.conf` to admit scram logins over TCP and reloads; with an admin password, waits until
+/// a TCP login works so that "ready" is true when reported.
+async fn open_tcp(cfg: &Config, client: &Client) -> Result<(), Error> {
+    prepare::install_if_changed(
+        &cfg.pgdata.join(prepare::HBA),
+        &hba::render(hba::Access::Serving),
+    )?;
+    client
+        .batch_execute("SELECT pg_reload_conf()")
+        .await
+        .map_err(error::sql("reloading the configuration"))?;
+    let Some(password) = &cfg.roles.admin_password else {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        return Ok(());
+    };
+    let host = match cfg.listen_addresses.split(',').map(str::trim).next() {
+        Some("*" | "0.0.0.0" | "") | None => "127.0.0.1".to_string(),
+        Some("::") => "::1".to_string(),
+        Some(h) => h.to_string(),
+    };
+    for _ in 0..50 {
+        let mut c = tokio_postgres::Config::new();
+        c.host(&host)
+            .port(cfg.port)
+            .user(roles::ADMIN_ROLE)
+            .password(password)
+            .dbname("postgres");
+        if let Ok((client, conn)) = c.connect(tokio_postgres::NoTls).await {
+            drop(client);
+            drop(conn);
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tracing::warn!(
+        "TCP login as pgro_admin did not succeed after the reload; reporting ready anyway"
+    );
+    Ok(())
+}

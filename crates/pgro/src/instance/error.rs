@@ -1,0 +1,93 @@
+//! `pgro instance` errors and their exit codes.
+
+use std::path::PathBuf;
+use std::process::ExitStatus;
+
+/// Why the instance manager stopped before or instead of serving.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{what} {path}")]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is not a PostgreSQL data directory (no readable PG_VERSION)")]
+    NotDataDir { path: PathBuf },
+    #[error("a postmaster (pid {pid}) is already running on {path}")]
+    AlreadyRunning { pid: i32, path: PathBuf },
+    #[error("invalid {what} {value:?}: must match {pattern} and not be reserved")]
+    InvalidIdentifier {
+        what: &'static str,
+        value: String,
+        pattern: &'static str,
+    },
+    #[error("{option} is required with {with}")]
+    MissingOption {
+        option: &'static str,
+        with: &'static str,
+    },
+    #[error("starting {program}")]
+    Spawn {
+        program: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{program} failed ({status}): {output}")]
+    ToolFailed {
+        program: &'static str,
+        status: ExitStatus,
+        output: String,
+    },
+    #[error(
+        "postgres exited during startup ({status}) and the log does not show missing WAL: not retried"
+    )]
+    StartupFailed { status: ExitStatus },
+    #[error("{context}")]
+    Sql {
+        context: &'static str,
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    #[error("no superuser to connect as over the private socket (tried {tried})")]
+    NoSuperuser { tried: String },
+    #[error("switching to the data directory's owner (uid {uid})")]
+    Privileges {
+        uid: u32,
+        #[source]
+        source: nix::Error,
+    },
+    #[error("user {name:?} not found (PGDATA belongs to root; pass --user)")]
+    UnknownUser { name: String },
+}
+
+impl Error {
+    /// The documented exit code: 2 bad arguments, 3 unusable data directory, 4 PostgreSQL would not start,
+    /// 1 anything else. After PostgreSQL has served, its own exit code is propagated instead.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::InvalidIdentifier { .. }
+            | Self::MissingOption { .. }
+            | Self::UnknownUser { .. } => 2,
+            Self::NotDataDir { .. } | Self::AlreadyRunning { .. } => 3,
+            Self::StartupFailed { .. } | Self::ToolFailed { .. } => 4,
+            Self::Io { .. }
+            | Self::Spawn { .. }
+            | Self::Sql { .. }
+            | Self::NoSuperuser { .. }
+            | Self::Privileges { .. } => 1,
+        }
+    }
+}
+
+/// Shorthand for `Error::Io`.
+pub(crate) fn io(what: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
+    let path = path.into();
+    move |source| Error::Io { what, path, source }
+}
+
+/// Shorthand for `Error::Sql`.
+pub(crate) fn sql(context: &'static str) -> impl FnOnce(tokio_postgres::Error) -> Error {
+    move |source| Error::Sql { context, source }
+}
