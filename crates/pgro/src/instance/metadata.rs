@@ -123,6 +123,14 @@ pub(crate) async fn set_stage(c: &Client, stage: Stage) -> Result<(), Error> {
 
 /// The recorded stage, if the table exists.
 pub(crate) async fn current_stage(c: &Client) -> Option<String> {
+    let exists = c
+        .query_one("SELECT to_regclass('_pgro.restore_info') IS NOT NULL", &[])
+        .await
+        .ok()
+        .is_some_and(|r| r.get::<_, bool>(0));
+    if !exists {
+        return None;
+    }
     c.query_opt("SELECT stage FROM _pgro.restore_info", &[])
         .await
         .ok()
