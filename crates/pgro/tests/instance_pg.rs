@@ -10,6 +10,8 @@
 //!
 //! One test per major shares one source cluster and one repository across the scenarios.
 
+#![allow(clippy::unwrap_used)]
+
 mod instance_support;
 
 use std::collections::HashMap;
@@ -356,7 +358,6 @@ struct Instance {
     port: u16,
     probe: u16,
     log: PathBuf,
-    pgdata: PathBuf,
 }
 
 fn write(path: &Path, s: &str) -> PathBuf {
@@ -423,7 +424,6 @@ fn start_instance(
         port,
         probe,
         log,
-        pgdata: pgdata.to_path_buf(),
     }
 }
 

@@ -31,6 +31,7 @@ pub(crate) fn render(access: Access) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

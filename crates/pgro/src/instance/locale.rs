@@ -178,6 +178,7 @@ pub(crate) async fn refresh_versions(c: &Client, dbname: &str, major: u32) -> Re
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -32,6 +32,7 @@ pub(crate) fn read_limit(root: &Path) -> Option<u64> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -108,6 +108,7 @@ pub(crate) fn unreachable_consistency(log: &[String]) -> Option<String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

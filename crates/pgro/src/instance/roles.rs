@@ -225,6 +225,7 @@ pub(crate) async fn apply_database(c: &Client, dbname: &str, plan: &RolePlan) ->
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -83,6 +83,7 @@ pub(crate) fn random_salt() -> std::io::Result<[u8; 16]> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

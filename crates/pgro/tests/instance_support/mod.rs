@@ -1,7 +1,7 @@
 //! Helpers for the `pgro instance` tests: the test-infrastructure env file, PostgreSQL processes run as the
 //! non-root test user, kopia, and process guards that stop what they started by PID (also on panic).
 
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
