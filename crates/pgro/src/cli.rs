@@ -1,4 +1,9 @@
-//! Command-line interface.
+//! Command-line interface: the subcommands of the single `pgro` binary.
+
+pub mod exit;
+pub mod kopia;
+pub mod progress;
+pub mod repository;
 
 use clap::{Parser, Subcommand};
 
@@ -15,4 +20,10 @@ pub struct Cli {
 pub enum Command {
     /// Print the CustomResourceDefinitions of both kinds as a multi-document YAML stream.
     GenCrds,
+    /// Read a Kopia repository without the kopia binary: list snapshots, restore, verify contents.
+    Kopia(kopia::KopiaArgs),
+    /// Restore a PostgreSQL data directory from a Kopia snapshot (the restore Job's command).
+    Restore(crate::restore::RestoreArgs),
+    /// Prepare a restored data directory, make it safe and supervise PostgreSQL (the instance entrypoint).
+    Instance(crate::instance::InstanceArgs),
 }

@@ -23,5 +23,22 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Kopia(args) => block_on(pgro::cli::kopia::run(args)),
+        Command::Restore(args) => block_on(pgro::restore::run(args)),
+        Command::Instance(args) => block_on(pgro::instance::run(args)),
+    }
+}
+
+fn block_on(fut: impl Future<Output = ExitCode>) -> ExitCode {
+    pgro::logging::init();
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt.block_on(fut),
+        Err(e) => {
+            eprintln!("pgro: starting the async runtime failed: {e}");
+            ExitCode::FAILURE
+        }
     }
 }

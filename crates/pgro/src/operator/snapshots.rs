@@ -33,6 +33,28 @@ pub struct SnapshotInfo {
     pub total_size: u64,
 }
 
+impl SnapshotInfo {
+    /// What the choice needs from a repository snapshot manifest.
+    #[must_use]
+    pub fn from_manifest(m: &kopia::SnapshotManifest) -> Self {
+        let ts = |t: kopia::Timestamp| {
+            Timestamp::from_nanosecond(i128::from(t.as_nanos())).unwrap_or(Timestamp::UNIX_EPOCH)
+        };
+        Self {
+            id: m.id.to_string(),
+            host: m.source.host.clone(),
+            user_name: m.source.user_name.clone(),
+            path: m.source.path.clone(),
+            description: m.description.clone(),
+            start_time: ts(m.start_time),
+            end_time: (!m.end_time.is_zero()).then(|| ts(m.end_time)),
+            tags: m.tags.clone(),
+            incomplete: !m.incomplete_reason.is_empty(),
+            total_size: u64::try_from(m.total_size()).unwrap_or(0),
+        }
+    }
+}
+
 /// A glob in the filter does not compile.
 #[derive(Debug, thiserror::Error)]
 #[error("snapshotFilter.{field} {pattern:?} is not a valid glob: {source}")]

@@ -1,0 +1,324 @@
+//! Repository options shared by `pgro kopia …` and `pgro restore`: flags, with environment variables named
+//! like kopia's where kopia has them (`KOPIA_PASSWORD`, `AWS_ACCESS_KEY_ID`, …). The restore Job gets the
+//! Kopia Secret's keys as these variables ([`SECRET_KEY_ENV`]).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use kopia::{
+    FilesystemStorage, Indexed, ObjectStorage, Repository, RetryPolicy, RetryingStorage, S3Config,
+    Storage,
+};
+
+/// Kopia Secret key → environment variable read by [`RepositoryArgs`] (behaviour A4).
+pub const SECRET_KEY_ENV: &[(&str, &str)] = &[
+    ("repositoryPassword", "KOPIA_PASSWORD"),
+    ("storage", "KOPIA_STORAGE"),
+    ("bucket", "KOPIA_BUCKET"),
+    ("region", "KOPIA_REGION"),
+    ("endpoint", "KOPIA_ENDPOINT"),
+    ("disableTls", "KOPIA_DISABLE_TLS"),
+    ("prefix", "KOPIA_PREFIX"),
+    ("path", "KOPIA_PATH"),
+    ("accessKeyId", "AWS_ACCESS_KEY_ID"),
+    ("secretAccessKey", "AWS_SECRET_ACCESS_KEY"),
+    ("sessionToken", "AWS_SESSION_TOKEN"),
+    ("credentialsFile", "GOOGLE_APPLICATION_CREDENTIALS"),
+    ("container", "KOPIA_CONTAINER"),
+    ("storageAccount", "AZURE_STORAGE_ACCOUNT"),
+    ("storageKey", "AZURE_STORAGE_KEY"),
+];
+
+/// Where the repository lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StorageKind {
+    /// A directory (kopia `repository connect filesystem`).
+    Filesystem,
+    /// Amazon S3 or an S3-compatible server.
+    S3,
+    /// Google Cloud Storage.
+    Gcs,
+    /// Azure Blob Storage.
+    Azure,
+}
+
+/// Repository location and credentials.
+#[derive(Clone, clap::Args)]
+pub struct RepositoryArgs {
+    /// Repository password.
+    #[arg(
+        long,
+        short = 'p',
+        env = "KOPIA_PASSWORD",
+        hide_env_values = true,
+        global = true
+    )]
+    pub password: Option<String>,
+    /// Storage type; defaults to `filesystem` when `--path` is given, else `s3`.
+    #[arg(
+        long,
+        env = "KOPIA_STORAGE",
+        value_enum,
+        ignore_case = true,
+        global = true
+    )]
+    pub storage: Option<StorageKind>,
+    /// Repository directory (filesystem storage).
+    #[arg(long, env = "KOPIA_PATH", global = true)]
+    pub path: Option<PathBuf>,
+    /// Bucket name (S3, GCS).
+    #[arg(long, env = "KOPIA_BUCKET", global = true)]
+    pub bucket: Option<String>,
+    /// S3 endpoint, `host[:port]` or a URL (default: AWS).
+    #[arg(long, env = "KOPIA_ENDPOINT", global = true)]
+    pub endpoint: Option<String>,
+    /// S3 region.
+    #[arg(long, env = "KOPIA_REGION", global = true)]
+    pub region: Option<String>,
+    /// Object key prefix of the repository inside the bucket or container.
+    #[arg(long, env = "KOPIA_PREFIX", default_value = "", global = true)]
+    pub prefix: String,
+    /// Use plain HTTP for the S3 endpoint.
+    #[arg(long, env = "KOPIA_DISABLE_TLS", global = true)]
+    pub disable_tls: bool,
+    /// S3 access key ID.
+    #[arg(long, env = "AWS_ACCESS_KEY_ID", hide_env_values = true, global = true)]
+    pub access_key: Option<String>,
+    /// S3 secret access key.
+    #[arg(
+        long,
+        env = "AWS_SECRET_ACCESS_KEY",
+        hide_env_values = true,
+        global = true
+    )]
+    pub secret_access_key: Option<String>,
+    /// S3 session token.
+    #[arg(long, env = "AWS_SESSION_TOKEN", hide_env_values = true, global = true)]
+    pub session_token: Option<String>,
+    /// GCS service-account credentials file.
+    #[arg(long, env = "GOOGLE_APPLICATION_CREDENTIALS", global = true)]
+    pub credentials_file: Option<String>,
+    /// Azure container.
+    #[arg(long, env = "KOPIA_CONTAINER", global = true)]
+    pub container: Option<String>,
+    /// Azure storage account.
+    #[arg(long, env = "AZURE_STORAGE_ACCOUNT", global = true)]
+    pub storage_account: Option<String>,
+    /// Azure storage account key.
+    #[arg(long, env = "AZURE_STORAGE_KEY", hide_env_values = true, global = true)]
+    pub storage_key: Option<String>,
+    /// Attempts per storage request before a transient failure (timeout, refused connection, 5xx) is final.
+    #[arg(long, env = "PGRO_STORAGE_ATTEMPTS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..), global = true)]
+    pub storage_attempts: u32,
+}
+
+// Hand-written so that no secret can reach a log line through `{:?}`.
+impl std::fmt::Debug for RepositoryArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RepositoryArgs")
+            .field("storage", &self.kind())
+            .field("location", &self.location())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A configuration error: what is missing or wrong, phrased for the user.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+fn required<'a>(v: &'a Option<String>, what: &str) -> Result<&'a str, ConfigError> {
+    v.as_deref()
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| ConfigError(format!("{what} is required")))
+}
+
+impl RepositoryArgs {
+    /// The storage type, explicit or inferred.
+    pub fn kind(&self) -> StorageKind {
+        match (self.storage, &self.path) {
+            (Some(k), _) => k,
+            (None, Some(_)) => StorageKind::Filesystem,
+            (None, None) => StorageKind::S3,
+        }
+    }
+
+    /// A credential-free description of the repository location, for logs and messages.
+    pub fn location(&self) -> String {
+        let prefix = &self.prefix;
+        match self.kind() {
+            StorageKind::Filesystem => self
+                .path
+                .as_ref()
+                .map_or_else(|| "<no path>".to_owned(), |p| p.display().to_string()),
+            StorageKind::S3 => format!(
+                "s3://{}/{prefix}{}",
+                self.bucket.as_deref().unwrap_or("<no bucket>"),
+                self.endpoint
+                    .as_deref()
+                    .map(|e| format!(" at {e}"))
+                    .unwrap_or_default()
+            ),
+            StorageKind::Gcs => format!(
+                "gs://{}/{prefix}",
+                self.bucket.as_deref().unwrap_or("<no bucket>")
+            ),
+            StorageKind::Azure => format!(
+                "azure://{}/{}/{prefix}",
+                self.storage_account.as_deref().unwrap_or("<no account>"),
+                self.container.as_deref().unwrap_or("<no container>")
+            ),
+        }
+    }
+
+    /// The password, or a configuration error naming the flag and variable.
+    pub fn password(&self) -> Result<&str, ConfigError> {
+        required(
+            &self.password,
+            "the repository password (--password or KOPIA_PASSWORD)",
+        )
+    }
+
+    /// Opens the blob storage (with retries on transient failures).
+    pub async fn storage(&self) -> Result<Arc<dyn Storage>, RepositoryError> {
+        let inner: Arc<dyn Storage> = match self.kind() {
+            StorageKind::Filesystem => {
+                let path = self.path.as_ref().ok_or_else(|| {
+                    ConfigError("--path (KOPIA_PATH) is required for filesystem storage".into())
+                })?;
+                Arc::new(FilesystemStorage::open(path).await?)
+            }
+            StorageKind::S3 => Arc::new(ObjectStorage::s3(&S3Config {
+                bucket: required(&self.bucket, "--bucket (KOPIA_BUCKET)")?.to_owned(),
+                prefix: self.prefix.clone(),
+                region: self.region.clone().filter(|r| !r.is_empty()),
+                endpoint: self.endpoint.clone().filter(|e| !e.is_empty()),
+                disable_tls: self.disable_tls,
+                access_key_id: self.access_key.clone(),
+                secret_access_key: self.secret_access_key.clone(),
+                session_token: self.session_token.clone(),
+                // One retry layer (RetryingStorage below), so attempts are what --storage-attempts says.
+                max_retries: Some(0),
+                retry_timeout: None,
+            })?),
+            StorageKind::Gcs => Arc::new(ObjectStorage::gcs(
+                required(&self.bucket, "--bucket (KOPIA_BUCKET)")?,
+                &self.prefix,
+                self.credentials_file.as_deref(),
+            )?),
+            StorageKind::Azure => Arc::new(ObjectStorage::azure(
+                required(
+                    &self.storage_account,
+                    "--storage-account (AZURE_STORAGE_ACCOUNT)",
+                )?,
+                required(&self.container, "--container (KOPIA_CONTAINER)")?,
+                &self.prefix,
+                self.storage_key.as_deref(),
+            )?),
+        };
+        let policy = RetryPolicy {
+            max_attempts: self.storage_attempts,
+            ..RetryPolicy::default()
+        };
+        Ok(Arc::new(RetryingStorage::new(inner, policy)))
+    }
+
+    /// Opens storage, decrypts the format blob and loads the index.
+    pub async fn connect(&self) -> Result<Repository<Indexed>, RepositoryError> {
+        let password = self.password()?;
+        let storage = self.storage().await?;
+        Ok(Repository::connect(storage, password).await?)
+    }
+}
+
+/// Opening a repository failed: bad configuration or a repository error.
+#[derive(Debug, thiserror::Error)]
+pub enum RepositoryError {
+    /// Flags or environment are incomplete.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The repository could not be opened.
+    #[error(transparent)]
+    Kopia(#[from] kopia::Error),
+}
+
+impl From<kopia::StorageError> for RepositoryError {
+    fn from(e: kopia::StorageError) -> Self {
+        Self::Kopia(kopia::Error::Storage {
+            target: "repository".into(),
+            source: e,
+        })
+    }
+}
+
+impl RepositoryError {
+    /// The exit-code class of this error.
+    pub fn failure(&self) -> super::exit::Failure {
+        match self {
+            Self::Config(_) => super::exit::Failure::Usage,
+            Self::Kopia(e) => super::exit::Failure::of_kopia(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct T {
+        #[command(flatten)]
+        repo: RepositoryArgs,
+    }
+
+    #[test]
+    fn storage_kind_is_inferred_from_path() {
+        let t = T::parse_from(["t", "--path", "/repo", "--password", "x"]);
+        assert_eq!(t.repo.kind(), StorageKind::Filesystem);
+        let t = T::parse_from(["t", "--bucket", "b"]);
+        assert_eq!(t.repo.kind(), StorageKind::S3);
+        let t = T::parse_from(["t", "--storage", "GCS", "--bucket", "b"]);
+        assert_eq!(t.repo.kind(), StorageKind::Gcs);
+    }
+
+    #[test]
+    fn debug_output_has_no_secrets() {
+        let t = T::parse_from([
+            "t",
+            "--bucket",
+            "b",
+            "--password",
+            "hunter2-pass",
+            "--secret-access-key",
+            "hunter2-key",
+        ]);
+        let s = format!("{:?}", t.repo);
+        assert!(!s.contains("hunter2"), "{s}");
+        assert!(s.contains("s3://b/"), "{s}");
+    }
+
+    #[test]
+    fn secret_keys_map_to_declared_flags() {
+        // Every variable the operator sets from the Secret must be read by some flag.
+        let cmd = <T as clap::CommandFactory>::command();
+        let envs: Vec<String> = cmd
+            .get_arguments()
+            .filter_map(|a| a.get_env().map(|e| e.to_string_lossy().into_owned()))
+            .collect();
+        for (key, var) in SECRET_KEY_ENV {
+            assert!(envs.iter().any(|e| e == var), "{key} → {var} has no flag");
+        }
+    }
+
+    #[tokio::test]
+    async fn missing_password_is_a_config_error() {
+        let t = T::parse_from(["t", "--path", "/nonexistent"]);
+        let Err(e) = t.repo.connect().await else {
+            panic!("connect without a password succeeded");
+        };
+        assert!(matches!(e, RepositoryError::Config(_)), "{e}");
+        assert!(e.to_string().contains("KOPIA_PASSWORD"), "{e}");
+    }
+}
