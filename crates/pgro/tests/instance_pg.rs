@@ -760,6 +760,11 @@ async fn instance_scenarios(major: u32) {
     std::fs::set_permissions(root, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let with_nowal = e.bin.join("pg_resetwal").exists();
     if !with_nowal {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "PostgreSQL {major}: no pg_resetwal in {}; CI=true makes the missing-WAL scenario mandatory",
+            e.bin.display()
+        );
         eprintln!(
             "PostgreSQL {major}: no pg_resetwal in {} — the missing-WAL scenario is skipped",
             e.bin.display()
