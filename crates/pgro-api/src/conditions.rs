@@ -31,6 +31,9 @@ pub mod condition_reasons {
     pub const REPOSITORY_PASSWORD_INVALID: &str = "RepositoryPasswordInvalid";
     /// `KopiaSecretValid=False`: the storage cannot be reached.
     pub const STORAGE_UNREACHABLE: &str = "StorageUnreachable";
+    /// `KopiaSecretValid=False`: the repository opened but cannot be used (not a Kopia repository, corrupt
+    /// or unsupported format, locked for an upgrade).
+    pub const REPOSITORY_UNUSABLE: &str = "RepositoryUnusable";
     /// `KopiaSecretValid=True`.
     pub const REPOSITORY_OPENED: &str = "RepositoryOpened";
     /// `ScheduleValid=True`.
@@ -55,6 +58,8 @@ pub mod condition_reasons {
     pub const NO_ACTIVE_RESTORE: &str = "NoActiveRestore";
     /// Restore `Restored=True`.
     pub const RESTORE_JOB_COMPLETED: &str = "RestoreJobCompleted";
+    /// Restore `Restored=False`: the restore Job is copying the snapshot.
+    pub const RESTORE_JOB_RUNNING: &str = "RestoreJobRunning";
     /// Restore `Failed=True`: the restore Job failed (the message says why).
     pub const RESTORE_JOB_FAILED: &str = "RestoreJobFailed";
     /// Restore `Failed=True`: the Job ran past its deadline.
@@ -68,6 +73,9 @@ pub mod condition_reasons {
     /// Restore `Ready=False`.
     pub const POSTGRES_NOT_READY: &str = "PostgresNotReady";
 }
+
+/// Annotation on a restore whose `_pgro.restore_info.stage` was set to `outgoing` after a switchover.
+pub const ANNOTATION_OUTGOING: &str = "pgro.bes.au/outgoing";
 
 /// Event `reason` values (behaviour O2), recorded on the replica.
 pub mod event_reasons {

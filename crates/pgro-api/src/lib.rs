@@ -24,7 +24,7 @@ mod validation;
 #[cfg(feature = "testutil")]
 pub mod testutil;
 
-pub use conditions::{condition_reasons, condition_types, event_reasons};
+pub use conditions::{ANNOTATION_OUTGOING, condition_reasons, condition_types, event_reasons};
 pub use phase::{ReplicaPhase, RestorePhase};
 pub use replica::{
     ConnectionInfo, HeaderValue, NotificationConfig, NotificationStatus, NotificationTarget,

@@ -20,10 +20,32 @@ pub struct Cli {
 pub enum Command {
     /// Print the CustomResourceDefinitions of both kinds as a multi-document YAML stream.
     GenCrds,
+    /// Run the operator (replica and restore controllers).
+    Operator(crate::operator::settings::OperatorArgs),
+    /// Copy this binary to a path (the PostgreSQL pod's init container: the image has no shell or `cp`).
+    CopyBinary {
+        /// Destination file (made executable).
+        dest: std::path::PathBuf,
+    },
     /// Read a Kopia repository without the kopia binary: list snapshots, restore, verify contents.
     Kopia(kopia::KopiaArgs),
     /// Restore a PostgreSQL data directory from a Kopia snapshot (the restore Job's command).
     Restore(crate::restore::RestoreArgs),
     /// Prepare a restored data directory, make it safe and supervise PostgreSQL (the instance entrypoint).
     Instance(crate::instance::InstanceArgs),
+}
+
+/// Copies the running executable to `dest` (mode 0755), through a temporary file and a rename so a
+/// restarted init container never leaves a half-written binary behind.
+///
+/// # Errors
+///
+/// The executable cannot be read or the destination written.
+pub fn copy_binary(dest: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let me = std::env::current_exe()?;
+    let tmp = dest.with_extension("tmp");
+    std::fs::copy(&me, &tmp)?;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))?;
+    std::fs::rename(&tmp, dest)
 }

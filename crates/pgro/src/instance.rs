@@ -62,8 +62,12 @@ pub struct InstanceArgs {
     #[arg(long, env = "PGRO_ADMIN_PASSWORD_FILE")]
     pub admin_password_file: Option<PathBuf>,
     /// PostgreSQL settings appended last (postgresExtraConfig), in postgresql.conf syntax.
-    #[arg(long, env = "PGRO_EXTRA_CONFIG_FILE")]
+    #[arg(long, env = "PGRO_EXTRA_CONFIG_FILE", conflicts_with = "extra_config")]
     pub extra_config_file: Option<PathBuf>,
+    /// The same as `--extra-config-file`, given inline (the operator passes the replica's
+    /// `postgresExtraConfig` this way).
+    #[arg(long, env = "PGRO_EXTRA_CONFIG")]
+    pub extra_config: Option<String>,
     /// The snapshot this data directory came from (recorded in `_pgro.restore_info`).
     #[arg(long, env = "PGRO_SNAPSHOT_ID")]
     pub snapshot_id: Option<String>,
@@ -147,11 +151,10 @@ impl Config {
             .as_deref()
             .map(read_secret)
             .transpose()?;
-        let extra_config = a
-            .extra_config_file
-            .as_deref()
-            .map(|p| std::fs::read_to_string(p).map_err(error::io("reading", p)))
-            .transpose()?;
+        let extra_config = match (a.extra_config_file.as_deref(), a.extra_config) {
+            (Some(p), _) => Some(std::fs::read_to_string(p).map_err(error::io("reading", p))?),
+            (None, inline) => inline.filter(|s| !s.trim().is_empty()),
+        };
         Ok(Self {
             pgdata: a.pgdata,
             roles: roles::RolePlan {

@@ -23,6 +23,14 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Operator(args) => block_on(pgro::operator::run::run(args)),
+        Command::CopyBinary { dest } => match pgro::cli::copy_binary(&dest) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("pgro copy-binary {}: {e}", dest.display());
+                ExitCode::FAILURE
+            }
+        },
         Command::Kopia(args) => block_on(pgro::cli::kopia::run(args)),
         Command::Restore(args) => block_on(pgro::restore::run(args)),
         Command::Instance(args) => block_on(pgro::instance::run(args)),

@@ -53,6 +53,12 @@ pub fn credentials_secret(replica: &str) -> String {
     dns_label(replica, "-creds", MAX_NAME_LEN)
 }
 
+/// The replica's admin Secret (`pgro_admin`'s password; never given to users).
+#[must_use]
+pub fn admin_secret(replica: &str) -> String {
+    dns_label(replica, "-admin", MAX_NAME_LEN)
+}
+
 /// The replica's schema migration Job (its pods add `-xxxxx`, hence 57).
 #[must_use]
 pub fn schema_migration_job(replica: &str) -> String {

@@ -1,0 +1,45 @@
+//! The two controllers and their shared error policy (style H10, H11).
+
+pub mod replica;
+pub mod restore;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::runtime::controller::Action;
+use kube::{Resource, ResourceExt};
+
+use super::context::Context;
+use super::error::{Error, ErrorClass};
+use super::metrics::ErrorLabels;
+
+/// One error policy for both controllers: a metric, a structured warning, and a requeue by class.
+pub fn error_policy<K>(controller: &'static str, obj: &Arc<K>, err: &Error, ctx: &Context) -> Action
+where
+    K: Resource,
+{
+    let class = err.class();
+    ctx.metrics
+        .reconcile_errors
+        .get_or_create(&ErrorLabels {
+            controller,
+            error: err.label(),
+        })
+        .inc();
+    let after = match class {
+        // A conflict means our view was stale: look again at once with fresh state.
+        ErrorClass::Transient if err.label() == "conflict" => Duration::from_secs(1),
+        ErrorClass::Transient | ErrorClass::Structural | ErrorClass::Terminal => {
+            class.requeue_after()
+        }
+    };
+    tracing::warn!(
+        kind = controller,
+        namespace = obj.namespace().unwrap_or_default(),
+        name = obj.name_any(),
+        class = ?class,
+        error = %err,
+        "reconcile failed; requeueing"
+    );
+    Action::requeue(after)
+}

@@ -1,0 +1,543 @@
+//! The replica controller: keeps the base objects in shape, discovers snapshots in-process, asks
+//! [`plan::decide`], admits new restores against the cluster-wide limit, performs the switchover steps and
+//! writes the status.
+
+pub mod plan;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Secret, Service};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::runtime::controller::Action as KubeAction;
+use kube::{Resource, ResourceExt};
+use pgro_api::{
+    ANNOTATION_OUTGOING, LABEL_REPLICA, PostgresPhysicalReplica, PostgresPhysicalRestore,
+    RestorePhase, condition_reasons as reasons, condition_types as types,
+};
+
+use super::super::conditions;
+use super::super::context::Context;
+use super::super::error::{Error, Result};
+use super::super::k8s::{apply_status, create_if_absent, is_not_found, publish};
+use super::super::kopia_secret;
+use super::super::metrics::ControllerLabels;
+use super::super::naming;
+use super::super::queue::{self, Waiter};
+use super::super::snapshots::{CompiledFilter, SnapshotInfo, choose_newest};
+use super::super::specs::{self, ADMIN_USER, FIELD_MANAGER, PASSWORD_KEY, USERNAME_KEY};
+use crate::cli::kopia::error_chain;
+use crate::cli::repository::RepositoryError;
+use plan::{Action, FailureView, Observed, RestoreView, Source};
+
+/// Reconciles one replica.
+///
+/// # Errors
+///
+/// API errors (retried per [`Error::class`]).
+#[tracing::instrument(
+    skip(replica, ctx),
+    fields(kind = "PostgresPhysicalReplica", namespace, name)
+)]
+pub async fn reconcile(
+    replica: Arc<PostgresPhysicalReplica>,
+    ctx: Arc<Context>,
+) -> Result<KubeAction> {
+    let started = Instant::now();
+    let labels = ControllerLabels {
+        controller: "replica",
+    };
+    ctx.metrics.reconciles.get_or_create(&labels).inc();
+    let result = reconcile_inner(&replica, &ctx).await;
+    ctx.metrics
+        .reconcile_duration
+        .get_or_create(&labels)
+        .observe(started.elapsed().as_secs_f64());
+    result
+}
+
+/// 32 random alphanumerics from the operating system's generator.
+fn random_password() -> Result<String> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut out = String::with_capacity(32);
+    while out.len() < 32 {
+        let mut buf = [0u8; 64];
+        getrandom::fill(&mut buf).map_err(|e| Error::Random(e.to_string()))?;
+        // Rejection sampling keeps every character equally likely (248 = 4 × 62).
+        out.extend(
+            buf.iter()
+                .filter(|b| **b < 248)
+                .map(|b| char::from(ALPHABET[usize::from(*b % 62)])),
+        );
+    }
+    out.truncate(32);
+    Ok(out)
+}
+
+/// R2: `<replica>-creds` (password generated once; `username` follows `analyticsUsername`) and
+/// `<replica>-admin`.
+async fn ensure_secrets(ctx: &Context, replica: &PostgresPhysicalReplica, ns: &str) -> Result<()> {
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    let name = replica.name_any();
+    let creds = naming::credentials_secret(&name);
+    match secrets.get_opt(&creds).await? {
+        None => {
+            let s = specs::credentials_secret(replica, &random_password()?)?;
+            if create_if_absent(&secrets, &s).await? {
+                tracing::info!(secret = %creds, "created the credentials Secret");
+            }
+        }
+        Some(existing) => {
+            let username = existing
+                .data
+                .as_ref()
+                .and_then(|d| d.get(USERNAME_KEY))
+                .map(|v| v.0.clone());
+            if username.as_deref() != Some(replica.spec.analytics_username.as_bytes()) {
+                let patch = serde_json::json!({"stringData": {USERNAME_KEY: replica.spec.analytics_username}});
+                secrets
+                    .patch(&creds, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await?;
+                tracing::info!(secret = %creds, "credentials Secret username follows analyticsUsername");
+            }
+        }
+    }
+    let admin = naming::admin_secret(&name);
+    if secrets.get_opt(&admin).await?.is_none() {
+        let s = specs::admin_secret(replica, &random_password()?)?;
+        if create_if_absent(&secrets, &s).await? {
+            tracing::info!(secret = %admin, "created the admin Secret");
+        }
+    }
+    Ok(())
+}
+
+fn view(r: &PostgresPhysicalRestore) -> RestoreView {
+    let status = r.status.clone().unwrap_or_default();
+    let phase = status.phase.clone().unwrap_or(RestorePhase::Pending);
+    let failure = (phase == RestorePhase::Failed).then(|| {
+        let c = conditions::get(&status.conditions, types::FAILED);
+        FailureView {
+            at: c.map_or_else(
+                || {
+                    r.metadata
+                        .creation_timestamp
+                        .as_ref()
+                        .map_or(Timestamp::UNIX_EPOCH, |t| t.0)
+                },
+                |c| c.last_transition_time.0,
+            ),
+            reason: c.map_or_else(|| "Unknown".to_owned(), |c| c.reason.clone()),
+            message: c.map_or_else(String::new, |c| c.message.clone()),
+        }
+    });
+    RestoreView {
+        name: r.name_any(),
+        phase,
+        snapshot: r.spec.snapshot.clone(),
+        created: r
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .map_or(Timestamp::UNIX_EPOCH, |t| t.0),
+        activated_at: status.activated_at.as_ref().map(|t| t.0),
+        failure,
+        ready: conditions::is_true(&status.conditions, types::READY),
+        outgoing_marked: r.annotations().contains_key(ANNOTATION_OUTGOING),
+        deleting: r.metadata.deletion_timestamp.is_some(),
+        postgres_version: status.postgres_version.clone(),
+    }
+}
+
+/// R1/R3: the Secret, the repository and the newest matching snapshot.
+async fn discover(ctx: &Context, replica: &PostgresPhysicalReplica, ns: &str) -> Result<Source> {
+    let secret_ref = &replica.spec.kopia_secret_ref;
+    let secret_name = secret_ref.name.clone().unwrap_or_default();
+    if let Some(other) = secret_ref.namespace.as_deref().filter(|n| *n != ns) {
+        return Ok(Source::SecretInvalid {
+            message: format!(
+                "kopiaSecretRef.namespace {other:?} is not the replica's namespace {ns:?}; the Secret must live beside the replica"
+            ),
+        });
+    }
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    let secret = match secrets.get(&secret_name).await {
+        Ok(s) => s,
+        Err(e) if is_not_found(&e) => {
+            return Ok(Source::SecretNotFound {
+                secret: secret_name,
+            });
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let data = match kopia_secret::decode(&secret_name, &secret.data.unwrap_or_default()) {
+        Ok(d) => d,
+        Err(e) => {
+            return Ok(Source::SecretInvalid {
+                message: e.to_string(),
+            });
+        }
+    };
+    let args = match kopia_secret::repository_args(&secret_name, &data) {
+        Ok(a) => a,
+        Err(e) => {
+            return Ok(Source::SecretInvalid {
+                message: e.to_string(),
+            });
+        }
+    };
+    let filter = match CompiledFilter::new(replica.spec.snapshot_filter.as_ref()) {
+        Ok(f) => f,
+        Err(e) => {
+            return Ok(Source::FilterInvalid {
+                message: e.to_string(),
+            });
+        }
+    };
+    let ttl = ctx.settings().snapshot_cache_ttl;
+    let listing = match ctx
+        .repos
+        .snapshots(&kopia_secret::cache_key(&data), &args, ttl)
+        .await
+    {
+        Ok(l) => l,
+        Err(RepositoryError::Config(e)) => {
+            return Ok(Source::SecretInvalid {
+                message: e.to_string(),
+            });
+        }
+        Err(RepositoryError::Kopia(e)) => {
+            let reason = match e.kind() {
+                kopia::ErrorKind::WrongPassword => reasons::REPOSITORY_PASSWORD_INVALID,
+                kopia::ErrorKind::Unreachable | kopia::ErrorKind::Storage => {
+                    reasons::STORAGE_UNREACHABLE
+                }
+                kopia::ErrorKind::NotFound
+                | kopia::ErrorKind::Corrupted
+                | kopia::ErrorKind::Unsupported
+                | kopia::ErrorKind::Locked
+                | kopia::ErrorKind::Io
+                | kopia::ErrorKind::InvalidArgument => reasons::REPOSITORY_UNUSABLE,
+            };
+            return Ok(Source::Repository {
+                reason,
+                message: format!("repository {}: {}", args.location(), error_chain(&e)),
+            });
+        }
+    };
+    if !listing.took.is_zero() {
+        ctx.metrics
+            .snapshot_discovery
+            .observe(listing.took.as_secs_f64());
+    }
+    let infos: Vec<SnapshotInfo> = listing
+        .snapshots
+        .iter()
+        .map(SnapshotInfo::from_manifest)
+        .collect();
+    Ok(Source::Snapshots {
+        latest: choose_newest(&infos, &filter).cloned(),
+        total: infos.len(),
+    })
+}
+
+/// R6: counts restores in progress cluster-wide and the replicas waiting, under the admission lock, then
+/// creates the restore if a slot is free.
+async fn admit_and_create(
+    ctx: &Context,
+    replica: &PostgresPhysicalReplica,
+    plan: &mut plan::Plan,
+    now: Timestamp,
+) -> Result<()> {
+    let Some(wanted) = plan.wanted.clone() else {
+        return Ok(());
+    };
+    let ns = replica.namespace().unwrap_or_default();
+    let name = replica.name_any();
+    let _slot = ctx.admission.lock().await;
+    // Quorum reads, not caches: the count must include the restore this process created a moment ago.
+    let all: Api<PostgresPhysicalRestore> = Api::all(ctx.client.clone());
+    let restores = all
+        .list(&ListParams::default().labels(LABEL_REPLICA))
+        .await?;
+    let in_progress = restores
+        .items
+        .iter()
+        .filter(|r| r.metadata.deletion_timestamp.is_none())
+        .filter(|r| {
+            r.status
+                .as_ref()
+                .and_then(|s| s.phase.clone())
+                .unwrap_or(RestorePhase::Pending)
+                .is_in_progress()
+        })
+        .count();
+    let replicas: Api<PostgresPhysicalReplica> = Api::all(ctx.client.clone());
+    let all_replicas = replicas.list(&ListParams::default()).await?;
+    let waiting: Vec<(String, String, Timestamp)> = all_replicas
+        .items
+        .iter()
+        .filter(|r| !(r.namespace().as_deref() == Some(ns.as_str()) && r.name_any() == name))
+        .filter_map(|r| {
+            let since = r.status.as_ref()?.waiting_since.as_ref()?.0;
+            Some((r.namespace().unwrap_or_default(), r.name_any(), since))
+        })
+        .collect();
+    let waiters: Vec<Waiter<'_>> = waiting
+        .iter()
+        .map(|(n, m, s)| Waiter {
+            namespace: n,
+            name: m,
+            since: *s,
+        })
+        .collect();
+    let me = Waiter {
+        namespace: &ns,
+        name: &name,
+        since: replica
+            .status
+            .as_ref()
+            .and_then(|s| s.waiting_since.as_ref())
+            .map_or(now, |t| t.0),
+    };
+    let max = usize::try_from(ctx.settings().max_concurrent_restores).unwrap_or(usize::MAX);
+    let admission = queue::admit(&me, &waiters, in_progress, max);
+    plan::admit(plan, admission, now);
+    let started = matches!(admission, queue::Admission::Start);
+    ctx.metrics
+        .queue_depth
+        .set(i64::try_from(waiters.len() + usize::from(!started)).unwrap_or(i64::MAX));
+    ctx.metrics
+        .active_restores
+        .set(i64::try_from(in_progress + usize::from(started)).unwrap_or(i64::MAX));
+    if !started {
+        tracing::info!(replica = %name, position = plan.status.queue_position, in_progress, max, "waiting for a restore slot");
+        return Ok(());
+    }
+    let restore = specs::new_restore(
+        replica,
+        &wanted.name,
+        &wanted.snapshot.id,
+        plan::snapshot_size(&wanted.snapshot),
+        wanted.storage_size.clone(),
+        wanted.snapshot.start_time,
+    )?;
+    let api: Api<PostgresPhysicalRestore> = Api::namespaced(ctx.client.clone(), &ns);
+    api.create(&Default::default(), &restore).await?;
+    ctx.metrics.restores_started.inc();
+    tracing::info!(replica = %name, restore = %wanted.name, snapshot_id = %wanted.snapshot.id, "restore created");
+    Ok(())
+}
+
+/// Whether the restore's PostgreSQL pod is ready right now (read live, not from status, just before the
+/// Service moves to it).
+async fn deployment_ready(ctx: &Context, ns: &str, restore: &str) -> Result<bool> {
+    let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), ns);
+    Ok(deployments
+        .get_opt(&naming::restore_deployment(restore))
+        .await?
+        .and_then(|d| d.status)
+        .and_then(|s| s.ready_replicas)
+        .unwrap_or(0)
+        >= 1)
+}
+
+async fn apply_service(
+    ctx: &Context,
+    replica: &PostgresPhysicalReplica,
+    ns: &str,
+    target: Option<&str>,
+) -> Result<()> {
+    let services: Api<Service> = Api::namespaced(ctx.client.clone(), ns);
+    let svc = specs::replica_service(replica, target)?;
+    let name = svc.name_any();
+    services
+        .patch(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&svc),
+        )
+        .await?;
+    Ok(())
+}
+
+/// `_pgro.restore_info.stage = 'outgoing'` in a restore that no longer serves, over the per-restore Service
+/// as `pgro_admin` (best effort: it only informs people connected to the old copy).
+async fn mark_outgoing(ctx: &Context, replica: &str, ns: &str, restore: &str) -> Result<()> {
+    let services: Api<Service> = Api::namespaced(ctx.client.clone(), ns);
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    let Some(ip) = services
+        .get_opt(restore)
+        .await?
+        .and_then(|s| s.spec)
+        .and_then(|s| s.cluster_ip)
+        .filter(|ip| ip != "None")
+    else {
+        return Ok(());
+    };
+    let password = secrets
+        .get(&naming::admin_secret(replica))
+        .await?
+        .data
+        .and_then(|d| {
+            d.get(PASSWORD_KEY)
+                .map(|v| String::from_utf8_lossy(&v.0).into_owned())
+        })
+        .unwrap_or_default();
+    let mut cfg = tokio_postgres::Config::new();
+    cfg.host(&ip)
+        .port(5432)
+        .user(ADMIN_USER)
+        .password(password)
+        .dbname(plan::ANALYTICS_DATABASE)
+        .application_name("pgro-operator")
+        .connect_timeout(Duration::from_secs(5));
+    let pg_err = |source| Error::Postgres {
+        restore: restore.to_owned(),
+        source,
+    };
+    let (client, conn) = cfg.connect(tokio_postgres::NoTls).await.map_err(pg_err)?;
+    let conn = tokio::spawn(conn);
+    let updated = client
+        .execute("UPDATE _pgro.restore_info SET stage = 'outgoing'", &[])
+        .await
+        .map_err(pg_err);
+    drop(client);
+    let _ = conn.await;
+    updated?;
+    let restores: Api<PostgresPhysicalRestore> = Api::namespaced(ctx.client.clone(), ns);
+    let patch = serde_json::json!({"metadata": {"annotations": {ANNOTATION_OUTGOING: "true"}}});
+    restores
+        .patch(restore, &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
+    tracing::info!(restore = %restore, "marked outgoing");
+    Ok(())
+}
+
+async fn set_restore_phase(
+    ctx: &Context,
+    ns: &str,
+    restores: &BTreeMap<String, PostgresPhysicalRestore>,
+    name: &str,
+    phase: &RestorePhase,
+    activated_at: Option<Timestamp>,
+) -> Result<()> {
+    let api: Api<PostgresPhysicalRestore> = Api::namespaced(ctx.client.clone(), ns);
+    // Re-read: an earlier step of this pass may have changed it.
+    let Some(current) = api.get_opt(name).await? else {
+        return Ok(());
+    };
+    let _ = restores;
+    let mut status = current.status.clone().unwrap_or_default();
+    status.phase = Some(phase.clone());
+    if let Some(t) = activated_at {
+        status.activated_at = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(t));
+    }
+    if current.status.as_ref() != Some(&status) {
+        apply_status(&api, &current, &status).await?;
+        tracing::info!(restore = %name, phase = %phase, "restore phase");
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_lines)]
+async fn reconcile_inner(replica: &PostgresPhysicalReplica, ctx: &Context) -> Result<KubeAction> {
+    let ns = replica
+        .metadata
+        .namespace
+        .clone()
+        .ok_or(Error::MissingField("metadata.namespace"))?;
+    let name = replica.name_any();
+    tracing::Span::current().record("namespace", ns.as_str());
+    tracing::Span::current().record("name", name.as_str());
+    if replica.metadata.deletion_timestamp.is_some() {
+        return Ok(KubeAction::await_change());
+    }
+    let uid = replica
+        .metadata
+        .uid
+        .clone()
+        .ok_or(Error::MissingField("metadata.uid"))?;
+    let settings = ctx.settings();
+    ensure_secrets(ctx, replica, &ns).await?;
+
+    let restores_api: Api<PostgresPhysicalRestore> = Api::namespaced(ctx.client.clone(), &ns);
+    let listed = restores_api
+        .list(
+            &ListParams::default()
+                .labels(&format!("{LABEL_REPLICA}={}", naming::label_value(&name))),
+        )
+        .await?;
+    // Owned by this incarnation of the replica (a label alone could match a hashed namesake).
+    let owned: BTreeMap<String, PostgresPhysicalRestore> = listed
+        .items
+        .into_iter()
+        .filter(|r| r.owner_references().iter().any(|o| o.uid == uid))
+        .map(|r| (r.name_any(), r))
+        .collect();
+    let views: Vec<RestoreView> = owned.values().map(view).collect();
+    let source = discover(ctx, replica, &ns).await?;
+    let now = Timestamp::now();
+    let mut plan = plan::decide(
+        &Observed {
+            replica,
+            restores: &views,
+            source,
+            failed_retention: settings.failed_restore_retention,
+        },
+        now,
+    );
+    admit_and_create(ctx, replica, &mut plan, now).await?;
+
+    let deletes = DeleteParams::foreground();
+    for action in &plan.actions {
+        match action {
+            Action::SetRestorePhase {
+                restore,
+                phase,
+                activated_at,
+            } => set_restore_phase(ctx, &ns, &owned, restore, phase, *activated_at).await?,
+            Action::SwitchService { restore } => {
+                if !deployment_ready(ctx, &ns, restore).await? {
+                    // Never point the Service at a pod that is not ready: finish on a later pass.
+                    tracing::info!(restore = %restore, "switchover waits for the new pod to be ready");
+                    return Ok(KubeAction::requeue(Duration::from_secs(5)));
+                }
+                apply_service(ctx, replica, &ns, Some(restore)).await?;
+                ctx.metrics.switchovers.inc();
+                tracing::info!(replica = %name, restore = %restore, "service switched");
+            }
+            Action::MarkOutgoing { restore } => {
+                if let Err(e) = mark_outgoing(ctx, &name, &ns, restore).await {
+                    tracing::warn!(restore = %restore, error = %e, "marking the outgoing restore failed; retrying later");
+                }
+            }
+            Action::DeleteRestore { restore, why } => {
+                match restores_api.delete(restore, &deletes).await {
+                    Ok(_) => tracing::info!(restore = %restore, why, "restore deleted"),
+                    Err(e) if is_not_found(&e) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+    }
+    apply_service(ctx, replica, &ns, plan.service_target.as_deref()).await?;
+
+    // Status first, then events: a conflict makes the next pass derive (and report) the same transitions.
+    if replica.status.as_ref() != Some(&plan.status) {
+        let api: Api<PostgresPhysicalReplica> = Api::namespaced(ctx.client.clone(), &ns);
+        apply_status(&api, replica, &plan.status).await?;
+    }
+    if plan.promoted.is_some() {
+        ctx.metrics.restores_completed.inc();
+    }
+    let regarding = replica.object_ref(&());
+    for ev in &plan.events {
+        publish(ctx, &regarding, ev, "Reconcile").await;
+        tracing::info!(replica = %name, reason = ev.reason, note = %ev.note, "event");
+    }
+    Ok(KubeAction::requeue(plan.requeue))
+}

@@ -1,0 +1,238 @@
+//! The restore controller: reads a restore's children, asks [`plan::decide`], creates what is missing and
+//! writes the status.
+
+pub mod plan;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Service};
+use kube::ResourceExt;
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use pgro_api::{PostgresPhysicalReplica, PostgresPhysicalRestore, RestorePhase};
+
+use super::super::context::Context;
+use super::super::error::{Error, Result};
+use super::super::k8s::{apply_status, create_if_absent};
+use super::super::metrics::{ControllerLabels, ReasonLabels};
+use super::super::naming;
+use super::super::quantity;
+use super::super::specs::{self, LiveFields, RestoreInputs};
+use plan::{Child, DeploymentView, JobReport, JobView, Observed};
+
+/// Reads the restore Job and its pods' termination messages.
+async fn observe_job(ctx: &Context, ns: &str, restore: &str) -> Result<Option<JobView>> {
+    let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), ns);
+    let name = naming::restore_job(restore);
+    let Some(job) = jobs.get_opt(&name).await? else {
+        return Ok(None);
+    };
+    let status = job.status.unwrap_or_default();
+    let conds = status.conditions.unwrap_or_default();
+    let cond = |t: &str| conds.iter().find(|c| c.type_ == t && c.status == "True");
+    let complete_at = cond("Complete")
+        .and_then(|c| c.last_transition_time.clone())
+        .map(|t| t.0)
+        .or_else(|| {
+            status
+                .completion_time
+                .clone()
+                .map(|t| t.0)
+                .filter(|_| cond("Complete").is_some())
+        });
+    let failed = cond("Failed").map(|c| {
+        (
+            c.reason.clone().unwrap_or_default(),
+            c.message.clone().unwrap_or_default(),
+        )
+    });
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
+    let list = pods
+        .list(&ListParams::default().labels(&format!("batch.kubernetes.io/job-name={name}")))
+        .await?;
+    // The newest pod that terminated tells how the last attempt ended.
+    let mut reports: Vec<(Timestamp, String)> = list
+        .items
+        .iter()
+        .filter_map(|p| {
+            let created = p.metadata.creation_timestamp.as_ref()?.0;
+            let st = p.status.as_ref()?.container_statuses.as_ref()?;
+            let c = st.iter().find(|c| c.name == "restore")?;
+            let term = c
+                .state
+                .as_ref()
+                .and_then(|s| s.terminated.as_ref())
+                .or_else(|| c.last_state.as_ref().and_then(|s| s.terminated.as_ref()))?;
+            Some((created, term.message.clone().unwrap_or_default()))
+        })
+        .collect();
+    reports.sort_by_key(|(t, _)| *t);
+    let report = reports.last().and_then(|(_, m)| JobReport::parse(m));
+    Ok(Some(JobView {
+        complete_at,
+        failed,
+        active: status.active.unwrap_or(0) > 0,
+        report,
+    }))
+}
+
+/// Reconciles one restore.
+///
+/// # Errors
+///
+/// API errors (retried per [`Error::class`]).
+#[tracing::instrument(
+    skip(restore, ctx),
+    fields(kind = "PostgresPhysicalRestore", namespace, name)
+)]
+pub async fn reconcile(restore: Arc<PostgresPhysicalRestore>, ctx: Arc<Context>) -> Result<Action> {
+    let started = Instant::now();
+    let labels = ControllerLabels {
+        controller: "restore",
+    };
+    ctx.metrics.reconciles.get_or_create(&labels).inc();
+    let result = reconcile_inner(&restore, &ctx).await;
+    ctx.metrics
+        .reconcile_duration
+        .get_or_create(&labels)
+        .observe(started.elapsed().as_secs_f64());
+    result
+}
+
+async fn reconcile_inner(restore: &PostgresPhysicalRestore, ctx: &Context) -> Result<Action> {
+    let ns = restore
+        .metadata
+        .namespace
+        .clone()
+        .ok_or(Error::MissingField("metadata.namespace"))?;
+    let name = restore.name_any();
+    tracing::Span::current().record("namespace", ns.as_str());
+    tracing::Span::current().record("name", name.as_str());
+    if restore.metadata.deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
+    let replicas: Api<PostgresPhysicalReplica> = Api::namespaced(ctx.client.clone(), &ns);
+    let Some(replica) = replicas.get_opt(&restore.spec.replica.name).await? else {
+        // Orphaned: the garbage collector deletes it with its replica.
+        return Ok(Action::await_change());
+    };
+    let settings = ctx.settings();
+    let client = ctx.client.clone();
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &ns);
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    let services: Api<Service> = Api::namespaced(client.clone(), &ns);
+    let restores: Api<PostgresPhysicalRestore> = Api::namespaced(client.clone(), &ns);
+
+    let phase = restore
+        .status
+        .as_ref()
+        .and_then(|s| s.phase.clone())
+        .unwrap_or(RestorePhase::Pending);
+    let terminal = phase == RestorePhase::Failed;
+    let pvc = terminal || pvcs.get_opt(&naming::data_pvc(&name)).await?.is_some();
+    let job = if terminal {
+        None
+    } else {
+        observe_job(ctx, &ns, &name).await?
+    };
+    let deployment = if terminal {
+        None
+    } else {
+        deployments
+            .get_opt(&naming::restore_deployment(&name))
+            .await?
+            .map(|d| DeploymentView {
+                ready: d
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.ready_replicas)
+                    .unwrap_or(0)
+                    >= 1,
+                live: LiveFields::of(&d),
+            })
+    };
+    let service = terminal || services.get_opt(&name).await?.is_some();
+    let snapshot_bytes = quantity::to_bytes(&restore.spec.snapshot_size).unwrap_or(0);
+    let observed = Observed {
+        restore,
+        pvc,
+        job,
+        deployment,
+        service,
+        desired_live: specs::live_fields(&replica, &settings),
+        ready_timeout: specs::ready_timeout(&settings, snapshot_bytes),
+    };
+    let plan = plan::decide(&observed, Timestamp::now());
+
+    let mut with_status = restore.clone();
+    with_status.status = Some(plan.status.clone());
+    let inputs = RestoreInputs {
+        restore: &with_status,
+        replica: &replica,
+        settings: &settings,
+    };
+    for child in &plan.create {
+        let created = match child {
+            Child::DataPvc => create_if_absent(&pvcs, &specs::data_pvc(&inputs)?).await?,
+            Child::RestoreJob => {
+                let jobs: Api<Job> = Api::namespaced(client.clone(), &ns);
+                create_if_absent(&jobs, &specs::restore_job(&inputs)?).await?
+            }
+            Child::Deployment => {
+                create_if_absent(&deployments, &specs::postgres_deployment(&inputs)?).await?
+            }
+            Child::Service => {
+                create_if_absent(&services, &specs::restore_service(&inputs)?).await?
+            }
+        };
+        if created {
+            tracing::info!(restore = %name, child = ?child, "created");
+        }
+    }
+    if let (Some(live), Some(current)) = (&plan.patch_live, &observed.deployment) {
+        deployments
+            .patch(
+                &naming::restore_deployment(&name),
+                &PatchParams::default(),
+                &Patch::Strategic(live.patch(&current.live)),
+            )
+            .await?;
+        tracing::info!(restore = %name, "applied resources and pod annotations to the running instance");
+    }
+    if restore.status.as_ref() != Some(&plan.status) {
+        apply_status(&restores, restore, &plan.status).await?;
+        let new_phase = plan.status.phase.clone().unwrap_or(RestorePhase::Pending);
+        if new_phase != phase {
+            tracing::info!(restore = %name, from = %phase, to = %new_phase, "restore phase");
+        }
+        let was_restored = restore.status.as_ref().and_then(|s| s.restored_at.as_ref());
+        if was_restored.is_none()
+            && let Some(done) = &plan.status.restored_at
+            && let Some(created) = &plan.status.created_at
+        {
+            let secs = done.0.duration_since(created.0).as_secs_f64();
+            ctx.metrics.restore_duration.observe(secs.max(0.0));
+            ctx.metrics.restore_bytes.inc_by(snapshot_bytes);
+        }
+        if new_phase == RestorePhase::Failed && phase != RestorePhase::Failed {
+            let reason = plan
+                .status
+                .conditions
+                .iter()
+                .find(|c| c.type_ == pgro_api::condition_types::FAILED)
+                .map_or_else(|| "Unknown".to_owned(), |c| c.reason.clone());
+            ctx.metrics
+                .restores_failed
+                .get_or_create(&ReasonLabels { reason })
+                .inc();
+        }
+    }
+    let heartbeat = Duration::from_secs(300);
+    Ok(Action::requeue(
+        plan.requeue.map_or(heartbeat, |r| r.min(heartbeat)),
+    ))
+}

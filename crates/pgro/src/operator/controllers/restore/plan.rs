@@ -1,0 +1,358 @@
+//! The restore controller's decisions (behaviour S1–S5, R10), as a pure function of the restore, its
+//! children's observed state and `now`.
+//!
+//! This controller owns the data path: `Pending → Restoring → Ready`, or `Failed`. `Switching` and `Active`
+//! are the replica controller's (the switchover needs the replica's view); here they only keep their
+//! children in shape and their `Ready` condition current.
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use pgro_api::{
+    PostgresPhysicalRestore, PostgresPhysicalRestoreStatus, RestoreJobStatus, RestorePhase,
+    condition_reasons as reasons, condition_types as types,
+};
+
+use crate::operator::conditions::{self, Cond};
+use crate::operator::naming;
+use crate::operator::specs::LiveFields;
+use crate::restore::{RestoreFailure, RestoreResult};
+
+/// What the restore Job reported in its termination message.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobReport {
+    /// Success: where the data is, which major.
+    Done(RestoreResult),
+    /// A classified failure.
+    Failed(RestoreFailure),
+}
+
+impl JobReport {
+    /// Parses a termination message (`None` when it is neither JSON result nor JSON failure, e.g. a log
+    /// tail after a crash).
+    #[must_use]
+    pub fn parse(message: &str) -> Option<Self> {
+        let m = message.trim();
+        serde_json::from_str::<RestoreResult>(m)
+            .map(Self::Done)
+            .or_else(|_| serde_json::from_str::<RestoreFailure>(m).map(Self::Failed))
+            .ok()
+    }
+}
+
+/// The restore Job as observed.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct JobView {
+    /// `Complete=True`, with its time.
+    pub complete_at: Option<Timestamp>,
+    /// `Failed=True`: (reason, message).
+    pub failed: Option<(String, String)>,
+    /// A pod is running.
+    pub active: bool,
+    /// The newest termination report among its pods.
+    pub report: Option<JobReport>,
+}
+
+/// The PostgreSQL Deployment as observed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeploymentView {
+    /// A pod passes its readiness probe.
+    pub ready: bool,
+    /// The fields that follow the replica at once.
+    pub live: LiveFields,
+}
+
+/// Everything the decision looks at.
+#[derive(Debug, Clone)]
+pub struct Observed<'a> {
+    /// The restore.
+    pub restore: &'a PostgresPhysicalRestore,
+    /// The PVC exists.
+    pub pvc: bool,
+    /// The Job, if it exists.
+    pub job: Option<JobView>,
+    /// The Deployment, if it exists.
+    pub deployment: Option<DeploymentView>,
+    /// The per-restore Service exists.
+    pub service: bool,
+    /// The live fields the replica asks for now.
+    pub desired_live: LiveFields,
+    /// How long PostgreSQL may take to become ready after the Job (S5).
+    pub ready_timeout: Duration,
+}
+
+/// A child to create.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Child {
+    /// `<restore>-data`.
+    DataPvc,
+    /// `<restore>-restore`.
+    RestoreJob,
+    /// `<restore>` Deployment.
+    Deployment,
+    /// `<restore>` Service.
+    Service,
+}
+
+/// The decision.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    /// Children to create (in this order).
+    pub create: Vec<Child>,
+    /// Patch the Deployment's live fields to these.
+    pub patch_live: Option<LiveFields>,
+    /// The status to write (written only when it differs).
+    pub status: PostgresPhysicalRestoreStatus,
+    /// Look again after this long even if nothing changes.
+    pub requeue: Option<Duration>,
+}
+
+fn failed_reason(
+    report: Option<&JobReport>,
+    job_failed: Option<&(String, String)>,
+) -> (String, String) {
+    match (report, job_failed) {
+        (Some(JobReport::Failed(f)), _) => {
+            let reason = if f.error == crate::cli::exit::Failure::NoPgdata.reason() {
+                reasons::NO_PGDATA.to_owned()
+            } else {
+                f.error.clone()
+            };
+            (reason, f.message.clone())
+        }
+        (_, Some((reason, message))) if reason == "DeadlineExceeded" => (
+            reasons::DEADLINE_EXCEEDED.to_owned(),
+            format!("the restore Job ran past its deadline: {message}"),
+        ),
+        (_, Some((reason, message))) => (
+            reasons::RESTORE_JOB_FAILED.to_owned(),
+            format!("the restore Job failed ({reason}): {message}"),
+        ),
+        (_, None) => (
+            reasons::RESTORE_JOB_FAILED.to_owned(),
+            "the restore Job failed".to_owned(),
+        ),
+    }
+}
+
+fn ts(t: Timestamp) -> Time {
+    Time(t)
+}
+
+/// Decides the restore's next steps.
+#[must_use]
+pub fn decide(o: &Observed<'_>, now: Timestamp) -> Plan {
+    let r = o.restore;
+    let name = r.metadata.name.clone().unwrap_or_default();
+    let generation = r.metadata.generation;
+    let now_t = ts(now);
+    let mut status = r.status.clone().unwrap_or_default();
+    let phase = status.phase.clone().unwrap_or(RestorePhase::Pending);
+    status.observed_generation = generation;
+    if status.created_at.is_none() {
+        status.created_at = r
+            .metadata
+            .creation_timestamp
+            .clone()
+            .or(Some(now_t.clone()));
+    }
+    status.pvc = Some(naming::data_pvc(&name));
+    status.credentials_secret = Some(naming::credentials_secret(&r.spec.replica.name));
+
+    let mut plan = Plan {
+        create: Vec::new(),
+        patch_live: None,
+        status: PostgresPhysicalRestoreStatus::default(),
+        requeue: None,
+    };
+    if phase == RestorePhase::Failed {
+        plan.status = status;
+        return plan;
+    }
+
+    // S1/S2: the claim and the Job. They are never recreated once the Job finished (a deleted Job of a
+    // finished restore is not a reason to copy the snapshot again).
+    let job_done = status.restored_at.is_some();
+    if !o.pvc {
+        plan.create.push(Child::DataPvc);
+    }
+    if o.job.is_none() && !job_done {
+        plan.create.push(Child::RestoreJob);
+    }
+    let job_name = naming::restore_job(&name);
+    let job = o.job.clone().unwrap_or_default();
+    let job_phase = if job.complete_at.is_some() || job_done {
+        "Succeeded"
+    } else if job.failed.is_some() {
+        "Failed"
+    } else if job.active {
+        "Running"
+    } else {
+        "Pending"
+    };
+    status.restore_job = Some(RestoreJobStatus {
+        name: job_name,
+        phase: Some(job_phase.to_owned()),
+        completed_at: status
+            .restore_job
+            .as_ref()
+            .and_then(|j| j.completed_at.clone())
+            .or_else(|| job.complete_at.map(ts)),
+    });
+
+    let fail = |status: &mut PostgresPhysicalRestoreStatus, reason: &str, message: String| {
+        status.phase = Some(RestorePhase::Failed);
+        conditions::set(
+            &mut status.conditions,
+            Cond {
+                type_: types::FAILED,
+                status: true,
+                reason,
+                message,
+            },
+            generation,
+            &now_t,
+        );
+        conditions::set(
+            &mut status.conditions,
+            Cond {
+                type_: types::READY,
+                status: false,
+                reason: reasons::POSTGRES_NOT_READY,
+                message: "the restore failed".into(),
+            },
+            generation,
+            &now_t,
+        );
+    };
+
+    if !job_done {
+        if job.failed.is_some() {
+            let (reason, message) = failed_reason(job.report.as_ref(), job.failed.as_ref());
+            fail(&mut status, &reason, message);
+            plan.status = status;
+            return plan;
+        }
+        match (job.complete_at, &job.report) {
+            (Some(done), Some(JobReport::Done(result))) => {
+                status.restored_at = Some(ts(done));
+                status.postgres_version = Some(result.postgres_version.clone());
+                conditions::set(
+                    &mut status.conditions,
+                    Cond {
+                        type_: types::RESTORED,
+                        status: true,
+                        reason: reasons::RESTORE_JOB_COMPLETED,
+                        message: format!(
+                            "restored {} files ({} bytes) of PostgreSQL {} in {:.0}s",
+                            result.files, result.bytes, result.postgres_version, result.seconds
+                        ),
+                    },
+                    generation,
+                    &now_t,
+                );
+            }
+            (Some(_), _) => {
+                fail(
+                    &mut status,
+                    reasons::RESTORE_JOB_FAILED,
+                    "the restore Job completed without reporting a result in its termination message"
+                        .into(),
+                );
+                plan.status = status;
+                return plan;
+            }
+            (None, _) => {
+                status.phase = Some(if job.active {
+                    RestorePhase::Restoring
+                } else {
+                    phase.clone()
+                });
+                conditions::set(
+                    &mut status.conditions,
+                    Cond {
+                        type_: types::RESTORED,
+                        status: false,
+                        reason: reasons::RESTORE_JOB_RUNNING,
+                        message: "the restore Job copies the snapshot".into(),
+                    },
+                    generation,
+                    &now_t,
+                );
+                plan.status = status;
+                return plan;
+            }
+        }
+    }
+
+    // S4: PostgreSQL on the restored data.
+    if o.deployment.is_none() {
+        plan.create.push(Child::Deployment);
+    }
+    if !o.service {
+        plan.create.push(Child::Service);
+    }
+    status.deployment = Some(naming::restore_deployment(&name));
+    if let Some(d) = &o.deployment
+        && d.live != o.desired_live
+    {
+        plan.patch_live = Some(o.desired_live.clone());
+    }
+    let ready = o.deployment.as_ref().is_some_and(|d| d.ready);
+    conditions::set(
+        &mut status.conditions,
+        Cond {
+            type_: types::READY,
+            status: ready,
+            reason: if ready {
+                reasons::POSTGRES_READY
+            } else {
+                reasons::POSTGRES_NOT_READY
+            },
+            message: if ready {
+                "PostgreSQL accepts connections".into()
+            } else {
+                "waiting for PostgreSQL to become ready".into()
+            },
+        },
+        generation,
+        &now_t,
+    );
+    match phase {
+        RestorePhase::Pending | RestorePhase::Restoring => {
+            if ready {
+                status.phase = Some(RestorePhase::Ready);
+            } else {
+                status.phase = Some(RestorePhase::Restoring);
+                let restored = status.restored_at.as_ref().map_or(now, |t| t.0);
+                let deadline = restored.checked_add(o.ready_timeout).unwrap_or(restored);
+                if now >= deadline {
+                    fail(
+                        &mut status,
+                        reasons::READY_TIMEOUT,
+                        format!(
+                            "PostgreSQL did not become ready within {} of the restore completing",
+                            humantime::format_duration(o.ready_timeout)
+                        ),
+                    );
+                } else {
+                    plan.requeue = Some(
+                        Duration::try_from(deadline.duration_since(now)).unwrap_or(Duration::ZERO),
+                    );
+                }
+            }
+        }
+        // Later phases belong to the replica controller; the condition above tracks readiness.
+        RestorePhase::Ready
+        | RestorePhase::Switching
+        | RestorePhase::Active
+        | RestorePhase::Failed
+        | RestorePhase::Unknown(_) => {}
+    }
+    plan.status = status;
+    plan
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,253 @@
+use std::path::PathBuf;
+
+use pgro_api::testutil::from_yaml;
+
+use super::*;
+
+fn at(s: &str) -> Timestamp {
+    s.parse().expect("timestamp")
+}
+
+fn restore(status: &str) -> PostgresPhysicalRestore {
+    from_yaml(&format!(
+        r"
+apiVersion: pgro.bes.au/v1alpha1
+kind: PostgresPhysicalRestore
+metadata:
+  name: test-20261121-101500
+  namespace: ns
+  uid: u-1
+  generation: 1
+  creationTimestamp: '2026-11-21T10:15:00Z'
+spec:
+  replica: {{name: test}}
+  snapshot: k1
+  snapshotSize: '1000'
+  storageSize: 1Mi
+status: {status}
+"
+    ))
+    .expect("restore")
+}
+
+fn live() -> LiveFields {
+    LiveFields {
+        resources: None,
+        pod_annotations: None,
+    }
+}
+
+fn observed(r: &PostgresPhysicalRestore) -> Observed<'_> {
+    Observed {
+        restore: r,
+        pvc: true,
+        job: None,
+        deployment: None,
+        service: false,
+        desired_live: live(),
+        ready_timeout: Duration::from_secs(1800),
+    }
+}
+
+fn done() -> JobReport {
+    JobReport::Done(RestoreResult {
+        postgres_version: "16".into(),
+        pgdata: PathBuf::from("/pgdata/data"),
+        pgdata_in_snapshot: PathBuf::new(),
+        bytes: 1000,
+        files: 10,
+        seconds: 1.5,
+        snapshot: "k1".into(),
+        snapshot_time: "2026-11-21T10:00:00Z".into(),
+    })
+}
+
+const NOW: &str = "2026-11-21T10:20:00Z";
+
+#[test]
+fn new_restore_creates_claim_and_job_and_stays_pending() {
+    let r = restore("{}");
+    let mut o = observed(&r);
+    o.pvc = false;
+    let p = decide(&o, at(NOW));
+    assert_eq!(p.create, [Child::DataPvc, Child::RestoreJob]);
+    assert_eq!(p.status.phase, Some(RestorePhase::Pending));
+    assert_eq!(
+        p.status.created_at.map(|t| t.0),
+        Some(at("2026-11-21T10:15:00Z"))
+    );
+    assert_eq!(p.status.pvc.as_deref(), Some("test-20261121-101500-data"));
+    assert_eq!(p.status.credentials_secret.as_deref(), Some("test-creds"));
+    assert_eq!(
+        p.status.restore_job.and_then(|j| j.phase).as_deref(),
+        Some("Pending")
+    );
+}
+
+#[test]
+fn running_job_means_restoring() {
+    let r = restore("{phase: Pending}");
+    let mut o = observed(&r);
+    o.job = Some(JobView {
+        active: true,
+        ..JobView::default()
+    });
+    let p = decide(&o, at(NOW));
+    assert!(p.create.is_empty());
+    assert_eq!(p.status.phase, Some(RestorePhase::Restoring));
+    assert!(!conditions::is_true(&p.status.conditions, types::RESTORED));
+}
+
+#[test]
+fn completed_job_records_result_and_starts_postgres() {
+    let r = restore("{phase: Restoring}");
+    let mut o = observed(&r);
+    o.job = Some(JobView {
+        complete_at: Some(at("2026-11-21T10:18:00Z")),
+        report: Some(done()),
+        ..JobView::default()
+    });
+    let p = decide(&o, at(NOW));
+    assert_eq!(p.create, [Child::Deployment, Child::Service]);
+    assert_eq!(p.status.phase, Some(RestorePhase::Restoring));
+    assert_eq!(p.status.postgres_version.as_deref(), Some("16"));
+    assert_eq!(
+        p.status.restored_at.map(|t| t.0),
+        Some(at("2026-11-21T10:18:00Z"))
+    );
+    let job = p.status.restore_job.expect("job status");
+    assert_eq!(job.phase.as_deref(), Some("Succeeded"));
+    assert_eq!(
+        job.completed_at.map(|t| t.0),
+        Some(at("2026-11-21T10:18:00Z"))
+    );
+    assert!(conditions::is_true(&p.status.conditions, types::RESTORED));
+    assert_eq!(p.status.deployment.as_deref(), Some("test-20261121-101500"));
+    // The ready deadline is 30 min after the Job: look again then at the latest.
+    assert_eq!(p.requeue, Some(Duration::from_secs(28 * 60)));
+}
+
+#[test]
+fn ready_deployment_makes_the_restore_ready() {
+    let r =
+        restore("{phase: Restoring, postgresVersion: '16', restoredAt: '2026-11-21T10:18:00Z'}");
+    let mut o = observed(&r);
+    o.service = true;
+    o.deployment = Some(DeploymentView {
+        ready: true,
+        live: live(),
+    });
+    let p = decide(&o, at(NOW));
+    assert!(p.create.is_empty(), "{:?}", p.create);
+    assert_eq!(p.status.phase, Some(RestorePhase::Ready));
+    assert!(conditions::is_true(&p.status.conditions, types::READY));
+    assert_eq!(p.patch_live, None);
+}
+
+#[test]
+fn job_failure_is_classified_from_the_termination_message() {
+    let r = restore("{phase: Restoring}");
+    for (error, reason) in [
+        ("WrongPassword", "WrongPassword"),
+        ("NoPgdataInSnapshot", reasons::NO_PGDATA),
+        ("CorruptedContent", "CorruptedContent"),
+        ("DiskFull", "DiskFull"),
+    ] {
+        let mut o = observed(&r);
+        o.job = Some(JobView {
+            failed: Some(("PodFailurePolicy".into(), "rule 0 matched".into())),
+            report: Some(JobReport::Failed(RestoreFailure {
+                error: error.into(),
+                message: format!("{error}: details"),
+                exit_code: 4,
+            })),
+            ..JobView::default()
+        });
+        let p = decide(&o, at(NOW));
+        assert_eq!(p.status.phase, Some(RestorePhase::Failed));
+        let c = conditions::get(&p.status.conditions, types::FAILED).expect("Failed");
+        assert_eq!(c.reason, reason);
+        assert_eq!(c.message, format!("{error}: details"));
+        assert_eq!(
+            p.status.restore_job.and_then(|j| j.phase).as_deref(),
+            Some("Failed")
+        );
+    }
+}
+
+#[test]
+fn job_deadline_and_unreported_failures_have_their_own_reasons() {
+    let r = restore("{phase: Restoring}");
+    let mut o = observed(&r);
+    o.job = Some(JobView {
+        failed: Some((
+            "DeadlineExceeded".into(),
+            "Job was active longer than specified deadline".into(),
+        )),
+        ..JobView::default()
+    });
+    let p = decide(&o, at(NOW));
+    let c = conditions::get(&p.status.conditions, types::FAILED).expect("Failed");
+    assert_eq!(c.reason, reasons::DEADLINE_EXCEEDED);
+    o.job = Some(JobView {
+        complete_at: Some(at(NOW)),
+        ..JobView::default()
+    });
+    let p = decide(&o, at(NOW));
+    assert_eq!(p.status.phase, Some(RestorePhase::Failed));
+}
+
+#[test]
+fn postgres_not_ready_in_time_fails_the_restore() {
+    let r =
+        restore("{phase: Restoring, postgresVersion: '16', restoredAt: '2026-11-21T09:40:00Z'}");
+    let mut o = observed(&r);
+    o.service = true;
+    o.deployment = Some(DeploymentView {
+        ready: false,
+        live: live(),
+    });
+    let p = decide(&o, at("2026-11-21T10:10:00Z"));
+    assert_eq!(p.status.phase, Some(RestorePhase::Failed));
+    let c = conditions::get(&p.status.conditions, types::FAILED).expect("Failed");
+    assert_eq!(c.reason, reasons::READY_TIMEOUT);
+}
+
+#[test]
+fn failed_restore_is_left_alone() {
+    let r = restore("{phase: Failed}");
+    let mut o = observed(&r);
+    o.pvc = false;
+    let p = decide(&o, at(NOW));
+    assert!(p.create.is_empty());
+    assert_eq!(p.status.phase, Some(RestorePhase::Failed));
+}
+
+#[test]
+fn active_restore_keeps_its_phase_and_follows_live_fields() {
+    let r = restore("{phase: Active, postgresVersion: '16', restoredAt: '2026-11-21T09:40:00Z'}");
+    let mut o = observed(&r);
+    o.service = true;
+    o.deployment = Some(DeploymentView {
+        ready: false,
+        live: live(),
+    });
+    o.desired_live = LiveFields {
+        resources: None,
+        pod_annotations: Some([("a".to_owned(), "b".to_owned())].into()),
+    };
+    let p = decide(&o, at("2026-11-21T12:00:00Z"));
+    assert_eq!(p.status.phase, Some(RestorePhase::Active));
+    assert!(!conditions::is_true(&p.status.conditions, types::READY));
+    assert_eq!(p.patch_live, Some(o.desired_live.clone()));
+    assert!(p.create.is_empty());
+}
+
+#[test]
+fn termination_messages_parse_as_result_or_failure() {
+    let ok = r#"{"postgresVersion":"16","pgdata":"/pgdata/data","pgdataInSnapshot":"","bytes":1,"files":1,"seconds":0.1,"snapshot":"k1","snapshotTime":"t"}"#;
+    assert!(matches!(JobReport::parse(ok), Some(JobReport::Done(_))));
+    let bad = r#"{"error":"WrongPassword","message":"wrong password","exitCode":4}"#;
+    assert!(matches!(JobReport::parse(bad), Some(JobReport::Failed(_))));
+    assert_eq!(JobReport::parse("panicked at src/main.rs"), None);
+}

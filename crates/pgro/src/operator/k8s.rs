@@ -1,0 +1,101 @@
+//! Small API helpers: create-if-absent, status writes with optimistic concurrency, events.
+
+use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::runtime::events::{Event, EventType};
+use kube::{Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::context::Context;
+use super::controllers::replica::plan::EventSpec;
+use super::error::{Error, Result};
+use super::specs::FIELD_MANAGER;
+
+/// Whether an API error is a 404.
+#[must_use]
+pub fn is_not_found(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 404)
+}
+
+/// Whether an API error is a 409 (conflict or already exists).
+#[must_use]
+pub fn is_conflict(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 409)
+}
+
+/// Creates `obj` unless an object of that name exists. Returns whether it was created.
+///
+/// # Errors
+///
+/// Any API error but "already exists".
+pub async fn create_if_absent<K>(api: &Api<K>, obj: &K) -> Result<bool>
+where
+    K: Resource + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
+{
+    match api.create(&PostParams::default(), obj).await {
+        Ok(_) => Ok(true),
+        Err(e) if is_conflict(&e) => Ok(false),
+        Err(e) => Err(Error::Kube(e)),
+    }
+}
+
+/// Writes a custom resource's whole status by server-side apply, with the object's `resourceVersion` as a
+/// precondition: a decision made from stale state fails with a conflict and is made again.
+///
+/// # Errors
+///
+/// API errors (409 when the object changed since it was read).
+pub async fn apply_status<K, S>(api: &Api<K>, obj: &K, status: &S) -> Result<()>
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug,
+    S: Serialize,
+{
+    let name = obj.name_any();
+    let body = serde_json::json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "metadata": {"name": name, "resourceVersion": obj.resource_version()},
+        "status": status,
+    });
+    api.patch_status(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&body),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Records an event on `regarding` (best effort: a failed event never fails a reconcile).
+pub async fn publish(ctx: &Context, regarding: &ObjectReference, ev: &EventSpec, action: &str) {
+    let event = Event {
+        type_: if ev.warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
+        reason: ev.reason.to_owned(),
+        note: Some(truncate(&ev.note, 1000)),
+        action: action.to_owned(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, regarding).await {
+        tracing::warn!(reason = ev.reason, error = %e, "recording an event failed");
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}

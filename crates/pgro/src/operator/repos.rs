@@ -1,0 +1,133 @@
+//! In-process snapshot discovery (behaviour R3) with one shared handle per repository.
+//!
+//! Replicas whose Secrets describe the same repository with the same credentials share one opened
+//! repository (the password KDF and the index load happen once) and one snapshot listing, refreshed at most
+//! once per TTL. Index blobs are immutable, so a refresh only reads blobs it has not seen. Failures are not
+//! cached: the next reconcile tries again.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex as StdMutex};
+use std::time::{Duration, Instant};
+
+use kopia::{Indexed, Repository, SnapshotManifest};
+use tokio::sync::Mutex;
+
+use crate::cli::repository::{RepositoryArgs, RepositoryError};
+
+/// An entry unused for this long is dropped (a rotated password leaves its old entry behind).
+const IDLE_EVICTION: Duration = Duration::from_secs(3600);
+
+/// A snapshot listing and when it was read.
+#[derive(Debug, Clone)]
+pub struct Listing {
+    /// Every snapshot manifest in the repository.
+    pub snapshots: Arc<Vec<SnapshotManifest>>,
+    /// How long reading it took (0 when served from the cache).
+    pub took: Duration,
+}
+
+#[derive(Default)]
+struct Slot {
+    repo: Option<Arc<Repository<Indexed>>>,
+    listing: Option<(Instant, Arc<Vec<SnapshotManifest>>)>,
+}
+
+struct Entry {
+    slot: Mutex<Slot>,
+    last_used: StdMutex<Instant>,
+}
+
+/// Repositories by [`crate::operator::kopia_secret::cache_key`].
+#[derive(Default)]
+pub struct RepositoryCache {
+    entries: StdMutex<HashMap<String, Arc<Entry>>>,
+}
+
+impl std::fmt::Debug for RepositoryCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.entries.lock().map(|e| e.len()).unwrap_or(0);
+        f.debug_struct("RepositoryCache")
+            .field("repositories", &n)
+            .finish()
+    }
+}
+
+impl RepositoryCache {
+    fn entry(&self, key: &str) -> Arc<Entry> {
+        let now = Instant::now();
+        let mut entries = self
+            .entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        entries.retain(|k, e| {
+            k == key
+                || e.last_used
+                    .lock()
+                    .map(|t| now.duration_since(*t) < IDLE_EVICTION)
+                    .unwrap_or(false)
+        });
+        let e = entries
+            .entry(key.to_owned())
+            .or_insert_with(|| {
+                Arc::new(Entry {
+                    slot: Mutex::new(Slot::default()),
+                    last_used: StdMutex::new(now),
+                })
+            })
+            .clone();
+        if let Ok(mut t) = e.last_used.lock() {
+            *t = now;
+        }
+        e
+    }
+
+    /// The repository's snapshots, from the cache when younger than `ttl`.
+    ///
+    /// # Errors
+    ///
+    /// Opening the repository (configuration, wrong password, unreachable storage) or reading its index
+    /// and manifests.
+    pub async fn snapshots(
+        &self,
+        key: &str,
+        args: &RepositoryArgs,
+        ttl: Duration,
+    ) -> Result<Listing, RepositoryError> {
+        let entry = self.entry(key);
+        let mut slot = entry.slot.lock().await;
+        if let Some((at, snaps)) = &slot.listing
+            && at.elapsed() < ttl
+        {
+            return Ok(Listing {
+                snapshots: snaps.clone(),
+                took: Duration::ZERO,
+            });
+        }
+        let started = Instant::now();
+        let repo = match &slot.repo {
+            Some(r) => {
+                r.refresh_index().await?;
+                r.clone()
+            }
+            None => {
+                let r = Arc::new(args.connect().await?);
+                slot.repo = Some(r.clone());
+                r
+            }
+        };
+        let listed = repo.list_snapshots().await;
+        let snaps = match listed {
+            Ok(s) => Arc::new(s),
+            Err(e) => {
+                // A broken handle is reopened next time rather than reused.
+                slot.repo = None;
+                return Err(e.into());
+            }
+        };
+        slot.listing = Some((Instant::now(), snaps.clone()));
+        Ok(Listing {
+            snapshots: snaps,
+            took: started.elapsed(),
+        })
+    }
+}

@@ -1,0 +1,247 @@
+//! `pgro operator`: the HTTP endpoints, the live settings, leader election and the two controllers.
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+use std::sync::{Arc, RwLock};
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
+use kube::api::Api;
+use kube::core::PartialObjectMeta;
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher::{self, Event};
+use kube::runtime::{Controller, WatchStreamExt};
+use kube::{Client, ResourceExt};
+use pgro_api::{LABEL_REPLICA, PostgresPhysicalReplica, PostgresPhysicalRestore};
+use tokio::signal::unix::{SignalKind, signal};
+
+use super::context::Context;
+use super::controllers::{self, replica, restore};
+use super::http;
+use super::leader::Elector;
+use super::metrics::Metrics;
+use super::settings::{OperatorArgs, Settings};
+
+/// Runs the operator until SIGTERM/SIGINT (exit 0) or until it loses the leader Lease (exit 1, so the pod
+/// restarts as a standby).
+pub async fn run(args: OperatorArgs) -> ExitCode {
+    let client = match Client::try_default().await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "no Kubernetes client configuration (in-cluster or KUBECONFIG)");
+            return ExitCode::from(2);
+        }
+    };
+    let identity = args.identity.clone().unwrap_or_else(|| {
+        format!(
+            "{}-{}",
+            nix::unistd::gethostname()
+                .ok()
+                .and_then(|h| h.into_string().ok())
+                .unwrap_or_else(|| "pgro".into()),
+            std::process::id()
+        )
+    });
+    let defaults = Settings::from_args(&args);
+    let settings = Arc::new(RwLock::new(Arc::new(defaults.clone())));
+    let metrics = Arc::new(Metrics::new());
+
+    let http_metrics = Arc::clone(&metrics);
+    let addr = args.http_address;
+    tokio::spawn(async move {
+        if let Err(e) = http::serve(addr, http_metrics).await {
+            tracing::error!(error = %e, "the HTTP endpoints stopped");
+        }
+    });
+    if !args.config_map.is_empty() {
+        tokio::spawn(watch_settings(
+            client.clone(),
+            args.namespace.clone(),
+            args.config_map.clone(),
+            defaults,
+            Arc::clone(&settings),
+        ));
+    }
+
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    let elector = Elector::new(
+        Api::<Lease>::namespaced(client.clone(), &args.namespace),
+        &args.lease_name,
+        &identity,
+        args.lease_duration,
+    );
+    tokio::select! {
+        () = elector.acquire() => {}
+        () = &mut shutdown => return ExitCode::SUCCESS,
+    }
+    let ctx = Arc::new(Context::new(client.clone(), &identity, metrics, settings));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let controllers = tokio::spawn(run_controllers(client, ctx, stop_rx));
+    let code = tokio::select! {
+        () = elector.hold() => ExitCode::FAILURE,
+        () = &mut shutdown => ExitCode::SUCCESS,
+    };
+    let _ = stop_tx.send(true);
+    let _ = controllers.await;
+    if code == ExitCode::SUCCESS {
+        elector.release().await;
+    }
+    code
+}
+
+async fn shutdown_signal() {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received; stopping"),
+        _ = int.recv() => tracing::info!("SIGINT received; stopping"),
+    }
+}
+
+/// Keeps `settings` equal to the defaults overridden by the ConfigMap (behaviour O3).
+async fn watch_settings(
+    client: Client,
+    namespace: String,
+    name: String,
+    defaults: Settings,
+    settings: Arc<RwLock<Arc<Settings>>>,
+) {
+    let api: Api<ConfigMap> = Api::namespaced(client, &namespace);
+    let cfg = watcher::Config::default().fields(&format!("metadata.name={name}"));
+    let mut stream = watcher::watcher(api, cfg).default_backoff().boxed();
+    let install = |data: &BTreeMap<String, String>| match Settings::with_overrides(&defaults, data)
+    {
+        Ok((s, unknown)) => {
+            if !unknown.is_empty() {
+                tracing::warn!(unknown = ?unknown, "settings ConfigMap has keys this version does not know");
+            }
+            let changed = settings.read().map(|cur| **cur != s).unwrap_or(true);
+            if changed {
+                tracing::info!(settings = ?s, "settings reloaded");
+                if let Ok(mut w) = settings.write() {
+                    *w = Arc::new(s);
+                }
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "settings ConfigMap refused; keeping the settings in force")
+        }
+    };
+    while let Some(ev) = stream.next().await {
+        match ev {
+            Ok(Event::Apply(cm) | Event::InitApply(cm)) => install(&cm.data.unwrap_or_default()),
+            Ok(Event::Delete(_)) => install(&BTreeMap::new()),
+            Ok(Event::Init | Event::InitDone) => {}
+            Err(e) => tracing::warn!(error = %e, "watching the settings ConfigMap failed"),
+        }
+    }
+}
+
+async fn run_controllers(
+    client: Client,
+    ctx: Arc<Context>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let children = watcher::Config::default().labels(LABEL_REPLICA);
+    let replicas = Api::<PostgresPhysicalReplica>::all(client.clone());
+    let restores = Api::<PostgresPhysicalRestore>::all(client.clone());
+
+    let replica_ctrl = Controller::new(replicas.clone(), watcher::Config::default());
+    let replica_store = replica_ctrl.store();
+    let waiting_store = replica_store.clone();
+    // Any restore change can free a slot: wake its replica and every replica waiting in the queue.
+    let restore_to_replicas = move |r: PostgresPhysicalRestore| {
+        let ns = r.namespace().unwrap_or_default();
+        let mut refs =
+            vec![ObjectRef::<PostgresPhysicalReplica>::new(&r.spec.replica.name).within(&ns)];
+        refs.extend(
+            waiting_store
+                .state()
+                .iter()
+                .filter(|p| p.status.as_ref().is_some_and(|s| s.waiting_since.is_some()))
+                .map(|p| ObjectRef::from_obj(p.as_ref())),
+        );
+        refs
+    };
+    let secret_store = replica_store.clone();
+    // A changed Kopia Secret re-checks the replicas that use it (metadata only: Secret data is not cached).
+    let secret_to_replicas = move |s: PartialObjectMeta<Secret>| {
+        let ns = s.namespace().unwrap_or_default();
+        let name = s.name_any();
+        secret_store
+            .state()
+            .iter()
+            .filter(|p| {
+                p.namespace().as_deref() == Some(ns.as_str())
+                    && p.spec.kopia_secret_ref.name.as_deref() == Some(name.as_str())
+            })
+            .map(|p| ObjectRef::from_obj(p.as_ref()))
+            .collect::<Vec<_>>()
+    };
+    let secrets_meta = watcher::watcher(
+        Api::<PartialObjectMeta<Secret>>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .touched_objects();
+    let mut stop_a = stop.clone();
+    let replica_run = replica_ctrl
+        .watches(restores.clone(), children.clone(), restore_to_replicas)
+        .owns(Api::<Service>::all(client.clone()), children.clone())
+        .owns(Api::<Secret>::all(client.clone()), children.clone())
+        .watches_stream(secrets_meta, secret_to_replicas)
+        .graceful_shutdown_on(async move {
+            let _ = stop_a.wait_for(|s| *s).await;
+        })
+        .run(
+            replica::reconcile,
+            |obj, err, ctx| controllers::error_policy("replica", &obj, err, &ctx),
+            Arc::clone(&ctx),
+        )
+        .for_each(|_| futures::future::ready(()));
+
+    let restore_ctrl = Controller::new(restores.clone(), watcher::Config::default());
+    let restore_store = restore_ctrl.store();
+    // Replica spec changes (resources, annotations) reach the running instances of its restores.
+    let replica_to_restores = move |p: PostgresPhysicalReplica| {
+        let ns = p.namespace().unwrap_or_default();
+        let name = p.name_any();
+        restore_store
+            .state()
+            .iter()
+            .filter(|r| {
+                r.namespace().as_deref() == Some(ns.as_str()) && r.spec.replica.name == name
+            })
+            .map(|r| ObjectRef::from_obj(r.as_ref()))
+            .collect::<Vec<_>>()
+    };
+    let restore_run = restore_ctrl
+        .owns(Api::<Job>::all(client.clone()), children.clone())
+        .owns(Api::<Deployment>::all(client.clone()), children.clone())
+        .owns(
+            Api::<PersistentVolumeClaim>::all(client.clone()),
+            children.clone(),
+        )
+        .owns(Api::<Service>::all(client.clone()), children)
+        .watches(replicas, watcher::Config::default(), replica_to_restores)
+        .graceful_shutdown_on(async move {
+            let _ = stop.wait_for(|s| *s).await;
+        })
+        .run(
+            restore::reconcile,
+            |obj, err, ctx| controllers::error_policy("restore", &obj, err, &ctx),
+            ctx,
+        )
+        .for_each(|_| futures::future::ready(()));
+    tracing::info!("controllers started");
+    futures::join!(replica_run, restore_run);
+    tracing::info!("controllers stopped");
+}

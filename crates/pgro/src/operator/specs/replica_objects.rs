@@ -1,0 +1,169 @@
+//! A replica's own children (behaviour R2): the credentials Secret, the admin Secret and the stable Service.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::{LocalObjectReference, Secret, Service, ServicePort, ServiceSpec};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use pgro_api::{
+    LABEL_RESTORE, PostgresPhysicalReplica, PostgresPhysicalRestore, PostgresPhysicalRestoreSpec,
+};
+
+use super::{
+    BuildError, PASSWORD_KEY, POSTGRES_PORT, POSTGRES_PORT_NAME, USERNAME_KEY, controller_ref,
+    replica_labels,
+};
+use crate::operator::naming;
+
+/// The operator's superuser in every restored instance.
+pub const ADMIN_USER: &str = "pgro_admin";
+
+/// Selector value while no restore is active: matches no pod.
+const NO_RESTORE: &str = "none";
+
+fn name_of(replica: &PostgresPhysicalReplica) -> Result<&str, BuildError> {
+    replica
+        .metadata
+        .name
+        .as_deref()
+        .ok_or(BuildError::MissingMetadata {
+            kind: "PostgresPhysicalReplica",
+            field: "metadata.name",
+        })
+}
+
+fn meta(
+    replica: &PostgresPhysicalReplica,
+    name: String,
+    component: &str,
+) -> Result<ObjectMeta, BuildError> {
+    Ok(ObjectMeta {
+        name: Some(name),
+        namespace: replica.metadata.namespace.clone(),
+        labels: Some(replica_labels(name_of(replica)?, component)),
+        owner_references: Some(vec![controller_ref(replica)?]),
+        ..ObjectMeta::default()
+    })
+}
+
+fn secret(meta: ObjectMeta, data: &[(&str, &str)]) -> Secret {
+    Secret {
+        metadata: meta,
+        type_: Some("Opaque".into()),
+        data: Some(
+            data.iter()
+                .map(|(k, v)| ((*k).to_owned(), ByteString(v.as_bytes().to_vec())))
+                .collect(),
+        ),
+        ..Secret::default()
+    }
+}
+
+/// Secret `<replica>-creds` with the analytics role's `username` and `password` (behaviour R2).
+///
+/// # Errors
+///
+/// [`BuildError::MissingMetadata`].
+pub fn credentials_secret(
+    replica: &PostgresPhysicalReplica,
+    password: &str,
+) -> Result<Secret, BuildError> {
+    let name = naming::credentials_secret(name_of(replica)?);
+    Ok(secret(
+        meta(replica, name, "credentials")?,
+        &[
+            (USERNAME_KEY, &replica.spec.analytics_username),
+            (PASSWORD_KEY, password),
+        ],
+    ))
+}
+
+/// Secret `<replica>-admin` with the password of `pgro_admin`, the operator's channel into each instance.
+///
+/// # Errors
+///
+/// [`BuildError::MissingMetadata`].
+pub fn admin_secret(
+    replica: &PostgresPhysicalReplica,
+    password: &str,
+) -> Result<Secret, BuildError> {
+    let name = naming::admin_secret(name_of(replica)?);
+    Ok(secret(
+        meta(replica, name, "admin-credentials")?,
+        &[(USERNAME_KEY, ADMIN_USER), (PASSWORD_KEY, password)],
+    ))
+}
+
+/// The value of the stable Service's `pgro.bes.au/restore` selector.
+#[must_use]
+pub fn service_selector_restore(active: Option<&str>) -> String {
+    active.map_or_else(|| NO_RESTORE.to_owned(), naming::label_value)
+}
+
+/// Service `<replica>` (ClusterIP, port 5432 `postgres`) selecting the active restore's pod, or none
+/// (behaviour R2, R9). `serviceAnnotations` are applied as this field manager's own, so annotations set by
+/// others stay.
+///
+/// # Errors
+///
+/// [`BuildError::MissingMetadata`].
+pub fn replica_service(
+    replica: &PostgresPhysicalReplica,
+    active: Option<&str>,
+) -> Result<Service, BuildError> {
+    let name = naming::replica_service(name_of(replica)?);
+    let mut m = meta(replica, name, "service")?;
+    m.annotations = replica.spec.service_annotations.clone();
+    Ok(Service {
+        metadata: m,
+        spec: Some(ServiceSpec {
+            type_: Some("ClusterIP".into()),
+            selector: Some(BTreeMap::from([(
+                LABEL_RESTORE.to_owned(),
+                service_selector_restore(active),
+            )])),
+            ports: Some(vec![ServicePort {
+                name: Some(POSTGRES_PORT_NAME.into()),
+                port: POSTGRES_PORT,
+                target_port: Some(IntOrString::String(POSTGRES_PORT_NAME.into())),
+                protocol: Some("TCP".into()),
+                ..ServicePort::default()
+            }]),
+            ..ServiceSpec::default()
+        }),
+        ..Service::default()
+    })
+}
+
+/// A new restore of `snapshot_id` for `replica` (behaviour R7): labelled, owned by the replica, with the
+/// snapshot's size and time and the computed storage size in its (immutable) spec.
+///
+/// # Errors
+///
+/// [`BuildError::MissingMetadata`].
+pub fn new_restore(
+    replica: &PostgresPhysicalReplica,
+    name: &str,
+    snapshot_id: &str,
+    snapshot_size: Quantity,
+    storage_size: Quantity,
+    snapshot_time: jiff::Timestamp,
+) -> Result<PostgresPhysicalRestore, BuildError> {
+    let replica_name = name_of(replica)?;
+    let mut restore = PostgresPhysicalRestore::new(
+        name,
+        PostgresPhysicalRestoreSpec {
+            replica: LocalObjectReference {
+                name: replica_name.to_owned(),
+            },
+            snapshot: snapshot_id.to_owned(),
+            snapshot_size,
+            storage_size,
+            snapshot_time: Some(Time(snapshot_time)),
+        },
+    );
+    restore.metadata = meta(replica, name.to_owned(), "restore")?;
+    Ok(restore)
+}
