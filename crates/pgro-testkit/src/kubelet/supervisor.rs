@@ -155,7 +155,9 @@ impl Supervisor {
                     ..Default::default()
                 });
                 s.status.ready = !init_like && !has_readiness && !has_startup;
-                s.status.started = Some(!has_startup);
+                // A regular init container is not "started" in the sidecar sense: the next container
+                // waits for it to complete, not to start.
+                s.status.started = Some(!has_startup && !init_like);
                 s.status.restart_count = restart_count;
                 s.status.container_id = Some(container_id.clone());
                 s.status.image_id = s.status.image.clone();

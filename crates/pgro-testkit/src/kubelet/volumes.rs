@@ -53,9 +53,35 @@ pub(crate) async fn prepare(
                 std::fs::Permissions::from_mode((mode & 0o7777) | 0o2070),
             );
         }
+        if let Some(gid) = fs_group
+            && (volume.secret.is_some()
+                || volume.config_map.is_some()
+                || volume.projected.is_some()
+                || volume.downward_api.is_some())
+        {
+            // Like the kubelet's SetVolumeOwnership for these read-only volumes: the files' group becomes
+            // fsGroup and they become group-readable, so `defaultMode: 0440` works for a non-root pod.
+            group_readable(&path, gid as u32);
+        }
         prepared.insert(volume.name.clone(), path);
     }
     Ok(prepared)
+}
+
+fn group_readable(path: &Path, gid: u32) {
+    let _ = nix::unistd::chown(path, None, Some(nix::unistd::Gid::from_raw(gid)));
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return;
+    };
+    let mode = meta.permissions().mode() & 0o7777;
+    if meta.is_dir() {
+        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode | 0o050));
+        for entry in std::fs::read_dir(path).into_iter().flatten().flatten() {
+            group_readable(&entry.path(), gid);
+        }
+    } else if meta.is_file() {
+        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode | 0o040));
+    }
 }
 
 fn io(error: std::io::Error) -> NotReady {

@@ -123,6 +123,9 @@ spec:
     }
 }
 
+/// Also a regression test: a regular init container that was still running counted as done (as if it were a
+/// sidecar), so the next container started early; and Secret files with `defaultMode: 0440` were not
+/// readable by a non-root pod with an fsGroup.
 #[tokio::test]
 async fn env_volumes_init_containers_and_run_as_user_are_honoured() {
     let Some(env) =
@@ -150,12 +153,12 @@ spec:
   securityContext: {runAsUser: 26, fsGroup: 2000}
   volumes:
   - {name: scratch, emptyDir: {}}
-  - {name: secret, secret: {secretName: creds}}
+  - {name: secret, secret: {secretName: creds, defaultMode: 288}}
   - {name: config, configMap: {name: settings, items: [{key: mode, path: sub/mode.txt}]}}
   initContainers:
   - name: first
     image: debian:bookworm
-    command: [sh, -c, 'printf a > /scratch/order']
+    command: [sh, -c, 'sleep 1; printf a > /scratch/order']
     volumeMounts: [{name: scratch, mountPath: /scratch}]
   - name: second
     image: debian:bookworm

@@ -71,8 +71,16 @@ where
     Ok(())
 }
 
-/// Records an event on `regarding` (best effort: a failed event never fails a reconcile).
+/// Records an event on `regarding`, with the restore it concerns as `related` (best effort: a failed event
+/// never fails a reconcile).
 pub async fn publish(ctx: &Context, regarding: &ObjectReference, ev: &EventSpec, action: &str) {
+    let secondary = ev.restore.as_ref().map(|name| ObjectReference {
+        api_version: Some(format!("{}/{}", pgro_api::GROUP, pgro_api::VERSION)),
+        kind: Some("PostgresPhysicalRestore".into()),
+        name: Some(name.clone()),
+        namespace: regarding.namespace.clone(),
+        ..ObjectReference::default()
+    });
     let event = Event {
         type_: if ev.warning {
             EventType::Warning
@@ -82,7 +90,7 @@ pub async fn publish(ctx: &Context, regarding: &ObjectReference, ev: &EventSpec,
         reason: ev.reason.to_owned(),
         note: Some(truncate(&ev.note, 1000)),
         action: action.to_owned(),
-        secondary: None,
+        secondary,
     };
     if let Err(e) = ctx.recorder.publish(&event, regarding).await {
         tracing::warn!(reason = ev.reason, error = %e, "recording an event failed");

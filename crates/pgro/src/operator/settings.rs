@@ -171,8 +171,6 @@ impl Settings {
                 "failedRestoreRetention" => {
                     s.failed_restore_retention = duration(value).map_err(bad)?;
                 }
-                // Read at start only (the log subscriber is installed once).
-                "logFormat" => {}
                 _ => unknown.push(key.clone()),
             }
         }
@@ -252,7 +250,6 @@ mod tests {
                 ),
                 ("podAnnotations", "{team: data}"),
                 ("readyTimeout", "5m"),
-                ("logFormat", "json"),
                 ("fromTheFuture", "x"),
             ]),
         )

@@ -157,6 +157,9 @@ pub struct EventSpec {
     pub reason: &'static str,
     /// Note.
     pub note: String,
+    /// The restore the event is about (the event's `related` object), so events about different restores
+    /// are not folded into one series.
+    pub restore: Option<String>,
 }
 
 /// A new restore this replica wants (subject to the cluster-wide limit).
@@ -249,11 +252,12 @@ impl Ctx {
         self.plan_requeue = self.plan_requeue.min(d);
     }
 
-    fn event(&mut self, warning: bool, reason: &'static str, note: String) {
+    fn event(&mut self, warning: bool, reason: &'static str, note: String, restore: Option<&str>) {
         self.events.push(EventSpec {
             warning,
             reason,
             note,
+            restore: restore.map(str::to_owned),
         });
     }
 }
@@ -325,6 +329,7 @@ pub fn decide(o: &Observed<'_>, now: Timestamp) -> Plan {
                 "restore {} of snapshot {} failed ({}): {}",
                 r.name, r.snapshot, f.0, f.1
             ),
+            Some(&r.name),
         );
     }
     let newly_failed: Vec<(String, String)> = newly_failed
@@ -406,6 +411,7 @@ pub fn decide(o: &Observed<'_>, now: Timestamp) -> Plan {
                 a.snapshot,
                 before.map_or_else(String::new, |b| format!("; {b} is outgoing"))
             ),
+            Some(&a.name),
         );
         promoted = Some(a.name.clone());
     }
@@ -599,6 +605,7 @@ pub fn decide(o: &Observed<'_>, now: Timestamp) -> Plan {
                         "snapshot {}: {e}",
                         latest.as_ref().map_or("", |s| s.id.as_str())
                     ),
+                    None,
                 );
             }
         }
@@ -697,6 +704,7 @@ pub fn decide(o: &Observed<'_>, now: Timestamp) -> Plan {
                     format!(
                         "scheduled restore skipped: the last restore completed less than minimumTtl ago (until {until})"
                     ),
+                    None,
                 );
                 advance = true;
             }
@@ -708,6 +716,7 @@ pub fn decide(o: &Observed<'_>, now: Timestamp) -> Plan {
                         "scheduled restore skipped: the active restore already holds the newest snapshot {}",
                         active.map_or("", |a| a.snapshot.as_str())
                     ),
+                    None,
                 );
                 advance = true;
             }
@@ -816,6 +825,7 @@ pub fn admit(plan: &mut Plan, admission: Admission, now: Timestamp) {
                     wanted.snapshot.total_size,
                     wanted.storage_size.0
                 ),
+                restore: Some(wanted.name.clone()),
             });
             if let Some(n) = next_scheduled {
                 let d = Duration::try_from(n.duration_since(now)).unwrap_or(Duration::ZERO);

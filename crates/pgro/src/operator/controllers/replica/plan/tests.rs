@@ -386,7 +386,10 @@ fn deleted_active_restore_is_replaced_at_once() {
         ..active("a", "k1", "2026-11-21T01:00:00Z")
     }];
     let p = decide(&observe(&r, &restores, listed("k1")), at(NOW));
-    assert_eq!(p.wanted.as_ref().map(|w| w.snapshot.id.as_str()), Some("k1"));
+    assert_eq!(
+        p.wanted.as_ref().map(|w| w.snapshot.id.as_str()),
+        Some("k1")
+    );
     assert_eq!(p.status.current_restore, None);
     assert_eq!(cond(&p, types::READY).status, "False");
 }

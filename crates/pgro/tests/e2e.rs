@@ -1,0 +1,851 @@
+//! End-to-end: the operator (as a pod, under its own RBAC) against the real control plane, the process
+//! kubelet, Kopia repositories in MinIO written by the real `kopia`, and real PostgreSQL. Each test names the
+//! behaviour IDs it proves. Tests share one operator; tests that restart or reconfigure it live in
+//! `e2e_disruptive.rs`.
+
+#![allow(clippy::unwrap_used)]
+
+mod e2e_support;
+
+use std::time::Duration;
+
+use e2e_support::*;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Service};
+use kube::ResourceExt;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use pgro_api::{PostgresPhysicalReplica, PostgresPhysicalRestore};
+
+const READY_TIMEOUT: Duration = Duration::from_secs(240);
+
+fn quick_start(extra: &str) -> String {
+    format!(
+        "kopiaSecretRef: {{name: kopia-credentials}}\nschedule: '0 */6 * * *'\nsnapshotFilter:\n  tags: {{area: postgres}}\n{extra}"
+    )
+}
+
+/// Acceptance 1 (R2, R3, R4, R7, R9, R10, S1–S4, I3, O2): the seed's quick start reaches Ready, the
+/// Service's endpoint is the restore's pod, the analytics user reads the source's data through it, and
+/// every status field of both kinds is populated.
+#[tokio::test(flavor = "multi_thread")]
+async fn quick_start_replica_serves_the_snapshot_through_its_service() {
+    let Some(w) = world("quick_start_replica_serves_the_snapshot_through_its_service").await else {
+        return;
+    };
+    let ns = w.env.namespace().await.unwrap();
+    let repo = w.repo(ns.name());
+    let snap = repo.snapshot(&w.template, &["--tags", "area:postgres"]);
+    w.kopia_secret(&ns, "kopia-credentials", &repo).await;
+    create_replica(&ns, &replica_yaml("test", &quick_start(""))).await;
+
+    let r = wait_replica(w, &ns, "test", "phase Ready", READY_TIMEOUT, |r, _| {
+        phase_is(r, "Ready")
+    })
+    .await;
+    let st = r.status.clone().unwrap();
+    let active = st.current_restore.clone().unwrap();
+    assert!(active.starts_with("test-"), "{active}");
+    assert_eq!(st.service_name.as_deref(), Some("test"));
+    assert_eq!(st.latest_available_snapshot.as_deref(), Some(snap.as_str()));
+    assert!(st.last_restore_completed_at.is_some());
+    let next = st.next_scheduled_restore.clone().unwrap().0;
+    assert!(
+        next > jiff::Timestamp::now(),
+        "next restore {next} is in the future"
+    );
+    assert_eq!(st.queue_position, 0);
+    assert_eq!(st.consecutive_restore_failures, 0);
+    assert_eq!(st.previous_restore, None);
+    assert_eq!(st.observed_generation, r.metadata.generation);
+    let ci = st.connection_info.clone().unwrap();
+    assert_eq!(ci.host, format!("test.{}.svc", ns.name()));
+    assert_eq!((ci.port, ci.database.as_str()), (5432, "postgres"));
+    assert_eq!(ci.username, "analytics");
+    assert_eq!(ci.password_secret, "test-creds");
+    for (t, s) in [
+        ("Ready", "True"),
+        ("KopiaSecretValid", "True"),
+        ("ScheduleValid", "True"),
+        ("SnapshotAvailable", "True"),
+        ("RestoreSchedulingSuspended", "False"),
+        ("StorageWithinLimit", "True"),
+    ] {
+        assert!(cond_is(&r, t, s, ""), "{t} is not {s}: {:?}", st.conditions);
+    }
+
+    // The restore and its children.
+    let rs = ns
+        .api::<PostgresPhysicalRestore>()
+        .get(&active)
+        .await
+        .unwrap();
+    let rst = rs.status.clone().unwrap();
+    assert_eq!(restore_phase(&rs), "Active");
+    assert_eq!(rs.spec.snapshot, snap);
+    assert_eq!(rs.spec.replica.name, "test");
+    assert!(rs.spec.snapshot_time.is_some());
+    assert_eq!(rst.postgres_version.as_deref(), Some("16"));
+    let (created, restored, activated) = (
+        rst.created_at.clone().unwrap().0,
+        rst.restored_at.clone().unwrap().0,
+        rst.activated_at.clone().unwrap().0,
+    );
+    assert!(created <= restored && restored <= activated);
+    let job = rst.restore_job.clone().unwrap();
+    assert_eq!(job.name, format!("{active}-restore"));
+    assert_eq!(job.phase.as_deref(), Some("Succeeded"));
+    assert!(job.completed_at.is_some());
+    assert_eq!(rst.pvc.as_deref(), Some(format!("{active}-data").as_str()));
+    assert_eq!(rst.deployment.as_deref(), Some(active.as_str()));
+    assert_eq!(rst.credentials_secret.as_deref(), Some("test-creds"));
+    for t in ["Restored", "Ready"] {
+        assert!(
+            condition(&rst.conditions, t).is_some_and(|c| c.status == "True"),
+            "restore {t}: {:?}",
+            rst.conditions
+        );
+    }
+    assert_eq!(
+        rs.owner_references()[0].name,
+        "test",
+        "restore owned by its replica"
+    );
+    let labelled = |labels: &std::collections::BTreeMap<String, String>| {
+        labels.get("pgro.bes.au/replica").map(String::as_str) == Some("test")
+            && labels.get("pgro.bes.au/restore") == Some(&active)
+    };
+    let pvc = ns
+        .api::<PersistentVolumeClaim>()
+        .get(&format!("{active}-data"))
+        .await
+        .unwrap();
+    let job = ns
+        .api::<Job>()
+        .get(&format!("{active}-restore"))
+        .await
+        .unwrap();
+    let dep = ns.api::<Deployment>().get(&active).await.unwrap();
+    let svc = ns.api::<Service>().get(&active).await.unwrap();
+    for (kind, meta) in [
+        ("PVC", &pvc.metadata),
+        ("Job", &job.metadata),
+        ("Deployment", &dep.metadata),
+        ("Service", &svc.metadata),
+    ] {
+        assert!(labelled(meta.labels.as_ref().unwrap()), "{kind} labels");
+        assert_eq!(
+            meta.owner_references.as_ref().unwrap()[0].name,
+            active,
+            "{kind} owned by the restore"
+        );
+    }
+
+    // The stable Service points at the restore's pod; the analytics user reads the source's data.
+    let pod_ips = restore_pod_ips(&ns, &active).await;
+    assert_eq!(pod_ips.len(), 1, "one PostgreSQL pod");
+    let eps = endpoint_addresses(&ns, "test").await;
+    assert_eq!(eps, pod_ips, "Service test's EndpointSlice");
+    let (user, password) = analytics_credentials(&ns, "test").await;
+    assert_eq!(user, "analytics");
+    assert_eq!(password.len(), 32);
+    let (c, _fwd) = connect_service(w, &ns, "test", &user, &password)
+        .await
+        .expect("analytics user connects through the Service");
+    assert_eq!(checksum(&c).await, w.items, "the source's rows");
+    let info = c
+        .query_one("SELECT snapshot_id, stage FROM _pgro.restore_info", &[])
+        .await
+        .unwrap();
+    assert_eq!(info.get::<_, String>(0), snap);
+    assert_eq!(info.get::<_, String>(1), "ready");
+    assert!(
+        c.batch_execute("INSERT INTO items VALUES (0, 'x')")
+            .await
+            .is_err(),
+        "read-only by default"
+    );
+    // Source credentials do not work on the replica (I3).
+    assert!(
+        connect_service(w, &ns, "test", "app_owner", "source-password")
+            .await
+            .is_err()
+    );
+    let events = event_reasons(&ns, "test").await;
+    let reasons: Vec<&str> = events.iter().map(|(r, _)| r.as_str()).collect();
+    assert!(
+        reasons.contains(&"RestoreStarted") && reasons.contains(&"RestoreCompleted"),
+        "{events:?}"
+    );
+    ns.delete().await.unwrap();
+}
+
+fn active_restores(rs: &[PostgresPhysicalRestore]) -> Vec<String> {
+    rs.iter()
+        .filter(|r| restore_phase(r) == "Active")
+        .map(ResourceExt::name_any)
+        .collect()
+}
+
+async fn restore_count(ns: &pgro_testkit::TestNamespace) -> usize {
+    ns.api::<PostgresPhysicalRestore>()
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .len()
+}
+
+async fn patch_spec(ns: &pgro_testkit::TestNamespace, name: &str, spec: serde_json::Value) {
+    ns.api::<PostgresPhysicalReplica>()
+        .patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(&serde_json::json!({ "spec": spec })),
+        )
+        .await
+        .unwrap();
+}
+
+/// Acceptance 2 (R1): a missing Secret, a missing key, a wrong password and unreachable storage each set
+/// `KopiaSecretValid=False` with their reason and create nothing; an active restore keeps serving.
+#[tokio::test(flavor = "multi_thread")]
+async fn kopia_secret_problems_create_nothing_and_leave_the_active_restore_serving() {
+    let Some(w) = world("kopia_secret_problems").await else {
+        return;
+    };
+    let ns = w.env.namespace().await.unwrap();
+    let repo = w.repo(ns.name());
+    repo.snapshot(&w.template, &["--tags", "area:postgres"]);
+    create_replica(&ns, &replica_yaml("r1", &quick_start(""))).await;
+    wait_replica(
+        w,
+        &ns,
+        "r1",
+        "SecretNotFound",
+        Duration::from_secs(60),
+        |r, _| cond_is(r, "KopiaSecretValid", "False", "SecretNotFound"),
+    )
+    .await;
+    let mut data = std::collections::BTreeMap::from([
+        ("region".to_owned(), "us-east-1".to_owned()),
+        ("repositoryPassword".to_owned(), REPO_PASSWORD.to_owned()),
+        ("accessKeyId".to_owned(), MINIO_USER.to_owned()),
+        ("secretAccessKey".to_owned(), MINIO_SECRET.to_owned()),
+        ("endpoint".to_owned(), w.pod_endpoint()),
+        ("disableTls".to_owned(), "true".to_owned()),
+        ("prefix".to_owned(), repo.prefix.clone()),
+    ]);
+    put_secret(&ns, "kopia-credentials", data.clone()).await;
+    let r = wait_replica(
+        w,
+        &ns,
+        "r1",
+        "SecretInvalid",
+        Duration::from_secs(60),
+        |r, _| cond_is(r, "KopiaSecretValid", "False", "SecretInvalid"),
+    )
+    .await;
+    let msg = &condition(&r.status.as_ref().unwrap().conditions, "KopiaSecretValid")
+        .unwrap()
+        .message;
+    assert!(msg.contains("\"bucket\""), "names the missing key: {msg}");
+    assert_eq!(restore_count(&ns).await, 0, "nothing created");
+    assert!(
+        ns.api::<Job>()
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty(),
+        "no Job"
+    );
+
+    data.insert("bucket".into(), BUCKET.into());
+    put_secret(&ns, "kopia-credentials", data.clone()).await;
+    let r = wait_replica(w, &ns, "r1", "Ready", READY_TIMEOUT, |r, _| {
+        phase_is(r, "Ready")
+    })
+    .await;
+    let active = current(&r).unwrap();
+    let (user, password) = analytics_credentials(&ns, "r1").await;
+
+    for (key, value, reason) in [
+        (
+            "repositoryPassword",
+            "not-the-password".to_owned(),
+            "RepositoryPasswordInvalid",
+        ),
+        (
+            "endpoint",
+            format!("{}:{}", w.env.kubelet().pod_gateway(), free_port_on_host()),
+            "StorageUnreachable",
+        ),
+    ] {
+        let mut broken = data.clone();
+        broken.insert(key.into(), value);
+        put_secret(&ns, "kopia-credentials", broken).await;
+        let r = wait_replica(w, &ns, "r1", reason, Duration::from_secs(90), |r, _| {
+            cond_is(r, "KopiaSecretValid", "False", reason)
+        })
+        .await;
+        assert!(phase_is(&r, "Ready"), "still Ready");
+        assert_eq!(current(&r).as_deref(), Some(active.as_str()));
+        let msg = &condition(&r.status.as_ref().unwrap().conditions, "KopiaSecretValid")
+            .unwrap()
+            .message;
+        assert!(
+            !msg.contains(MINIO_SECRET) && !msg.contains("not-the-password"),
+            "{msg}"
+        );
+        assert_eq!(restore_count(&ns).await, 1, "nothing new for {reason}");
+        assert_eq!(
+            endpoint_addresses(&ns, "r1").await,
+            restore_pod_ips(&ns, &active).await
+        );
+        let (c, _fwd) = connect_service(w, &ns, "r1", &user, &password)
+            .await
+            .expect("the active restore keeps serving");
+        assert_eq!(checksum(&c).await, w.items);
+    }
+    ns.delete().await.unwrap();
+}
+
+fn free_port_on_host() -> u16 {
+    e2e_support::instance_support::free_port()
+}
+
+/// Acceptance 3 (R3, R5, R9): no matching snapshot → nothing; the same snapshot at the next trigger →
+/// nothing new; a new snapshot → second restore → switchover (the Service always has a ready endpoint) →
+/// the old restore marked outgoing, deleted after `switchoverGracePeriod`, `previousRestore` cleared.
+#[tokio::test(flavor = "multi_thread")]
+async fn new_snapshot_is_switched_to_and_the_old_restore_goes_after_the_grace_period() {
+    let Some(w) = world("new_snapshot_is_switched_to").await else {
+        return;
+    };
+    let ns = w.env.namespace().await.unwrap();
+    let repo = w.repo(ns.name());
+    w.kopia_secret(&ns, "kopia-credentials", &repo).await;
+    repo.snapshot(&w.template, &["--tags", "area:other"]);
+    let spec = "kopiaSecretRef: {name: kopia-credentials}\nschedule: '* * * * *'\nscheduleJitter: '0'\nswitchoverGracePeriod: 30s\nsnapshotFilter:\n  tags: {area: postgres}";
+    create_replica(&ns, &replica_yaml("r3", spec)).await;
+    wait_replica(
+        w,
+        &ns,
+        "r3",
+        "NoMatchingSnapshots",
+        Duration::from_secs(60),
+        |r, _| cond_is(r, "SnapshotAvailable", "False", "NoMatchingSnapshots"),
+    )
+    .await;
+    assert_eq!(restore_count(&ns).await, 0);
+
+    let first_snap = repo.snapshot(&w.template, &["--tags", "area:postgres"]);
+    let r = wait_replica(w, &ns, "r3", "Ready", READY_TIMEOUT, |r, _| {
+        phase_is(r, "Ready")
+    })
+    .await;
+    let first = current(&r).unwrap();
+    // Watch the Service's endpoints from now on: never empty while a ready restore exists.
+    let watcher_ns = ns.name().to_owned();
+    let client = w.client();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let gaps = tokio::spawn(async move {
+        let slices: kube::Api<k8s_openapi::api::discovery::v1::EndpointSlice> =
+            kube::Api::namespaced(client, &watcher_ns);
+        let mut empty = 0;
+        let mut samples = 0;
+        while !stop2.load(std::sync::atomic::Ordering::SeqCst) {
+            let list = slices
+                .list(&ListParams::default().labels("kubernetes.io/service-name=r3"))
+                .await
+                .unwrap();
+            let ready = list
+                .items
+                .iter()
+                .flat_map(|s| s.endpoints.iter())
+                .any(|e| e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(false));
+            samples += 1;
+            if !ready {
+                empty += 1;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        (samples, empty)
+    });
+
+    // The next trigger finds the same snapshot: skipped, nothing new.
+    let next = r
+        .status
+        .as_ref()
+        .unwrap()
+        .next_scheduled_restore
+        .clone()
+        .unwrap()
+        .0;
+    wait_replica(
+        w,
+        &ns,
+        "r3",
+        "a skipped trigger",
+        Duration::from_secs(150),
+        |r, _| {
+            r.status
+                .as_ref()
+                .and_then(|s| s.next_scheduled_restore.as_ref())
+                .is_some_and(|t| t.0 > next)
+        },
+    )
+    .await;
+    let events = event_reasons(&ns, "r3").await;
+    assert!(
+        events
+            .iter()
+            .any(|(r, n)| r == "RestoreSkipped" && n.contains(&first_snap)),
+        "{events:?}"
+    );
+    assert_eq!(restore_count(&ns).await, 1, "same snapshot: nothing new");
+
+    // A new snapshot is restored at the next trigger and switched to.
+    let src = w.source_copy(ns.name());
+    let items = w
+        .change_source(
+            &src,
+            "INSERT INTO items SELECT g, 'new' FROM generate_series(100001, 100050) g",
+        )
+        .await;
+    let second_snap = repo.snapshot(&src, &["--tags", "area:postgres"]);
+    let r = wait_replica(w, &ns, "r3", "switchover", READY_TIMEOUT, |r, _| {
+        current(r).is_some_and(|c| c != first)
+    })
+    .await;
+    let second = current(&r).unwrap();
+    let st = r.status.clone().unwrap();
+    assert_eq!(st.previous_restore.as_deref(), Some(first.as_str()));
+    assert_eq!(
+        st.latest_available_snapshot.as_deref(),
+        Some(second_snap.as_str())
+    );
+    let rs = ns
+        .api::<PostgresPhysicalRestore>()
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(active_restores(&rs), std::slice::from_ref(&second), "exactly one Active");
+    assert_eq!(
+        endpoint_addresses(&ns, "r3").await,
+        restore_pod_ips(&ns, &second).await
+    );
+    let (user, password) = analytics_credentials(&ns, "r3").await;
+    let (c, _fwd) = connect_service(w, &ns, "r3", &user, &password)
+        .await
+        .unwrap();
+    assert_eq!(checksum(&c).await, items, "the new snapshot's rows");
+    // The outgoing restore says so to whoever is still connected to it.
+    let (old, _fwd2) = connect_service(w, &ns, &first, &user, &password)
+        .await
+        .unwrap();
+    pgro_testkit::eventually("outgoing stage", Duration::from_secs(30), || async {
+        let stage: String = old
+            .query_one("SELECT stage FROM _pgro.restore_info", &[])
+            .await?
+            .get(0);
+        Ok((stage == "outgoing").then_some(()))
+    })
+    .await
+    .unwrap();
+
+    let r = wait_replica(
+        w,
+        &ns,
+        "r3",
+        "old restore deleted",
+        Duration::from_secs(120),
+        |r, rs| {
+            r.status
+                .as_ref()
+                .is_some_and(|s| s.previous_restore.is_none())
+                && !rs.iter().any(|x| x.name_any() == first)
+        },
+    )
+    .await;
+    assert_eq!(current(&r).as_deref(), Some(second.as_str()));
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (samples, empty) = gaps.await.unwrap();
+    assert!(samples > 20, "{samples} samples");
+    assert_eq!(
+        empty, 0,
+        "the Service lacked a ready endpoint in {empty} of {samples} samples"
+    );
+    let events = event_reasons(&ns, "r3").await;
+    assert_eq!(
+        events
+            .iter()
+            .filter(|(r, _)| r == "RestoreCompleted")
+            .count(),
+        2,
+        "{events:?}"
+    );
+    ns.delete().await.unwrap();
+}
+
+/// Acceptance 4 (R4, R5, S6): deleting the active restore replaces it at once; `minimumTtl` skips a
+/// scheduled restore; a schedule edit recomputes `nextScheduledRestore`.
+#[tokio::test(flavor = "multi_thread")]
+async fn deleted_active_restore_is_replaced_ttl_skips_and_schedule_edits_apply() {
+    let Some(w) = world("deleted_active_restore_is_replaced").await else {
+        return;
+    };
+    let ns = w.env.namespace().await.unwrap();
+    let repo = w.repo(ns.name());
+    w.kopia_secret(&ns, "kopia-credentials", &repo).await;
+    repo.snapshot(&w.template, &["--tags", "area:postgres"]);
+    create_replica(
+        &ns,
+        &replica_yaml("r4", &quick_start("scheduleJitter: '0'")),
+    )
+    .await;
+    let r = wait_replica(w, &ns, "r4", "Ready", READY_TIMEOUT, |r, _| {
+        phase_is(r, "Ready")
+    })
+    .await;
+    let first = current(&r).unwrap();
+
+    // S6: delete the active restore → a replacement starts at once, although the schedule is hours away.
+    let deleted_at = std::time::Instant::now();
+    ns.api::<PostgresPhysicalRestore>()
+        .delete(&first, &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_replica(
+        w,
+        &ns,
+        "r4",
+        "a replacement restore",
+        Duration::from_secs(60),
+        |_, rs| rs.iter().any(|x| x.name_any() != first),
+    )
+    .await;
+    let started_in = deleted_at.elapsed();
+    assert!(
+        started_in < Duration::from_secs(30),
+        "replacement started after {started_in:?}"
+    );
+    let r = wait_replica(w, &ns, "r4", "Ready again", READY_TIMEOUT, |r, _| {
+        phase_is(r, "Ready") && current(r).is_some_and(|c| c != first)
+    })
+    .await;
+    let second = current(&r).unwrap();
+
+    // R5: minimumTtl protects the serving restore even when a new snapshot is due.
+    let src = w.source_copy(ns.name());
+    w.change_source(&src, "DELETE FROM items WHERE id <= 10")
+        .await;
+    repo.snapshot(&src, &["--tags", "area:postgres"]);
+    patch_spec(
+        &ns,
+        "r4",
+        serde_json::json!({"minimumTtl": "1h", "schedule": "* * * * *"}),
+    )
+    .await;
+    pgro_testkit::eventually(
+        "a RestoreSkipped event for minimumTtl",
+        Duration::from_secs(150),
+        || async {
+            let ev = event_reasons(&ns, "r4").await;
+            Ok(ev
+                .iter()
+                .any(|(r, n)| r == "RestoreSkipped" && n.contains("minimumTtl"))
+                .then_some(()))
+        },
+    )
+    .await
+    .unwrap();
+    let r = ns.api::<PostgresPhysicalReplica>().get("r4").await.unwrap();
+    assert_eq!(current(&r).as_deref(), Some(second.as_str()));
+    assert_eq!(
+        restore_count(&ns).await,
+        1,
+        "no new restore within minimumTtl"
+    );
+
+    // R4: a schedule edit recomputes the next restore at once.
+    patch_spec(&ns, "r4", serde_json::json!({"schedule": "30 3 * * *"})).await;
+    let now = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC);
+    let today = now
+        .date()
+        .at(3, 30, 0, 0)
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .unwrap();
+    let expected = if today > now {
+        today
+    } else {
+        today.tomorrow().unwrap()
+    }
+    .timestamp();
+    wait_replica(
+        w,
+        &ns,
+        "r4",
+        "nextScheduledRestore at 03:30",
+        Duration::from_secs(60),
+        |r, _| {
+            r.status
+                .as_ref()
+                .and_then(|s| s.next_scheduled_restore.as_ref())
+                .is_some_and(|t| t.0 == expected)
+        },
+    )
+    .await;
+    ns.delete().await.unwrap();
+}
+
+/// Flips one byte in the middle of the largest pack blob of a repository in MinIO (through S3, so MinIO's
+/// own integrity checks are not what fails).
+async fn corrupt_largest_pack(w: &World, prefix: &str) -> String {
+    use futures::TryStreamExt;
+    use object_store::ObjectStore;
+    let s3 = object_store::aws::AmazonS3Builder::new()
+        .with_bucket_name(BUCKET)
+        .with_endpoint(format!("http://127.0.0.1:{}", w.minio_port))
+        .with_allow_http(true)
+        .with_region("us-east-1")
+        .with_access_key_id(MINIO_USER)
+        .with_secret_access_key(MINIO_SECRET)
+        .build()
+        .unwrap();
+    let listed: Vec<object_store::ObjectMeta> = s3
+        .list(Some(&object_store::path::Path::from(
+            prefix.trim_end_matches('/'),
+        )))
+        .try_collect()
+        .await
+        .unwrap();
+    let pack = listed
+        .iter()
+        .filter(|m| m.location.filename().is_some_and(|f| f.starts_with('p')))
+        .max_by_key(|m| m.size)
+        .expect("a pack blob");
+    let mut data = s3
+        .get(&pack.location)
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap()
+        .to_vec();
+    let mid = data.len() / 2;
+    data[mid] ^= 0x55;
+    s3.put(&pack.location, data.into()).await.unwrap();
+    pack.location.filename().unwrap().to_owned()
+}
+
+fn restore_failure(rs: &PostgresPhysicalRestore) -> Option<(String, String)> {
+    let st = rs.status.as_ref()?;
+    condition(&st.conditions, "Failed")
+        .filter(|c| c.status == "True")
+        .map(|c| (c.reason.clone(), c.message.clone()))
+}
+
+/// Acceptance 6 (R8, S2): a snapshot without PostgreSQL and a corrupted pack each fail the restore with a
+/// clear condition; three failures suspend scheduling; a status-subresource reset resumes it; a success
+/// clears the condition and the counter.
+#[tokio::test(flavor = "multi_thread")]
+async fn failed_restores_are_explained_counted_suspended_and_resumed() {
+    let Some(w) = world("failed_restores_are_explained").await else {
+        return;
+    };
+    let ns = w.env.namespace().await.unwrap();
+    let repo = w.repo(ns.name());
+    w.kopia_secret(&ns, "kopia-credentials", &repo).await;
+    let not_pg = w.root.path().join(format!("not-pg-{}", ns.name()));
+    std::fs::create_dir_all(not_pg.join("etc")).unwrap();
+    std::fs::write(not_pg.join("etc/app.conf"), "x = 1\n").unwrap();
+    repo.snapshot(&not_pg, &["--tags", "area:broken"]);
+    let spec = "kopiaSecretRef: {name: kopia-credentials}\nschedule: '* * * * *'\nscheduleJitter: '0'\nsnapshotFilter:\n  tags: {area: broken}";
+    create_replica(&ns, &replica_yaml("r6", spec)).await;
+
+    // A corrupted pack in another repository of the same namespace, for a second replica.
+    let repo2 = w.repo(&format!("{}-corrupt", ns.name()));
+    w.kopia_secret(&ns, "kopia-corrupt", &repo2).await;
+    repo2.snapshot(&w.template, &["--tags", "area:postgres"]);
+    let pack = corrupt_largest_pack(w, &repo2.prefix).await;
+    create_replica(
+        &ns,
+        &replica_yaml(
+            "r6c",
+            "kopiaSecretRef: {name: kopia-corrupt}\nschedule: '0 0 1 1 *'\nsnapshotFilter:\n  tags: {area: postgres}",
+        ),
+    )
+    .await;
+    let r = wait_replica(
+        w,
+        &ns,
+        "r6c",
+        "a corrupt-pack failure",
+        READY_TIMEOUT,
+        |r, _| {
+            r.status
+                .as_ref()
+                .is_some_and(|s| s.consecutive_restore_failures >= 1)
+        },
+    )
+    .await;
+    let rs = ns
+        .api::<PostgresPhysicalRestore>()
+        .list(&ListParams::default().labels("pgro.bes.au/replica=r6c"))
+        .await
+        .unwrap()
+        .items;
+    let (reason, message) = rs
+        .iter()
+        .find_map(restore_failure)
+        .expect("a failed restore");
+    assert_eq!(reason, "CorruptedContent", "{message}");
+    assert!(message.contains(&pack), "names the pack {pack}: {message}");
+    assert!(
+        phase_is(&r, "Pending") || phase_is(&r, "Restoring"),
+        "{:?}",
+        r.status
+    );
+
+    // Three failures of the non-PostgreSQL snapshot suspend scheduling.
+    let r = wait_replica(
+        w,
+        &ns,
+        "r6",
+        "suspension",
+        Duration::from_secs(420),
+        |r, _| {
+            cond_is(
+                r,
+                "RestoreSchedulingSuspended",
+                "True",
+                "ConsecutiveFailures",
+            )
+        },
+    )
+    .await;
+    let st = r.status.clone().unwrap();
+    assert_eq!(st.consecutive_restore_failures, 3);
+    assert!(phase_is(&r, "Failed"));
+    let msg = &condition(&st.conditions, "RestoreSchedulingSuspended")
+        .unwrap()
+        .message;
+    assert!(msg.contains("--subresource=status"), "{msg}");
+    let rs = ns
+        .api::<PostgresPhysicalRestore>()
+        .list(&ListParams::default().labels("pgro.bes.au/replica=r6"))
+        .await
+        .unwrap()
+        .items;
+    let failed: Vec<_> = rs.iter().filter_map(restore_failure).collect();
+    assert!(!failed.is_empty());
+    for (reason, message) in &failed {
+        assert_eq!(reason, "NoPgdata");
+        assert!(
+            message.contains("contains no PostgreSQL data directory"),
+            "{message}"
+        );
+    }
+    let events = event_reasons(&ns, "r6").await;
+    assert!(
+        events.iter().filter(|(r, _)| r == "RestoreFailed").count() >= 3,
+        "{events:?}"
+    );
+
+    // Suspended: fixing the filter alone starts nothing.
+    repo.snapshot(&w.template, &["--tags", "area:postgres"]);
+    patch_spec(
+        &ns,
+        "r6",
+        serde_json::json!({"snapshotFilter": {"tags": {"area": "postgres"}}}),
+    )
+    .await;
+    let before = restore_count_of(&ns, "r6").await;
+    tokio::time::sleep(Duration::from_secs(70)).await;
+    assert_eq!(
+        restore_count_of(&ns, "r6").await,
+        before,
+        "no restore while suspended"
+    );
+
+    // The documented reset resumes it; the success clears the condition and the counter.
+    ns.api::<PostgresPhysicalReplica>()
+        .patch_status(
+            "r6",
+            &PatchParams::default(),
+            &Patch::Merge(&serde_json::json!({"status": {"consecutiveRestoreFailures": 0}})),
+        )
+        .await
+        .unwrap();
+    let r = wait_replica(
+        w,
+        &ns,
+        "r6",
+        "Ready after the reset",
+        READY_TIMEOUT,
+        |r, _| phase_is(r, "Ready"),
+    )
+    .await;
+    assert_eq!(r.status.as_ref().unwrap().consecutive_restore_failures, 0);
+    assert!(cond_is(
+        &r,
+        "RestoreSchedulingSuspended",
+        "False",
+        "SchedulingActive"
+    ));
+    ns.delete().await.unwrap();
+}
+
+async fn restore_count_of(ns: &pgro_testkit::TestNamespace, replica: &str) -> usize {
+    ns.api::<PostgresPhysicalRestore>()
+        .list(&ListParams::default().labels(&format!("pgro.bes.au/replica={replica}")))
+        .await
+        .unwrap()
+        .items
+        .len()
+}
+
+/// Acceptance 7 (R7): a snapshot whose storage would exceed `storageSizeMaximum` creates no restore;
+/// `StorageWithinLimit=False` and one Warning event say why.
+#[tokio::test(flavor = "multi_thread")]
+async fn storage_maximum_exceeded_creates_no_restore() {
+    let Some(w) = world("storage_maximum_exceeded").await else {
+        return;
+    };
+    let ns = w.env.namespace().await.unwrap();
+    let repo = w.repo(ns.name());
+    w.kopia_secret(&ns, "kopia-credentials", &repo).await;
+    repo.snapshot(&w.template, &["--tags", "area:postgres"]);
+    create_replica(
+        &ns,
+        &replica_yaml("r7", &quick_start("storageSizeMaximum: 1Mi")),
+    )
+    .await;
+    let r = wait_replica(
+        w,
+        &ns,
+        "r7",
+        "StorageLimitExceeded",
+        Duration::from_secs(60),
+        |r, _| cond_is(r, "StorageWithinLimit", "False", "StorageLimitExceeded"),
+    )
+    .await;
+    let msg = &condition(&r.status.as_ref().unwrap().conditions, "StorageWithinLimit")
+        .unwrap()
+        .message;
+    assert!(msg.contains("exceeds storageSizeMaximum 1Mi"), "{msg}");
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert_eq!(restore_count(&ns).await, 0, "no restore");
+    let events = event_reasons(&ns, "r7").await;
+    let warnings: Vec<_> = events
+        .iter()
+        .filter(|(r, _)| r == "StorageLimitExceeded")
+        .collect();
+    assert_eq!(warnings.len(), 1, "{events:?}");
+    assert!(phase_is(&r, "Pending"));
+    ns.delete().await.unwrap();
+}

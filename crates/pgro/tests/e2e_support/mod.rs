@@ -1,0 +1,680 @@
+//! The world the end-to-end tests run in, once per test binary: the `pgro-testkit` control plane and
+//! process kubelet, MinIO on loopback (reachable from pods at the pod gateway), the operator installed from
+//! `deploy/operator.yaml` (running as a pod, under its ServiceAccount and least-privilege RBAC), and a
+//! PostgreSQL 16 source data directory with known contents. Each test gets a namespace, a Kopia repository
+//! (its own prefix in the bucket, created by the real `kopia`) and the Kopia Secret for it.
+
+#![allow(
+    dead_code,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::missing_panics_doc
+)]
+
+#[path = "../instance_support/mod.rs"]
+pub mod instance_support;
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use instance_support::{PgUser, free_port, infra, require, run};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::events::v1::Event;
+use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::core::GroupVersionKind;
+use kube::{Client, ResourceExt};
+use pgro_api::{PostgresPhysicalReplica, PostgresPhysicalRestore};
+use pgro_testkit::{Forward, Proc, ProcessSpec, TestEnv, TestNamespace};
+use tokio::sync::OnceCell;
+use tokio_postgres::NoTls;
+
+pub const MINIO_USER: &str = "pgro-e2e";
+pub const MINIO_SECRET: &str = "pgro-e2e-secret-key";
+pub const BUCKET: &str = "backups";
+pub const REPO_PASSWORD: &str = "e2e-repository-password";
+pub const OPERATOR_NS: &str = "pgro-system";
+pub const SOURCE_ROWS: i64 = 2000;
+
+/// Settings the tests run the operator with (short timers; the rest as shipped).
+pub const TEST_SETTINGS: &[(&str, &str)] = &[
+    ("snapshotCacheTtl", "1s"),
+    ("failedRestoreRetention", "10m"),
+    ("readyTimeout", "5m"),
+];
+
+pub struct World {
+    pub env: &'static TestEnv,
+    pub root: tempfile::TempDir,
+    pub minio_port: u16,
+    pub minio_dir: PathBuf,
+    _minio: Proc,
+    _expose: Forward,
+    pub kopia_bin: PathBuf,
+    pub pg_bin: PathBuf,
+    pub user: PgUser,
+    /// A cleanly stopped PostgreSQL 16 data directory with table `items` (SOURCE_ROWS rows).
+    pub template: PathBuf,
+    /// (rows, md5) of `items` in the template.
+    pub items: (i64, String),
+}
+
+static WORLD: OnceCell<Option<World>> = OnceCell::const_new();
+
+/// The world, or `None` (test skipped) outside CI when something is missing; under `CI=true` a missing
+/// component fails.
+pub async fn world(test: &str) -> Option<&'static World> {
+    pgro_testkit::use_pgro_binary(env!("CARGO_BIN_EXE_pgro"));
+    WORLD
+        .get_or_init(|| async {
+            let env = pgro_testkit::env_or_skip(test).await?;
+            env.crds().expect("deploy/crds.yaml installs");
+            Some(World::start(env).await)
+        })
+        .await
+        .as_ref()
+}
+
+impl World {
+    async fn start(env: &'static TestEnv) -> Self {
+        let t0 = Instant::now();
+        let infra = infra();
+        let kopia_bin = PathBuf::from(require(&infra, "PGRO_KOPIA").expect("PGRO_KOPIA"));
+        let minio_bin = PathBuf::from(require(&infra, "PGRO_MINIO").expect("PGRO_MINIO"));
+        let pg_bin = PathBuf::from(require(&infra, "PGRO_PG16_BIN").expect("PGRO_PG16_BIN"));
+        let user = PgUser::from_env(&infra).expect("PGRO_PG_USER");
+        let root = tempfile::Builder::new()
+            .prefix("pgro-e2e")
+            .tempdir()
+            .unwrap();
+        std::fs::set_permissions(
+            root.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+
+        // MinIO: a top-level directory of a fresh single-drive data dir is a bucket.
+        let minio_dir = root.path().join("minio");
+        std::fs::create_dir_all(minio_dir.join(BUCKET)).unwrap();
+        let minio_port = free_port();
+        let console = free_port();
+        let minio = Proc::spawn(
+            ProcessSpec::new("minio", &minio_bin)
+                .arg("server")
+                .arg(&minio_dir)
+                .args([
+                    "--quiet",
+                    "--address",
+                    &format!("127.0.0.1:{minio_port}"),
+                    "--console-address",
+                    &format!("127.0.0.1:{console}"),
+                ])
+                .env("MINIO_ROOT_USER", MINIO_USER)
+                .env("MINIO_ROOT_PASSWORD", MINIO_SECRET)
+                .env("MINIO_BROWSER", "off")
+                .env("MINIO_UPDATE", "off")
+                .log_to(root.path().join("minio.log")),
+        )
+        .await
+        .expect("minio starts");
+        wait_port(minio_port, Duration::from_secs(30));
+        let expose = env
+            .kubelet()
+            .expose(
+                minio_port,
+                SocketAddr::from((Ipv4Addr::LOCALHOST, minio_port)),
+            )
+            .expect("expose minio to pods");
+
+        let (template, items) = build_source(&pg_bin, &user, root.path()).await;
+        install_operator(env, &[]).await;
+        eprintln!(
+            "e2e world ready in {:.1}s (control plane {:.1}s)",
+            t0.elapsed().as_secs_f64(),
+            env.started_in().as_secs_f64()
+        );
+        Self {
+            env,
+            root,
+            minio_port,
+            minio_dir,
+            _minio: minio,
+            _expose: expose,
+            kopia_bin,
+            pg_bin,
+            user,
+            template,
+            items,
+        }
+    }
+
+    /// MinIO as pods (and the operator) reach it.
+    pub fn pod_endpoint(&self) -> String {
+        format!("{}:{}", self.env.kubelet().pod_gateway(), self.minio_port)
+    }
+
+    pub fn client(&self) -> Client {
+        self.env.client().unwrap()
+    }
+
+    /// A Kopia repository of its own for a test (prefix `<name>/` in the bucket).
+    pub fn repo(&self, name: &str) -> Repo {
+        let dir = self.root.path().join("kopia").join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let r = Repo {
+            bin: self.kopia_bin.clone(),
+            dir,
+            prefix: format!("{name}/"),
+            endpoint: format!("127.0.0.1:{}", self.minio_port),
+        };
+        r.run(&[
+            "repository",
+            "create",
+            "s3",
+            "--bucket",
+            BUCKET,
+            "--endpoint",
+            &r.endpoint,
+            "--disable-tls",
+            "--access-key",
+            MINIO_USER,
+            "--secret-access-key",
+            MINIO_SECRET,
+            "--prefix",
+            &r.prefix,
+        ]);
+        r
+    }
+
+    /// The Kopia Secret (seed keys plus endpoint, disableTls and prefix) for `repo` in `ns`.
+    pub async fn kopia_secret(&self, ns: &TestNamespace, name: &str, repo: &Repo) {
+        let data = BTreeMap::from([
+            ("bucket".to_owned(), BUCKET.to_owned()),
+            ("region".to_owned(), "us-east-1".to_owned()),
+            ("repositoryPassword".to_owned(), REPO_PASSWORD.to_owned()),
+            ("accessKeyId".to_owned(), MINIO_USER.to_owned()),
+            ("secretAccessKey".to_owned(), MINIO_SECRET.to_owned()),
+            ("endpoint".to_owned(), self.pod_endpoint()),
+            ("disableTls".to_owned(), "true".to_owned()),
+            ("prefix".to_owned(), repo.prefix.clone()),
+        ]);
+        put_secret(ns, name, data).await;
+    }
+
+    /// A copy of the template data directory (owned by the PostgreSQL user) to change and snapshot.
+    pub fn source_copy(&self, name: &str) -> PathBuf {
+        let dst = self.root.path().join("sources").join(name);
+        std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
+        run(Command::new("cp").arg("-a").arg(&self.template).arg(&dst));
+        dst
+    }
+
+    /// Starts PostgreSQL on `dir`, runs `sql`, stops it cleanly; returns the new (rows, md5) of `items`.
+    pub async fn change_source(&self, dir: &Path, sql: &str) -> (i64, String) {
+        let sock = self.root.path().join(format!("sock-{}", free_port()));
+        self.user.mkdir(&sock);
+        let port = free_port();
+        let mut pg = self
+            .user
+            .command(self.pg_bin.join("postgres"))
+            .arg("-D")
+            .arg(dir)
+            .args(["-p", &port.to_string(), "-k"])
+            .arg(&sock)
+            .args(["-c", "listen_addresses="])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let c = connect_socket(&sock, port).await;
+        c.batch_execute(sql).await.unwrap();
+        let sums = checksum(&c).await;
+        drop(c);
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pg.id() as i32),
+            nix::sys::signal::Signal::SIGINT,
+        )
+        .unwrap();
+        pg.wait().unwrap();
+        sums
+    }
+}
+
+fn wait_port(port: u16, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nothing listens on {port}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+async fn connect_socket(sock: &Path, port: u16) -> tokio_postgres::Client {
+    let mut cfg = tokio_postgres::Config::new();
+    cfg.host_path(sock)
+        .port(port)
+        .user("postgres")
+        .dbname("postgres");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match cfg.connect(NoTls).await {
+            Ok((c, conn)) => {
+                tokio::spawn(conn);
+                return c;
+            }
+            Err(e) => {
+                assert!(Instant::now() < deadline, "source PostgreSQL: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+pub async fn checksum(c: &tokio_postgres::Client) -> (i64, String) {
+    let row = c
+        .query_one(
+            "SELECT count(*), coalesce(md5(string_agg(t::text, ',' ORDER BY t::text)), '') FROM items t",
+            &[],
+        )
+        .await
+        .unwrap();
+    (row.get(0), row.get(1))
+}
+
+/// A PostgreSQL 16 data directory with `items`, a role with a password, cleanly stopped.
+async fn build_source(bin: &Path, user: &PgUser, root: &Path) -> (PathBuf, (i64, String)) {
+    let dir = root.join("template");
+    user.mkdir(&dir);
+    run(user
+        .command(bin.join("initdb"))
+        .args([
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--locale=C.UTF-8",
+            "-D",
+        ])
+        .arg(&dir)
+        .stdout(Stdio::null()));
+    let sock = root.join("template-sock");
+    user.mkdir(&sock);
+    let port = free_port();
+    let mut pg = user
+        .command(bin.join("postgres"))
+        .arg("-D")
+        .arg(&dir)
+        .args(["-p", &port.to_string(), "-k"])
+        .arg(&sock)
+        .args(["-c", "listen_addresses="])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let c = connect_socket(&sock, port).await;
+    c.batch_execute(&format!(
+        "CREATE ROLE app_owner LOGIN PASSWORD 'source-password';
+         CREATE TABLE items AS SELECT g AS id, md5(g::text) AS name FROM generate_series(1, {SOURCE_ROWS}) g;
+         ALTER TABLE items ADD PRIMARY KEY (id);
+         ALTER TABLE items OWNER TO app_owner;"
+    ))
+    .await
+    .unwrap();
+    let sums = checksum(&c).await;
+    drop(c);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pg.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    pg.wait().unwrap();
+    (dir, sums)
+}
+
+/// A kopia CLI connected to one S3 repository (a prefix in the MinIO bucket).
+pub struct Repo {
+    pub bin: PathBuf,
+    pub dir: PathBuf,
+    pub prefix: String,
+    pub endpoint: String,
+}
+
+impl Repo {
+    pub fn run(&self, args: &[&str]) -> String {
+        run(Command::new(&self.bin)
+            .args(args)
+            .env("KOPIA_PASSWORD", REPO_PASSWORD)
+            .env("KOPIA_CONFIG_PATH", self.dir.join("config.json"))
+            .env("KOPIA_CACHE_DIRECTORY", self.dir.join("cache"))
+            .env("KOPIA_LOG_DIR", self.dir.join("logs"))
+            .env("KOPIA_CHECK_FOR_UPDATES", "false"))
+    }
+
+    /// `kopia snapshot create <dir> [extra…]`, returning the snapshot ID.
+    pub fn snapshot(&self, dir: &Path, extra: &[&str]) -> String {
+        let mut args = vec!["snapshot", "create", dir.to_str().unwrap(), "--json"];
+        args.extend_from_slice(extra);
+        let out = self.run(&args);
+        let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+        v["id"].as_str().unwrap().to_owned()
+    }
+}
+
+/// Creates or replaces a Secret.
+pub async fn put_secret(ns: &TestNamespace, name: &str, data: BTreeMap<String, String>) {
+    let secrets = ns.api::<Secret>();
+    let s = Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some(name.to_owned()),
+            ..Default::default()
+        },
+        string_data: Some(data),
+        ..Default::default()
+    };
+    secrets
+        .patch(name, &PatchParams::apply("e2e").force(), &Patch::Apply(&s))
+        .await
+        .unwrap();
+}
+
+/// Applies every document of a manifest by server-side apply.
+pub async fn apply_manifest(client: &Client, yaml: &str) {
+    for doc in yaml.split("\n---\n") {
+        let value: serde_yaml::Value = serde_yaml::from_str(doc).unwrap();
+        if value.is_null() {
+            continue;
+        }
+        let obj: DynamicObject = serde_yaml::from_value(value).unwrap();
+        let tm = obj.types.clone().expect("apiVersion and kind");
+        let gvk = GroupVersionKind::try_from(&tm).unwrap();
+        let (ar, caps) = kube::discovery::pinned_kind(client, &gvk).await.unwrap();
+        let api: Api<DynamicObject> = if caps.scope == kube::discovery::Scope::Namespaced {
+            Api::namespaced_with(client.clone(), &obj.namespace().unwrap(), &ar)
+        } else {
+            Api::all_with(client.clone(), &ar)
+        };
+        api.patch(
+            &obj.name_any(),
+            &PatchParams::apply("e2e").force(),
+            &Patch::Apply(&obj),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("applying {} {}: {e}", tm.kind, obj.name_any()));
+    }
+}
+
+/// `deploy/operator.yaml` with the test settings (plus `extra`) in its ConfigMap and `replicas`
+/// operator pods; waits until one is ready.
+pub async fn install_operator(env: &TestEnv, extra: &[(&str, &str)]) {
+    let client = env.client().unwrap();
+    apply_manifest(&client, include_str!("../../../../deploy/operator.yaml")).await;
+    set_operator_settings(&client, extra).await;
+    wait_operator_ready(&client, 1).await;
+}
+
+pub async fn set_operator_settings(client: &Client, extra: &[(&str, &str)]) {
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), OPERATOR_NS);
+    let mut data: BTreeMap<String, String> = BTreeMap::from([
+        ("maxConcurrentRestores".to_owned(), "2".to_owned()),
+        (
+            "postgresImageTemplate".to_owned(),
+            "postgres:{major}".to_owned(),
+        ),
+    ]);
+    for (k, v) in TEST_SETTINGS.iter().chain(extra) {
+        data.insert((*k).to_owned(), (*v).to_owned());
+    }
+    let patch = serde_json::json!({"data": data});
+    cms.patch(
+        "pgro-config",
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await
+    .unwrap();
+}
+
+pub async fn operator_pods(client: &Client) -> Vec<Pod> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), OPERATOR_NS);
+    pods.list(&ListParams::default().labels("app.kubernetes.io/component=operator"))
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .collect()
+}
+
+fn pod_ready(p: &Pod) -> bool {
+    p.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+pub async fn wait_operator_ready(client: &Client, n: usize) {
+    pgro_testkit::eventually("operator pods ready", Duration::from_secs(120), || async {
+        let pods = operator_pods(client).await;
+        Ok((pods.iter().filter(|p| pod_ready(p)).count() >= n).then_some(()))
+    })
+    .await
+    .unwrap();
+}
+
+pub async fn scale_operator(client: &Client, replicas: i32) {
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), OPERATOR_NS);
+    let patch = serde_json::json!({"spec": {"replicas": replicas}});
+    deployments
+        .patch(
+            "pgro-operator",
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+        .unwrap();
+}
+
+/// The operator's logs (every operator pod on this node), for failure messages.
+pub fn operator_logs(env: &TestEnv, pods: &[Pod]) -> String {
+    pods.iter()
+        .map(|p| {
+            let name = p.name_any();
+            let log = env
+                .kubelet()
+                .logs(OPERATOR_NS, &name, None)
+                .unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(60).collect();
+            format!(
+                "--- {name} (last lines) ---\n{}",
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A replica from YAML (its `metadata.name` is set here).
+pub fn replica_yaml(name: &str, spec_yaml: &str) -> PostgresPhysicalReplica {
+    let indented: String = spec_yaml.lines().map(|l| format!("  {l}\n")).collect();
+    pgro_api::testutil::from_yaml(&format!(
+        "apiVersion: pgro.bes.au/v1alpha1\nkind: PostgresPhysicalReplica\nmetadata: {{name: {name}}}\nspec:\n{indented}"
+    ))
+    .unwrap()
+}
+
+pub async fn create_replica(ns: &TestNamespace, r: &PostgresPhysicalReplica) {
+    ns.api::<PostgresPhysicalReplica>()
+        .create(&PostParams::default(), r)
+        .await
+        .unwrap();
+}
+
+/// Waits for `pred` on the replica, printing the replica, its restores and the operator's log on timeout.
+pub async fn wait_replica<F>(
+    w: &World,
+    ns: &TestNamespace,
+    name: &str,
+    what: &str,
+    timeout: Duration,
+    pred: F,
+) -> PostgresPhysicalReplica
+where
+    F: Fn(&PostgresPhysicalReplica, &[PostgresPhysicalRestore]) -> bool,
+{
+    let replicas = ns.api::<PostgresPhysicalReplica>();
+    let restores = ns.api::<PostgresPhysicalRestore>();
+    let deadline = Instant::now() + timeout;
+    loop {
+        let r = replicas.get(name).await.unwrap();
+        let rs = restores.list(&ListParams::default()).await.unwrap().items;
+        if pred(&r, &rs) {
+            return r;
+        }
+        if Instant::now() > deadline {
+            let pods = operator_pods(&w.client()).await;
+            panic!(
+                "timed out after {timeout:?} waiting for {what}\nreplica status: {}\nrestores: {}\n{}",
+                serde_json::to_string_pretty(&r.status).unwrap(),
+                serde_json::to_string_pretty(
+                    &rs.iter()
+                        .map(|x| (x.name_any(), x.status.clone()))
+                        .collect::<Vec<_>>()
+                )
+                .unwrap(),
+                operator_logs(w.env, &pods)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+pub fn condition<'a>(
+    conds: &'a [k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+    t: &str,
+) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+    conds.iter().find(|c| c.type_ == t)
+}
+
+pub fn cond_is(r: &PostgresPhysicalReplica, t: &str, status: &str, reason: &str) -> bool {
+    r.status
+        .as_ref()
+        .and_then(|s| condition(&s.conditions, t))
+        .is_some_and(|c| c.status == status && (reason.is_empty() || c.reason == reason))
+}
+
+pub fn phase_is(r: &PostgresPhysicalReplica, phase: &str) -> bool {
+    r.status
+        .as_ref()
+        .and_then(|s| s.phase.as_ref())
+        .is_some_and(|p| p.as_str() == phase)
+}
+
+pub fn current(r: &PostgresPhysicalReplica) -> Option<String> {
+    r.status.as_ref().and_then(|s| s.current_restore.clone())
+}
+
+pub fn restore_phase(r: &PostgresPhysicalRestore) -> String {
+    r.status
+        .as_ref()
+        .and_then(|s| s.phase.as_ref())
+        .map_or_else(|| "Pending".to_owned(), |p| p.as_str().to_owned())
+}
+
+/// Connects through a Service (its ClusterIP, forwarded to loopback) as `user`.
+pub async fn connect_service(
+    w: &World,
+    ns: &TestNamespace,
+    service: &str,
+    user: &str,
+    password: &str,
+) -> Result<(tokio_postgres::Client, Forward), tokio_postgres::Error> {
+    let svc = ns.api::<Service>().get(service).await.unwrap();
+    let ip: Ipv4Addr = svc
+        .spec
+        .and_then(|s| s.cluster_ip)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let fwd = w
+        .env
+        .kubelet()
+        .port_forward(SocketAddr::from((ip, 5432)))
+        .unwrap();
+    let mut cfg = tokio_postgres::Config::new();
+    cfg.host("127.0.0.1")
+        .port(fwd.addr().port())
+        .user(user)
+        .password(password)
+        .dbname("postgres")
+        .connect_timeout(Duration::from_secs(10));
+    let (c, conn) = cfg.connect(NoTls).await?;
+    tokio::spawn(conn);
+    Ok((c, fwd))
+}
+
+/// The analytics credentials from `<replica>-creds`.
+pub async fn analytics_credentials(ns: &TestNamespace, replica: &str) -> (String, String) {
+    let s = ns
+        .api::<Secret>()
+        .get(&format!("{replica}-creds"))
+        .await
+        .unwrap();
+    let d = s.data.unwrap();
+    let get = |k: &str| String::from_utf8(d[k].0.clone()).unwrap();
+    (get("username"), get("password"))
+}
+
+/// Addresses of ready endpoints of a Service.
+pub async fn endpoint_addresses(ns: &TestNamespace, service: &str) -> Vec<String> {
+    ns.api::<EndpointSlice>()
+        .list(&ListParams::default().labels(&format!("kubernetes.io/service-name={service}")))
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .flat_map(|s| s.endpoints.clone())
+        .filter(|e| e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(false))
+        .flat_map(|e| e.addresses)
+        .collect()
+}
+
+/// IPs of the pods of a restore.
+pub async fn restore_pod_ips(ns: &TestNamespace, restore: &str) -> Vec<String> {
+    ns.api::<Pod>()
+        .list(&ListParams::default().labels(&format!(
+            "pgro.bes.au/restore={restore},app.kubernetes.io/component=postgres"
+        )))
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .filter_map(|p| p.status.as_ref()?.pod_ip.clone())
+        .collect()
+}
+
+/// Events recorded on a replica as (reason, note), oldest first; an event series counts as many times as it
+/// was observed.
+pub async fn event_reasons(ns: &TestNamespace, replica: &str) -> Vec<(String, String)> {
+    let mut evs: Vec<Event> = ns
+        .api::<Event>()
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(replica))
+        .collect();
+    evs.sort_by_key(|e| e.event_time.as_ref().map(|t| t.0));
+    evs.into_iter()
+        .flat_map(|e| {
+            let n = e.series.as_ref().map_or(1, |s| s.count.max(1));
+            let item = (e.reason.unwrap_or_default(), e.note.unwrap_or_default());
+            std::iter::repeat_n(item, usize::try_from(n).unwrap_or(1))
+        })
+        .collect()
+}
