@@ -212,6 +212,28 @@ impl Hasher {
         self.algorithm
     }
 
+    /// Hashes several inputs, in order. BLAKE2b hashes them together with SIMD
+    /// (`blake2b_simd::many`: up to four inputs per pass, about twice the single-input
+    /// throughput with AVX2); the other algorithms hash one input at a time.
+    pub fn hash_many(&self, inputs: &[&[u8]]) -> Vec<HashValue> {
+        match self.algorithm {
+            HashAlgorithm::Blake2b256_128 | HashAlgorithm::Blake2b256 if inputs.len() > 1 => {
+                let n = self.algorithm.output_len();
+                let mut params = blake2b_simd::Params::new();
+                params.hash_length(32).key(&self.secret);
+                let mut jobs: Vec<blake2b_simd::many::HashManyJob<'_>> = inputs
+                    .iter()
+                    .map(|d| blake2b_simd::many::HashManyJob::new(&params, d))
+                    .collect();
+                blake2b_simd::many::hash_many(jobs.iter_mut());
+                jobs.iter()
+                    .map(|j| HashValue::new(j.to_hash().as_bytes(), n))
+                    .collect()
+            }
+            _ => inputs.iter().map(|d| self.hash(d)).collect(),
+        }
+    }
+
     /// Hashes `data`.
     pub fn hash(&self, data: &[u8]) -> HashValue {
         let n = self.algorithm.output_len();
