@@ -6,7 +6,7 @@ use std::sync::{Arc, RwLock};
 use bytes::Bytes;
 
 use crate::compression::{DecompressError, decompress};
-use crate::crypto::{Crypter, Hasher};
+use crate::crypto::{Crypter, HashValue, Hasher};
 use crate::error::{Corruption, Error};
 use crate::ids::ContentId;
 use crate::index::{ContentInfo, IndexLoader, MergedIndex};
@@ -100,6 +100,14 @@ impl ContentReader {
         decode_content(self.crypter(), &self.hasher, info, stored)
     }
 
+    /// Turns several stored contents into verified plaintext, hashing them together (CPU only).
+    pub(crate) fn decode_many(
+        &self,
+        items: Vec<(ContentInfo, Bytes)>,
+    ) -> Vec<Result<Vec<u8>, Error>> {
+        decode_contents(self.crypter(), &self.hasher, items)
+    }
+
     /// Reads, decodes and verifies one content.
     pub(crate) async fn read(self: &Arc<Self>, id: &ContentId) -> Result<Vec<u8>, Error> {
         let info = self.info(id)?;
@@ -121,33 +129,85 @@ pub(crate) fn decode_content(
     info: &ContentInfo,
     stored: Bytes,
 ) -> Result<Vec<u8>, Error> {
-    let corrupt = |cause| Error::CorruptContent {
+    let data = open_content(crypter, info, stored)?;
+    check_hash(info, hasher.hash(&data))?;
+    Ok(data)
+}
+
+/// Decodes several contents like [`decode_content`], hashing them together with
+/// [`Hasher::hash_many`] (BLAKE2b, kopia's default, then runs about twice as fast). Results are
+/// in input order; one bad content does not fail the others.
+pub(crate) fn decode_contents(
+    crypter: &Crypter,
+    hasher: &Hasher,
+    items: Vec<(ContentInfo, Bytes)>,
+) -> Vec<Result<Vec<u8>, Error>> {
+    let mut infos = Vec::with_capacity(items.len());
+    let mut results: Vec<Result<Vec<u8>, Error>> = items
+        .into_iter()
+        .map(|(info, stored)| {
+            let r = open_content(crypter, &info, stored);
+            infos.push(info);
+            r
+        })
+        .collect();
+    let opened: Vec<&[u8]> = results
+        .iter()
+        .filter_map(|r| r.as_ref().ok().map(Vec::as_slice))
+        .collect();
+    let mut hashes = hasher.hash_many(&opened).into_iter();
+    for (r, info) in results.iter_mut().zip(&infos) {
+        let verdict = match r {
+            Ok(_) => match hashes.next() {
+                Some(h) => check_hash(info, h),
+                None => Err(corrupt(info, Corruption::HashMismatch)),
+            },
+            Err(_) => Ok(()),
+        };
+        if let Err(e) = verdict {
+            *r = Err(e);
+        }
+    }
+    results
+}
+
+fn corrupt(info: &ContentInfo, cause: Corruption) -> Error {
+    Error::CorruptContent {
         content_id: info.content_id,
         pack: info.pack_blob_id.clone(),
         offset: u64::from(info.pack_offset),
         cause,
-    };
+    }
+}
+
+fn check_hash(info: &ContentInfo, hash: HashValue) -> Result<(), Error> {
+    if hash.as_bytes() != info.content_id.hash() {
+        return Err(corrupt(info, Corruption::HashMismatch));
+    }
+    Ok(())
+}
+
+/// Decrypts (after ECC) and decompresses a content, without the hash check.
+fn open_content(crypter: &Crypter, info: &ContentInfo, stored: Bytes) -> Result<Vec<u8>, Error> {
     if info.encryption_key_id != 0 {
         return Err(crate::Unsupported::EncryptionKeyId(info.encryption_key_id).into());
     }
     let plain = crypter
         .decrypt_owned(info.content_id.iv(), stored)
-        .map_err(corrupt)?;
-    let data = if info.compression_header_id == 0 {
-        plain
-    } else {
-        match decompress(
-            &plain,
-            Some(info.compression_header_id),
-            info.original_length as usize,
-        ) {
-            Ok(d) => d,
-            Err(DecompressError::Corrupt(c)) => return Err(corrupt(c)),
-            Err(DecompressError::Unsupported(u)) => return Err(u.into()),
-        }
-    };
-    if hasher.hash(&data).as_bytes() != info.content_id.hash() {
-        return Err(corrupt(Corruption::HashMismatch));
+        .map_err(|c| corrupt(info, c))?;
+    if info.compression_header_id == 0 {
+        return Ok(plain);
     }
-    Ok(data)
+    match decompress(
+        &plain,
+        Some(info.compression_header_id),
+        info.original_length as usize,
+    ) {
+        Ok(d) => Ok(d),
+        Err(DecompressError::Corrupt(c)) => Err(corrupt(info, c)),
+        Err(DecompressError::Unsupported(u)) => Err(u.into()),
+    }
 }
+
+#[cfg(test)]
+mod tests;

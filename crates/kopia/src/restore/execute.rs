@@ -9,7 +9,9 @@ use futures::{StreamExt, TryStreamExt};
 use super::{
     Attributes, RestoreOptions, RestorePlan, RestoreProgress, RestoreStats, RestoreTarget,
 };
+use crate::content::ContentReader;
 use crate::error::Error;
+use crate::index::ContentInfo;
 use crate::object::{Chunk, finish_direct, read_object_bytes};
 use crate::repository::{Indexed, Repository};
 
@@ -88,6 +90,73 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| Error::Task(Box::new(e)))?
 }
 
+/// Fetched chunks decoded together. `blake2b_simd::many` hashes two 4 MiB inputs about 1.2×
+/// faster than one after the other (measured on the 2-core benchmark machine; three or four
+/// gained nothing more) and a small batch keeps more of the `parallel` slots fetching.
+const HASH_BATCH: usize = 2;
+
+/// A chunk's stored bytes, ready to decode.
+struct Fetched<T: RestoreTarget> {
+    st: Arc<FileState<T>>,
+    chunk: Chunk,
+    info: ContentInfo,
+    stored: bytes::Bytes,
+    /// Held until the chunk is written.
+    permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+/// A spawned task that is aborted when dropped (a failed restore stops its fetches).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<Result<T, Error>>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl<T> std::future::Future for AbortOnDrop<T> {
+    type Output = Result<T, Error>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|r| r.map_err(|e| Error::Task(Box::new(e)))?)
+    }
+}
+
+/// Decodes a batch of fetched chunks and writes each at its offset (on the blocking pool).
+fn decode_and_write<T: RestoreTarget>(
+    contents: &ContentReader,
+    t: &T,
+    progress: &Progress,
+    batch: Vec<Fetched<T>>,
+) -> Result<(), Error> {
+    let mut metas = Vec::with_capacity(batch.len());
+    let items = batch
+        .into_iter()
+        .map(|f| {
+            metas.push((f.st, f.chunk, f.permit));
+            (f.info, f.stored)
+        })
+        .collect();
+    for ((st, chunk, permit), data) in metas.into_iter().zip(contents.decode_many(items)) {
+        let data = finish_direct(chunk.object_id, data?, Some(chunk.length))?;
+        let file = st.file(t)?;
+        t.write_at(&file, &st.path, chunk.start, &data)?;
+        drop(file);
+        let last = st.remaining.fetch_sub(1, Ordering::AcqRel) == 1;
+        if last {
+            st.finish(t)?;
+        }
+        progress.add(chunk.length, u64::from(last));
+        drop(permit);
+    }
+    Ok(())
+}
+
 pub(super) async fn execute<T: RestoreTarget>(
     repo: &Repository<Indexed>,
     plan: RestorePlan,
@@ -161,31 +230,53 @@ pub(super) async fn execute<T: RestoreTarget>(
     blocking(move || empty.iter().try_for_each(|st| st.finish(&t))).await?;
     progress.add(0, empties);
 
+    // Two stages: up to `parallel` fetches run as their own tasks (so a busy decode stage never
+    // stalls a network read), and decode workers — no more than there are CPUs — take whatever
+    // fetched chunks are ready, up to HASH_BATCH at a time, decode them (hashing the batch
+    // together) and write them. A semaphore bounds the chunks between fetch start and write end
+    // to `parallel + workers × HASH_BATCH`, so `parallel` reads can stay outstanding while the
+    // workers decode and memory stays at about that many chunks.
+    let workers = parallel.min(
+        std::thread::available_parallelism()
+            .map(std::num::NonZeroUsize::get)
+            .unwrap_or(1),
+    );
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(parallel + workers * HASH_BATCH));
     futures::stream::iter(work)
         .map(|(st, chunk)| {
             let contents = Arc::clone(contents);
-            let progress = Arc::clone(&progress);
-            let t = Arc::clone(&target);
+            let in_flight = Arc::clone(&in_flight);
             async move {
-                let info = contents.info(&chunk.object_id.content_id())?;
-                let (info, stored) = contents.fetch(info).await?;
-                blocking(move || {
-                    let data = contents.decode(&info, stored)?;
-                    let data = finish_direct(chunk.object_id, data, Some(chunk.length))?;
-                    let file = st.file(&t)?;
-                    t.write_at(&file, &st.path, chunk.start, &data)?;
-                    drop(file);
-                    let last = st.remaining.fetch_sub(1, Ordering::AcqRel) == 1;
-                    if last {
-                        st.finish(&t)?;
-                    }
-                    progress.add(chunk.length, u64::from(last));
-                    Ok(())
-                })
+                let permit = in_flight
+                    .acquire_owned()
+                    .await
+                    .map_err(|e| Error::Task(Box::new(e)))?;
+                AbortOnDrop(tokio::spawn(async move {
+                    let info = contents.info(&chunk.object_id.content_id())?;
+                    let (info, stored) = contents.fetch(info).await?;
+                    Ok::<_, Error>(Fetched {
+                        st,
+                        chunk,
+                        info,
+                        stored,
+                        permit,
+                    })
+                }))
                 .await
             }
         })
         .buffer_unordered(parallel)
+        .ready_chunks(HASH_BATCH)
+        .map(|batch| {
+            let contents = Arc::clone(contents);
+            let progress = Arc::clone(&progress);
+            let t = Arc::clone(&target);
+            async move {
+                let batch = batch.into_iter().collect::<Result<Vec<_>, Error>>()?;
+                blocking(move || decode_and_write(&contents, t.as_ref(), &progress, batch)).await
+            }
+        })
+        .buffer_unordered(workers)
         .try_collect::<Vec<()>>()
         .await?;
 
