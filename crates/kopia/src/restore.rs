@@ -4,8 +4,10 @@
 //! not file data) and compares it with the target to produce a [`RestorePlan`]: what to create,
 //! which files are already up to date (`skip_existing`), every data chunk to fetch, and totals.
 //! [`Repository::execute_restore`] then fetches chunks with bounded parallelism — across files
-//! *and* across the chunks of one large file — decodes and verifies them on the blocking pool and
-//! writes them at their offsets, so memory stays at about `parallel × chunk size`.
+//! *and* across the chunks of one large file — as independent tasks, while at most one decode
+//! worker per CPU decrypts, decompresses and verifies ready chunks (two at a time, hashed
+//! together) on the blocking pool and writes them at their offsets. A semaphore bounds the chunks
+//! in flight to `parallel + 2 × workers`, so memory stays at about that many chunk sizes.
 //! Attributes follow kopia's `FilesystemOutput`: owner (when permitted), mode including Go's
 //! setuid/setgid/sticky bits, and mtime = atime = the entry's mtime; non-root directories take
 //! `summ.maxTime` as their mtime, as kopia does.
@@ -46,7 +48,8 @@ pub type ProgressFn = Arc<dyn Fn(RestoreProgress) + Send + Sync>;
 /// Restore settings.
 #[derive(Clone)]
 pub struct RestoreOptions {
-    /// Chunks fetched and written concurrently (at least 1).
+    /// Chunk reads outstanding at once (at least 1); decoding and writing use at most one
+    /// worker per CPU (and no more than `parallel`).
     pub parallel: usize,
     /// Skip files that exist with the same size and an mtime within 2 s (kopia `--skip-existing`).
     pub skip_existing: bool,
