@@ -267,6 +267,9 @@ pub enum HeaderValue {
         #[serde(rename = "secretKeyRef")]
         secret_key_ref: SecretKeySelector,
     },
+    /// Any other shape. The apiserver cannot refuse it (see the schema), so it is kept here and the operator
+    /// reports it instead of failing to read the whole replica.
+    Invalid(serde_json::Value),
 }
 
 impl JsonSchema for HeaderValue {
@@ -400,6 +403,12 @@ pub struct NotificationStatus {
     /// When the next attempt is due, while retries remain.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_attempt_at: Option<Time>,
+    /// The restore the event is about (+).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore: Option<String>,
+    /// When the event happened (the payload's `timestamp`) (+).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub occurred_at: Option<Time>,
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@
 mod certs;
 mod control_plane;
 mod crds;
+pub mod fixtures;
 mod http;
 mod infra;
 mod kubelet;

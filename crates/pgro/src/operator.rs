@@ -19,6 +19,7 @@ pub mod kopia_secret;
 pub mod leader;
 pub mod metrics;
 pub mod naming;
+pub mod notify;
 pub mod phase;
 pub mod quantity;
 pub mod queue;

@@ -35,7 +35,7 @@ async fn quick_start_replica_serves_the_snapshot_through_its_service() {
     };
     let ns = w.env.namespace().await.unwrap();
     let repo = w.repo(ns.name());
-    let snap = repo.snapshot(&w.template, &["--tags", "area:postgres"]);
+    let snap = repo.snap(&w.template, &["--tags", "area:postgres"]);
     w.kopia_secret(&ns, "kopia-credentials", &repo).await;
     create_replica(&ns, &replica_yaml("test", &quick_start(""))).await;
 
@@ -216,7 +216,7 @@ async fn kopia_secret_problems_create_nothing_and_leave_the_active_restore_servi
     };
     let ns = w.env.namespace().await.unwrap();
     let repo = w.repo(ns.name());
-    repo.snapshot(&w.template, &["--tags", "area:postgres"]);
+    repo.snap(&w.template, &["--tags", "area:postgres"]);
     create_replica(&ns, &replica_yaml("r1", &quick_start(""))).await;
     wait_replica(
         w,
@@ -326,7 +326,7 @@ async fn new_snapshot_is_switched_to_and_the_old_restore_goes_after_the_grace_pe
     let ns = w.env.namespace().await.unwrap();
     let repo = w.repo(ns.name());
     w.kopia_secret(&ns, "kopia-credentials", &repo).await;
-    repo.snapshot(&w.template, &["--tags", "area:other"]);
+    repo.snap(&w.template, &["--tags", "area:other"]);
     let spec = "kopiaSecretRef: {name: kopia-credentials}\nschedule: '* * * * *'\nscheduleJitter: '0'\nswitchoverGracePeriod: 30s\nsnapshotFilter:\n  tags: {area: postgres}";
     create_replica(&ns, &replica_yaml("r3", spec)).await;
     wait_replica(
@@ -340,7 +340,7 @@ async fn new_snapshot_is_switched_to_and_the_old_restore_goes_after_the_grace_pe
     .await;
     assert_eq!(restore_count(&ns).await, 0);
 
-    let first_snap = repo.snapshot(&w.template, &["--tags", "area:postgres"]);
+    let first_snap = repo.snap(&w.template, &["--tags", "area:postgres"]);
     let r = wait_replica(w, &ns, "r3", "Ready", READY_TIMEOUT, |r, _| {
         phase_is(r, "Ready")
     })
@@ -409,13 +409,11 @@ async fn new_snapshot_is_switched_to_and_the_old_restore_goes_after_the_grace_pe
 
     // A new snapshot is restored at the next trigger and switched to.
     let src = w.source_copy(ns.name());
-    let items = w
-        .change_source(
-            &src,
-            "INSERT INTO items SELECT g, 'new' FROM generate_series(100001, 100050) g",
-        )
-        .await;
-    let second_snap = repo.snapshot(&src, &["--tags", "area:postgres"]);
+    let items = w.change_source(
+        &src,
+        "INSERT INTO items SELECT g, 'new' FROM generate_series(100001, 100050) g",
+    );
+    let second_snap = repo.snap(&src, &["--tags", "area:postgres"]);
     let r = wait_replica(w, &ns, "r3", "switchover", READY_TIMEOUT, |r, _| {
         current(r).is_some_and(|c| c != first)
     })
@@ -433,7 +431,11 @@ async fn new_snapshot_is_switched_to_and_the_old_restore_goes_after_the_grace_pe
         .await
         .unwrap()
         .items;
-    assert_eq!(active_restores(&rs), std::slice::from_ref(&second), "exactly one Active");
+    assert_eq!(
+        active_restores(&rs),
+        std::slice::from_ref(&second),
+        "exactly one Active"
+    );
     assert_eq!(
         endpoint_addresses(&ns, "r3").await,
         restore_pod_ips(&ns, &second).await
@@ -501,7 +503,7 @@ async fn deleted_active_restore_is_replaced_ttl_skips_and_schedule_edits_apply()
     let ns = w.env.namespace().await.unwrap();
     let repo = w.repo(ns.name());
     w.kopia_secret(&ns, "kopia-credentials", &repo).await;
-    repo.snapshot(&w.template, &["--tags", "area:postgres"]);
+    repo.snap(&w.template, &["--tags", "area:postgres"]);
     create_replica(
         &ns,
         &replica_yaml("r4", &quick_start("scheduleJitter: '0'")),
@@ -541,9 +543,8 @@ async fn deleted_active_restore_is_replaced_ttl_skips_and_schedule_edits_apply()
 
     // R5: minimumTtl protects the serving restore even when a new snapshot is due.
     let src = w.source_copy(ns.name());
-    w.change_source(&src, "DELETE FROM items WHERE id <= 10")
-        .await;
-    repo.snapshot(&src, &["--tags", "area:postgres"]);
+    w.change_source(&src, "DELETE FROM items WHERE id <= 10");
+    repo.snap(&src, &["--tags", "area:postgres"]);
     patch_spec(
         &ns,
         "r4",
@@ -663,14 +664,14 @@ async fn failed_restores_are_explained_counted_suspended_and_resumed() {
     let not_pg = w.root.path().join(format!("not-pg-{}", ns.name()));
     std::fs::create_dir_all(not_pg.join("etc")).unwrap();
     std::fs::write(not_pg.join("etc/app.conf"), "x = 1\n").unwrap();
-    repo.snapshot(&not_pg, &["--tags", "area:broken"]);
+    repo.snap(&not_pg, &["--tags", "area:broken"]);
     let spec = "kopiaSecretRef: {name: kopia-credentials}\nschedule: '* * * * *'\nscheduleJitter: '0'\nsnapshotFilter:\n  tags: {area: broken}";
     create_replica(&ns, &replica_yaml("r6", spec)).await;
 
     // A corrupted pack in another repository of the same namespace, for a second replica.
     let repo2 = w.repo(&format!("{}-corrupt", ns.name()));
     w.kopia_secret(&ns, "kopia-corrupt", &repo2).await;
-    repo2.snapshot(&w.template, &["--tags", "area:postgres"]);
+    repo2.snap(&w.template, &["--tags", "area:postgres"]);
     let pack = corrupt_largest_pack(w, &repo2.prefix).await;
     create_replica(
         &ns,
@@ -757,7 +758,7 @@ async fn failed_restores_are_explained_counted_suspended_and_resumed() {
     );
 
     // Suspended: fixing the filter alone starts nothing.
-    repo.snapshot(&w.template, &["--tags", "area:postgres"]);
+    repo.snap(&w.template, &["--tags", "area:postgres"]);
     patch_spec(
         &ns,
         "r6",
@@ -819,7 +820,7 @@ async fn storage_maximum_exceeded_creates_no_restore() {
     let ns = w.env.namespace().await.unwrap();
     let repo = w.repo(ns.name());
     w.kopia_secret(&ns, "kopia-credentials", &repo).await;
-    repo.snapshot(&w.template, &["--tags", "area:postgres"]);
+    repo.snap(&w.template, &["--tags", "area:postgres"]);
     create_replica(
         &ns,
         &replica_yaml("r7", &quick_start("storageSizeMaximum: 1Mi")),

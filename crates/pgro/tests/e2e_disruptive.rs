@@ -64,6 +64,15 @@ async fn leader(client: &Client) -> Option<String> {
         .filter(|h| !h.is_empty())
 }
 
+/// Waits until an operator other than `killed` holds the Lease.
+async fn new_leader(client: &Client, killed: &str) -> String {
+    pgro_testkit::eventually("a new leader", Duration::from_secs(90), || async {
+        Ok(leader(client).await.filter(|l| l != killed))
+    })
+    .await
+    .unwrap()
+}
+
 /// SIGKILLs the leading operator process (no chance to clean up or release its Lease), then removes its
 /// pod so the Deployment starts a fresh one without the kubelet's crash back-off.
 async fn kill_leader(w: &World) -> String {
@@ -171,7 +180,7 @@ async fn concurrency_limit_queues_replicas_in_order_across_an_operator_restart()
     let ns = w.env.namespace().await.unwrap();
     let repo = w.repo(ns.name());
     w.kopia_secret(&ns, "kopia-credentials", &repo).await;
-    repo.snapshot(&w.template, &["--tags", "area:postgres"]);
+    repo.snap(&w.template, &["--tags", "area:postgres"]);
 
     // Sample the cluster continuously: restores in progress and queue positions.
     let stop = Arc::new(AtomicBool::new(false));
@@ -237,6 +246,7 @@ async fn concurrency_limit_queues_replicas_in_order_across_an_operator_restart()
     // Restart the operator while the first restore runs.
     let killed = kill_leader(w).await;
     eprintln!("killed operator {killed}");
+    new_leader(&client, &killed).await;
     // Positions move: qc reaches 1 once the first finished and the second started.
     wait_replica(w, &ns, "qc", "qc moves to 1", READY_TIMEOUT, |r, _| {
         r.status.as_ref().is_some_and(|s| s.queue_position == 1)
@@ -292,7 +302,7 @@ async fn operator_killed_at_every_step_of_a_refresh_converges() {
     let ns = w.env.namespace().await.unwrap();
     let repo = w.repo(ns.name());
     w.kopia_secret(&ns, "kopia-credentials", &repo).await;
-    repo.snapshot(&w.template, &["--tags", "area:postgres"]);
+    repo.snap(&w.template, &["--tags", "area:postgres"]);
     create_replica(
         &ns,
         &replica_yaml(
@@ -355,10 +365,8 @@ async fn operator_killed_at_every_step_of_a_refresh_converges() {
 
     // A new snapshot starts the refresh at the next minute.
     let src = w.source_copy(ns.name());
-    let items = w
-        .change_source(&src, "UPDATE items SET name = 'refreshed' WHERE id <= 100")
-        .await;
-    repo.snapshot(&src, &["--tags", "area:postgres"]);
+    let items = w.change_source(&src, "UPDATE items SET name = 'refreshed' WHERE id <= 100");
+    repo.snap(&src, &["--tags", "area:postgres"]);
     let new_restore =
         |rs: &[PostgresPhysicalRestore]| rs.iter().find(|x| x.name_any() != old).cloned();
     type Point = (
@@ -419,8 +427,9 @@ async fn operator_killed_at_every_step_of_a_refresh_converges() {
             r.status.as_ref().and_then(|s| s.phase.clone())
         );
         killed_at.push(name);
-        // Let the next operator take over before looking for the next point.
-        wait_operator_ready(&client, 1).await;
+        // The next point is looked for once another operator holds the Lease, so each kill hits a live
+        // leader (the killed one's Lease must expire first).
+        new_leader(&client, &who).await;
     }
     let r = wait_replica(w, &ns, "k", "converged", READY_TIMEOUT, |r, rs| {
         phase_is(r, "Ready")
@@ -465,7 +474,7 @@ async fn two_operators_only_the_leader_reconciles_and_killing_it_hands_over() {
     let ns = w.env.namespace().await.unwrap();
     let repo = w.repo(ns.name());
     w.kopia_secret(&ns, "kopia-credentials", &repo).await;
-    repo.snapshot(&w.template, &["--tags", "area:postgres"]);
+    repo.snap(&w.template, &["--tags", "area:postgres"]);
     create_replica(
         &ns,
         &replica_yaml("l1", &spec("postgres", "0 */6 * * *", "")),

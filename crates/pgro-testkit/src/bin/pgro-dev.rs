@@ -20,6 +20,85 @@ struct Args {
     /// CRD manifests to install (default: deploy/crds.yaml).
     #[arg(long)]
     crds: Vec<PathBuf>,
+    /// Also start a sample backup repository: MinIO on loopback (reachable from pods), a PostgreSQL 16 data
+    /// directory snapshotted into it by kopia (tag area=postgres), and the Secret `kopia-credentials` in
+    /// namespace `pgro-example` for the README's quick start.
+    #[arg(long)]
+    sample: bool,
+}
+
+/// What `--sample` keeps running.
+struct Sample {
+    _minio: pgro_testkit::fixtures::Minio,
+    _expose: pgro_testkit::Forward,
+}
+
+async fn sample(env: &TestEnv) -> anyhow::Result<Sample> {
+    use pgro_testkit::fixtures::{KopiaRepo, MINIO_SECRET, MINIO_USER, Minio, Postgres};
+    let dir = env.control_plane().dir().join("sample");
+    std::fs::create_dir_all(&dir)?;
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+    let minio = Minio::start(env.components(), &dir.join("minio"), &["backups"]).await?;
+    let expose = env.kubelet().expose(
+        minio.port,
+        std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, minio.port)),
+    )?;
+    let pg = Postgres::new(env.components(), 16)?;
+    let data = dir.join("postgres-16");
+    let (rows, _) = pg.create_datadir(&data, 1000)?;
+    let password = "sample-repository-password";
+    let repo = KopiaRepo::create_s3(
+        env.components(),
+        &minio,
+        "backups",
+        "pgro-example/",
+        password,
+        &dir.join("kopia"),
+    )?;
+    let snapshot = repo.snapshot(&data, &["--tags", "area:postgres"])?;
+    let client = env.client()?;
+    let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> =
+        kube::Api::all(client.clone());
+    let ns: k8s_openapi::api::core::v1::Namespace =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": "pgro-example"}}))?;
+    let apply = kube::api::PatchParams::apply("pgro-dev").force();
+    namespaces
+        .patch("pgro-example", &apply, &kube::api::Patch::Apply(&ns))
+        .await?;
+    let secret: k8s_openapi::api::core::v1::Secret = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "kopia-credentials", "namespace": "pgro-example"},
+        "stringData": {
+            "bucket": "backups",
+            "region": "us-east-1",
+            "repositoryPassword": password,
+            "accessKeyId": MINIO_USER,
+            "secretAccessKey": MINIO_SECRET,
+            "endpoint": format!("{}:{}", env.kubelet().pod_gateway(), minio.port),
+            "disableTls": "true",
+            "prefix": repo.prefix,
+        },
+    }))?;
+    let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> =
+        kube::Api::namespaced(client, "pgro-example");
+    secrets
+        .patch(
+            "kopia-credentials",
+            &apply,
+            &kube::api::Patch::Apply(&secret),
+        )
+        .await?;
+    println!(
+        "  sample: MinIO on {} (pods: {}:{}), PostgreSQL 16 data ({rows} rows in table items) in kopia snapshot {snapshot}",
+        minio.endpoint(),
+        env.kubelet().pod_gateway(),
+        minio.port
+    );
+    println!("          Secret pgro-example/kopia-credentials describes the repository");
+    Ok(Sample {
+        _minio: minio,
+        _expose: expose,
+    })
 }
 
 fn default_pgro_binary() -> Option<PathBuf> {
@@ -57,6 +136,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     std::fs::copy(env.control_plane().kubeconfig_path(), &args.kubeconfig)?;
     let kubeconfig = std::fs::canonicalize(&args.kubeconfig)?;
+    // For scripts: the node network namespace (ClusterIPs and pod IPs are reachable inside it).
+    let netns_file = kubeconfig.with_extension("netns");
+    std::fs::write(&netns_file, format!("{}\n", env.kubelet().netns_path()))?;
     let kubectl = env
         .components()
         .get("PGRO_KUBECTL")
@@ -94,6 +176,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
         env.control_plane().dir().display(),
         env.control_plane().dir().display()
     );
+    let _sample = if args.sample {
+        Some(sample(&env).await?)
+    } else {
+        None
+    };
     println!("pgro-dev: Ctrl-C stops everything");
 
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -102,8 +189,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
         _ = terminate.recv() => {}
     }
     eprintln!("pgro-dev: stopping");
+    drop(_sample);
     env.stop().await;
     let _ = std::fs::remove_file(&args.kubeconfig);
+    let _ = std::fs::remove_file(&netns_file);
     Ok(())
 }
 

@@ -7,6 +7,7 @@ use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
 
 use super::metrics::Metrics;
+use super::notify::Notifier;
 use super::repos::RepositoryCache;
 use super::settings::Settings;
 
@@ -25,6 +26,8 @@ pub struct Context {
     /// Serialises restore admission: count, decide and create under one lock, so two replicas cannot take
     /// the same slot (behaviour R6). Only the leader reconciles, so a process-wide lock suffices.
     pub admission: tokio::sync::Mutex<()>,
+    /// Notification delivery, off the reconcile path.
+    pub notifier: Arc<Notifier>,
 }
 
 impl std::fmt::Debug for Context {
@@ -43,6 +46,7 @@ impl Context {
         identity: &str,
         metrics: Arc<Metrics>,
         settings: Arc<RwLock<Arc<Settings>>>,
+        notifier: Arc<Notifier>,
     ) -> Self {
         let reporter = Reporter {
             controller: "pgro-operator".into(),
@@ -55,6 +59,7 @@ impl Context {
             settings,
             repos: RepositoryCache::default(),
             admission: tokio::sync::Mutex::new(()),
+            notifier,
         }
     }
 

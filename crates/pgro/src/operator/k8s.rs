@@ -25,6 +25,30 @@ pub fn is_conflict(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 409)
 }
 
+/// Creates a missing child by server-side apply with pgro's field manager (a running Deployment then changes
+/// only through its live fields, so an existing child is never re-applied here).
+///
+/// # Errors
+///
+/// API errors.
+pub async fn apply_new<K>(api: &Api<K>, obj: &K) -> Result<()>
+where
+    K: Resource + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
+{
+    let name = obj
+        .meta()
+        .name
+        .clone()
+        .ok_or(Error::MissingField("metadata.name"))?;
+    api.patch(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(obj),
+    )
+    .await?;
+    Ok(())
+}
+
 /// Creates `obj` unless an object of that name exists. Returns whether it was created.
 ///
 /// # Errors

@@ -23,6 +23,7 @@ use super::controllers::{self, replica, restore};
 use super::http;
 use super::leader::Elector;
 use super::metrics::Metrics;
+use super::notify::Notifier;
 use super::settings::{OperatorArgs, Settings};
 
 /// Runs the operator until SIGTERM/SIGINT (exit 0) or until it loses the leader Lease (exit 1, so the pod
@@ -78,9 +79,23 @@ pub async fn run(args: OperatorArgs) -> ExitCode {
         () = elector.acquire() => {}
         () = &mut shutdown => return ExitCode::SUCCESS,
     }
-    let ctx = Arc::new(Context::new(client.clone(), &identity, metrics, settings));
+    let (wake_tx, wake_rx) = tokio::sync::mpsc::unbounded_channel();
+    let notifier = match Notifier::new(client.clone(), Arc::clone(&metrics), wake_tx) {
+        Ok(n) => Arc::new(n),
+        Err(e) => {
+            tracing::error!(error = %e, "building the HTTP client for notifications failed");
+            return ExitCode::FAILURE;
+        }
+    };
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        &identity,
+        metrics,
+        settings,
+        notifier,
+    ));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let controllers = tokio::spawn(run_controllers(client, ctx, stop_rx));
+    let controllers = tokio::spawn(run_controllers(client, ctx, stop_rx, wake_rx));
     let code = tokio::select! {
         () = elector.hold() => ExitCode::FAILURE,
         () = &mut shutdown => ExitCode::SUCCESS,
@@ -150,7 +165,13 @@ async fn run_controllers(
     client: Client,
     ctx: Arc<Context>,
     mut stop: tokio::sync::watch::Receiver<bool>,
+    wake: tokio::sync::mpsc::UnboundedReceiver<ObjectRef<PostgresPhysicalReplica>>,
 ) {
+    // Finished notification attempts wake their replica so the outcome is recorded.
+    let woken = futures::stream::unfold(
+        wake,
+        |mut rx| async move { rx.recv().await.map(|r| (r, rx)) },
+    );
     let children = watcher::Config::default().labels(LABEL_REPLICA);
     let replicas = Api::<PostgresPhysicalReplica>::all(client.clone());
     let restores = Api::<PostgresPhysicalRestore>::all(client.clone());
@@ -198,6 +219,7 @@ async fn run_controllers(
         .owns(Api::<Service>::all(client.clone()), children.clone())
         .owns(Api::<Secret>::all(client.clone()), children.clone())
         .watches_stream(secrets_meta, secret_to_replicas)
+        .reconcile_on(woken)
         .graceful_shutdown_on(async move {
             let _ = stop_a.wait_for(|s| *s).await;
         })

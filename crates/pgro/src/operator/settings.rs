@@ -60,6 +60,17 @@ pub struct OperatorArgs {
     /// attempt).
     #[arg(long, env = "PGRO_FAILED_RESTORE_RETENTION", default_value = "10m", value_parser = humantime::parse_duration)]
     pub failed_restore_retention: Duration,
+    /// Delays before the 2nd, 3rd, … attempt of a notification (5 attempts in all).
+    #[arg(long, env = "PGRO_NOTIFICATION_BACKOFF", default_value = "30s,2m,10m,1h", value_parser = parse_backoff_arg)]
+    pub notification_backoff: Backoff,
+}
+
+/// Notification retry delays, as one flag value (`30s,2m,10m,1h`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Backoff(pub Vec<Duration>);
+
+fn parse_backoff_arg(s: &str) -> Result<Backoff, String> {
+    super::notify::plan::parse_backoff(s).map(Backoff)
 }
 
 /// The image used when none is configured.
@@ -90,6 +101,8 @@ pub struct Settings {
     pub restore_deadline: Duration,
     /// Failed restore retention.
     pub failed_restore_retention: Duration,
+    /// Notification retry delays.
+    pub notification_backoff: Vec<Duration>,
 }
 
 impl Settings {
@@ -108,6 +121,7 @@ impl Settings {
             ready_timeout: a.ready_timeout,
             restore_deadline: a.restore_deadline,
             failed_restore_retention: a.failed_restore_retention,
+            notification_backoff: a.notification_backoff.0.clone(),
         }
     }
 
@@ -170,6 +184,10 @@ impl Settings {
                 "restoreDeadline" => s.restore_deadline = duration(value).map_err(bad)?,
                 "failedRestoreRetention" => {
                     s.failed_restore_retention = duration(value).map_err(bad)?;
+                }
+                "notificationBackoff" => {
+                    s.notification_backoff =
+                        super::notify::plan::parse_backoff(value).map_err(bad)?;
                 }
                 _ => unknown.push(key.clone()),
             }

@@ -17,10 +17,10 @@ pub mod instance_support;
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use instance_support::{PgUser, free_port, infra, require, run};
+use instance_support::run;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -29,12 +29,12 @@ use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::core::GroupVersionKind;
 use kube::{Client, ResourceExt};
 use pgro_api::{PostgresPhysicalReplica, PostgresPhysicalRestore};
-use pgro_testkit::{Forward, Proc, ProcessSpec, TestEnv, TestNamespace};
+use pgro_testkit::fixtures::{KopiaRepo, Minio, Postgres};
+use pgro_testkit::{Forward, TestEnv, TestNamespace};
 use tokio::sync::OnceCell;
 use tokio_postgres::NoTls;
 
-pub const MINIO_USER: &str = "pgro-e2e";
-pub const MINIO_SECRET: &str = "pgro-e2e-secret-key";
+pub use pgro_testkit::fixtures::{MINIO_SECRET, MINIO_USER};
 pub const BUCKET: &str = "backups";
 pub const REPO_PASSWORD: &str = "e2e-repository-password";
 pub const OPERATOR_NS: &str = "pgro-system";
@@ -50,13 +50,10 @@ pub const TEST_SETTINGS: &[(&str, &str)] = &[
 pub struct World {
     pub env: &'static TestEnv,
     pub root: tempfile::TempDir,
+    pub minio: Minio,
     pub minio_port: u16,
-    pub minio_dir: PathBuf,
-    _minio: Proc,
     _expose: Forward,
-    pub kopia_bin: PathBuf,
-    pub pg_bin: PathBuf,
-    pub user: PgUser,
+    pub pg: Postgres,
     /// A cleanly stopped PostgreSQL 16 data directory with table `items` (SOURCE_ROWS rows).
     pub template: PathBuf,
     /// (rows, md5) of `items` in the template.
@@ -82,11 +79,6 @@ pub async fn world(test: &str) -> Option<&'static World> {
 impl World {
     async fn start(env: &'static TestEnv) -> Self {
         let t0 = Instant::now();
-        let infra = infra();
-        let kopia_bin = PathBuf::from(require(&infra, "PGRO_KOPIA").expect("PGRO_KOPIA"));
-        let minio_bin = PathBuf::from(require(&infra, "PGRO_MINIO").expect("PGRO_MINIO"));
-        let pg_bin = PathBuf::from(require(&infra, "PGRO_PG16_BIN").expect("PGRO_PG16_BIN"));
-        let user = PgUser::from_env(&infra).expect("PGRO_PG_USER");
         let root = tempfile::Builder::new()
             .prefix("pgro-e2e")
             .tempdir()
@@ -96,41 +88,19 @@ impl World {
             std::os::unix::fs::PermissionsExt::from_mode(0o755),
         )
         .unwrap();
-
-        // MinIO: a top-level directory of a fresh single-drive data dir is a bucket.
-        let minio_dir = root.path().join("minio");
-        std::fs::create_dir_all(minio_dir.join(BUCKET)).unwrap();
-        let minio_port = free_port();
-        let console = free_port();
-        let minio = Proc::spawn(
-            ProcessSpec::new("minio", &minio_bin)
-                .arg("server")
-                .arg(&minio_dir)
-                .args([
-                    "--quiet",
-                    "--address",
-                    &format!("127.0.0.1:{minio_port}"),
-                    "--console-address",
-                    &format!("127.0.0.1:{console}"),
-                ])
-                .env("MINIO_ROOT_USER", MINIO_USER)
-                .env("MINIO_ROOT_PASSWORD", MINIO_SECRET)
-                .env("MINIO_BROWSER", "off")
-                .env("MINIO_UPDATE", "off")
-                .log_to(root.path().join("minio.log")),
-        )
-        .await
-        .expect("minio starts");
-        wait_port(minio_port, Duration::from_secs(30));
+        let minio = Minio::start(env.components(), &root.path().join("minio"), &[BUCKET])
+            .await
+            .expect("MinIO starts");
         let expose = env
             .kubelet()
             .expose(
-                minio_port,
-                SocketAddr::from((Ipv4Addr::LOCALHOST, minio_port)),
+                minio.port,
+                SocketAddr::from((Ipv4Addr::LOCALHOST, minio.port)),
             )
-            .expect("expose minio to pods");
-
-        let (template, items) = build_source(&pg_bin, &user, root.path()).await;
+            .expect("expose MinIO to pods");
+        let pg = Postgres::new(env.components(), 16).expect("PostgreSQL 16");
+        let template = root.path().join("template");
+        let items = pg.create_datadir(&template, SOURCE_ROWS).unwrap();
         install_operator(env, &[]).await;
         eprintln!(
             "e2e world ready in {:.1}s (control plane {:.1}s)",
@@ -140,13 +110,10 @@ impl World {
         Self {
             env,
             root,
-            minio_port,
-            minio_dir,
-            _minio: minio,
+            minio_port: minio.port,
+            minio,
             _expose: expose,
-            kopia_bin,
-            pg_bin,
-            user,
+            pg,
             template,
             items,
         }
@@ -162,36 +129,20 @@ impl World {
     }
 
     /// A Kopia repository of its own for a test (prefix `<name>/` in the bucket).
-    pub fn repo(&self, name: &str) -> Repo {
-        let dir = self.root.path().join("kopia").join(name);
-        std::fs::create_dir_all(&dir).unwrap();
-        let r = Repo {
-            bin: self.kopia_bin.clone(),
-            dir,
-            prefix: format!("{name}/"),
-            endpoint: format!("127.0.0.1:{}", self.minio_port),
-        };
-        r.run(&[
-            "repository",
-            "create",
-            "s3",
-            "--bucket",
+    pub fn repo(&self, name: &str) -> KopiaRepo {
+        KopiaRepo::create_s3(
+            self.env.components(),
+            &self.minio,
             BUCKET,
-            "--endpoint",
-            &r.endpoint,
-            "--disable-tls",
-            "--access-key",
-            MINIO_USER,
-            "--secret-access-key",
-            MINIO_SECRET,
-            "--prefix",
-            &r.prefix,
-        ]);
-        r
+            &format!("{name}/"),
+            REPO_PASSWORD,
+            &self.root.path().join("kopia").join(name),
+        )
+        .unwrap()
     }
 
     /// The Kopia Secret (seed keys plus endpoint, disableTls and prefix) for `repo` in `ns`.
-    pub async fn kopia_secret(&self, ns: &TestNamespace, name: &str, repo: &Repo) {
+    pub async fn kopia_secret(&self, ns: &TestNamespace, name: &str, repo: &KopiaRepo) {
         let data = BTreeMap::from([
             ("bucket".to_owned(), BUCKET.to_owned()),
             ("region".to_owned(), "us-east-1".to_owned()),
@@ -214,62 +165,19 @@ impl World {
     }
 
     /// Starts PostgreSQL on `dir`, runs `sql`, stops it cleanly; returns the new (rows, md5) of `items`.
-    pub async fn change_source(&self, dir: &Path, sql: &str) -> (i64, String) {
-        let sock = self.root.path().join(format!("sock-{}", free_port()));
-        self.user.mkdir(&sock);
-        let port = free_port();
-        let mut pg = self
-            .user
-            .command(self.pg_bin.join("postgres"))
-            .arg("-D")
-            .arg(dir)
-            .args(["-p", &port.to_string(), "-k"])
-            .arg(&sock)
-            .args(["-c", "listen_addresses="])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let c = connect_socket(&sock, port).await;
-        c.batch_execute(sql).await.unwrap();
-        let sums = checksum(&c).await;
-        drop(c);
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pg.id() as i32),
-            nix::sys::signal::Signal::SIGINT,
-        )
-        .unwrap();
-        pg.wait().unwrap();
-        sums
+    pub fn change_source(&self, dir: &Path, sql: &str) -> (i64, String) {
+        self.pg.with_server(dir, sql).unwrap()
     }
 }
 
-fn wait_port(port: u16, timeout: Duration) {
-    let deadline = Instant::now() + timeout;
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "nothing listens on {port}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+/// `kopia snapshot create`, panicking on failure.
+pub trait SnapshotExt {
+    fn snap(&self, dir: &Path, extra: &[&str]) -> String;
 }
 
-async fn connect_socket(sock: &Path, port: u16) -> tokio_postgres::Client {
-    let mut cfg = tokio_postgres::Config::new();
-    cfg.host_path(sock)
-        .port(port)
-        .user("postgres")
-        .dbname("postgres");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        match cfg.connect(NoTls).await {
-            Ok((c, conn)) => {
-                tokio::spawn(conn);
-                return c;
-            }
-            Err(e) => {
-                assert!(Instant::now() < deadline, "source PostgreSQL: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
+impl SnapshotExt for KopiaRepo {
+    fn snap(&self, dir: &Path, extra: &[&str]) -> String {
+        self.snapshot(dir, extra).unwrap()
     }
 }
 
@@ -282,87 +190,6 @@ pub async fn checksum(c: &tokio_postgres::Client) -> (i64, String) {
         .await
         .unwrap();
     (row.get(0), row.get(1))
-}
-
-/// A PostgreSQL 16 data directory with `items`, a role with a password, cleanly stopped.
-async fn build_source(bin: &Path, user: &PgUser, root: &Path) -> (PathBuf, (i64, String)) {
-    let dir = root.join("template");
-    user.mkdir(&dir);
-    run(user
-        .command(bin.join("initdb"))
-        .args([
-            "-U",
-            "postgres",
-            "-A",
-            "trust",
-            "-E",
-            "UTF8",
-            "--locale=C.UTF-8",
-            "-D",
-        ])
-        .arg(&dir)
-        .stdout(Stdio::null()));
-    let sock = root.join("template-sock");
-    user.mkdir(&sock);
-    let port = free_port();
-    let mut pg = user
-        .command(bin.join("postgres"))
-        .arg("-D")
-        .arg(&dir)
-        .args(["-p", &port.to_string(), "-k"])
-        .arg(&sock)
-        .args(["-c", "listen_addresses="])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let c = connect_socket(&sock, port).await;
-    c.batch_execute(&format!(
-        "CREATE ROLE app_owner LOGIN PASSWORD 'source-password';
-         CREATE TABLE items AS SELECT g AS id, md5(g::text) AS name FROM generate_series(1, {SOURCE_ROWS}) g;
-         ALTER TABLE items ADD PRIMARY KEY (id);
-         ALTER TABLE items OWNER TO app_owner;"
-    ))
-    .await
-    .unwrap();
-    let sums = checksum(&c).await;
-    drop(c);
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pg.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
-    pg.wait().unwrap();
-    (dir, sums)
-}
-
-/// A kopia CLI connected to one S3 repository (a prefix in the MinIO bucket).
-pub struct Repo {
-    pub bin: PathBuf,
-    pub dir: PathBuf,
-    pub prefix: String,
-    pub endpoint: String,
-}
-
-impl Repo {
-    pub fn run(&self, args: &[&str]) -> String {
-        run(Command::new(&self.bin)
-            .args(args)
-            .env("KOPIA_PASSWORD", REPO_PASSWORD)
-            .env("KOPIA_CONFIG_PATH", self.dir.join("config.json"))
-            .env("KOPIA_CACHE_DIRECTORY", self.dir.join("cache"))
-            .env("KOPIA_LOG_DIR", self.dir.join("logs"))
-            .env("KOPIA_CHECK_FOR_UPDATES", "false"))
-    }
-
-    /// `kopia snapshot create <dir> [extra…]`, returning the snapshot ID.
-    pub fn snapshot(&self, dir: &Path, extra: &[&str]) -> String {
-        let mut args = vec!["snapshot", "create", dir.to_str().unwrap(), "--json"];
-        args.extend_from_slice(extra);
-        let out = self.run(&args);
-        let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
-        v["id"].as_str().unwrap().to_owned()
-    }
 }
 
 /// Creates or replaces a Secret.

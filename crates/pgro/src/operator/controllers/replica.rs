@@ -16,7 +16,7 @@ use kube::runtime::controller::Action as KubeAction;
 use kube::{Resource, ResourceExt};
 use pgro_api::{
     ANNOTATION_OUTGOING, LABEL_REPLICA, PostgresPhysicalReplica, PostgresPhysicalRestore,
-    RestorePhase, condition_reasons as reasons, condition_types as types,
+    RestorePhase, condition_reasons as reasons, condition_types as types, event_reasons,
 };
 
 use super::super::conditions;
@@ -26,6 +26,8 @@ use super::super::k8s::{apply_status, create_if_absent, is_not_found, publish};
 use super::super::kopia_secret;
 use super::super::metrics::ControllerLabels;
 use super::super::naming;
+use super::super::notify;
+use super::super::notify::plan::Transition;
 use super::super::queue::{self, Waiter};
 use super::super::snapshots::{CompiledFilter, SnapshotInfo, choose_newest};
 use super::super::specs::{self, ADMIN_USER, FIELD_MANAGER, PASSWORD_KEY, USERNAME_KEY};
@@ -526,10 +528,46 @@ async fn reconcile_inner(replica: &PostgresPhysicalReplica, ctx: &Context) -> Re
     }
     apply_service(ctx, replica, &ns, plan.service_target.as_deref()).await?;
 
+    // N1-N3: the transitions of this pass notify every target; finished attempts are recorded.
+    let transitions: Vec<Transition> = plan
+        .events
+        .iter()
+        .filter(|e| {
+            e.reason == event_reasons::RESTORE_COMPLETED
+                || e.reason == event_reasons::RESTORE_FAILED
+        })
+        .filter_map(|e| {
+            Some(Transition {
+                event: e.reason.to_owned(),
+                restore: e.restore.clone()?,
+            })
+        })
+        .collect();
+    let outcomes = ctx.notifier.outcomes(&ns, &name);
+    let notifications = notify::plan::plan(
+        &replica.spec.notifications,
+        &plan.status.notifications,
+        &transitions,
+        &outcomes,
+        &settings.notification_backoff,
+        now,
+    );
+    plan.status.notifications = notifications.entries;
+    if let Some(at) = notifications.next_at {
+        let d = Duration::try_from(at.duration_since(now)).unwrap_or(Duration::ZERO);
+        plan.requeue = plan.requeue.min(d.max(Duration::from_secs(1)));
+    }
+
     // Status first, then events: a conflict makes the next pass derive (and report) the same transitions.
     if replica.status.as_ref() != Some(&plan.status) {
         let api: Api<PostgresPhysicalReplica> = Api::namespaced(ctx.client.clone(), &ns);
         apply_status(&api, replica, &plan.status).await?;
+    }
+    ctx.notifier.recorded(&ns, &name, &notifications.recorded);
+    if !notifications.due.is_empty() {
+        let mut current = replica.clone();
+        current.status = Some(plan.status.clone());
+        ctx.notifier.start(&current, notifications.due);
     }
     if plan.promoted.is_some() {
         ctx.metrics.restores_completed.inc();

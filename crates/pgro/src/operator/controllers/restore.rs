@@ -17,7 +17,7 @@ use pgro_api::{PostgresPhysicalReplica, PostgresPhysicalRestore, RestorePhase};
 
 use super::super::context::Context;
 use super::super::error::{Error, Result};
-use super::super::k8s::{apply_status, create_if_absent};
+use super::super::k8s::{apply_new, apply_status, create_if_absent};
 use super::super::metrics::{ControllerLabels, ReasonLabels};
 use super::super::naming;
 use super::super::quantity;
@@ -175,23 +175,23 @@ async fn reconcile_inner(restore: &PostgresPhysicalRestore, ctx: &Context) -> Re
         replica: &replica,
         settings: &settings,
     };
+    // Services and Deployments are applied server-side (pgro's field manager); the claim and the Job are
+    // immutable once made, so they are only ever created (and RBAC grants no patch on them).
     for child in &plan.create {
-        let created = match child {
-            Child::DataPvc => create_if_absent(&pvcs, &specs::data_pvc(&inputs)?).await?,
+        match child {
+            Child::DataPvc => {
+                create_if_absent(&pvcs, &specs::data_pvc(&inputs)?).await?;
+            }
             Child::RestoreJob => {
                 let jobs: Api<Job> = Api::namespaced(client.clone(), &ns);
-                create_if_absent(&jobs, &specs::restore_job(&inputs)?).await?
+                create_if_absent(&jobs, &specs::restore_job(&inputs)?).await?;
             }
             Child::Deployment => {
-                create_if_absent(&deployments, &specs::postgres_deployment(&inputs)?).await?
+                apply_new(&deployments, &specs::postgres_deployment(&inputs)?).await?;
             }
-            Child::Service => {
-                create_if_absent(&services, &specs::restore_service(&inputs)?).await?
-            }
-        };
-        if created {
-            tracing::info!(restore = %name, child = ?child, "created");
+            Child::Service => apply_new(&services, &specs::restore_service(&inputs)?).await?,
         }
+        tracing::info!(restore = %name, child = ?child, "created");
     }
     if let (Some(live), Some(current)) = (&plan.patch_live, &observed.deployment) {
         deployments
