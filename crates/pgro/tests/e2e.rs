@@ -7,6 +7,7 @@
 
 mod e2e_support;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use e2e_support::*;
@@ -848,5 +849,299 @@ async fn storage_maximum_exceeded_creates_no_restore() {
         .collect();
     assert_eq!(warnings.len(), 1, "{events:?}");
     assert!(phase_is(&r, "Pending"));
+    ns.delete().await.unwrap();
+}
+
+fn notification_status(
+    r: &PostgresPhysicalReplica,
+    name: &str,
+    event: &str,
+) -> Option<pgro_api::NotificationStatus> {
+    r.status
+        .as_ref()?
+        .notifications
+        .iter()
+        .find(|n| n.name == name && n.event == event)
+        .cloned()
+}
+
+/// Issue 6 (N1, N2): webhooks get the documented payload on switchover and on failure; header values from a
+/// Secret arrive; the password is in the payload only with `includePassword`.
+#[tokio::test(flavor = "multi_thread")]
+async fn webhooks_get_the_documented_payload_on_switchover_and_failure() {
+    let Some(w) = world("webhooks_get_the_documented_payload").await else {
+        return;
+    };
+    let rx = Receiver::start(w, accept_all()).await;
+    let ns = w.env.namespace().await.unwrap();
+    let repo = w.repo(ns.name());
+    w.kopia_secret(&ns, "kopia-credentials", &repo).await;
+    let snap = repo.snap(&w.template, &["--tags", "area:postgres"]);
+    put_secret(
+        &ns,
+        "hook-secret",
+        std::collections::BTreeMap::from([("token".to_owned(), "tok-123".to_owned())]),
+    )
+    .await;
+    let spec = format!(
+        "{}notifications:\n- target: webhook\n  name: with-password\n  url: {}\n  method: PUT\n  includePassword: true\n  headers:\n    X-Token: {{secretKeyRef: {{name: hook-secret, key: token}}}}\n    X-Plain: plain-value\n- target: webhook\n  url: {}\n",
+        quick_start("scheduleJitter: '0'\n"),
+        rx.url(w, "/with"),
+        rx.url(w, "/without"),
+    );
+    create_replica(&ns, &replica_yaml("n1", &spec)).await;
+    let r = wait_replica(w, &ns, "n1", "both notified", READY_TIMEOUT, |r, _| {
+        ["with-password", "webhook-1"]
+            .iter()
+            .all(|n| notification_status(r, n, "RestoreCompleted").is_some_and(|s| s.success))
+    })
+    .await;
+    let active = current(&r).unwrap();
+    let (_, password) = analytics_credentials(&ns, "n1").await;
+    let with = rx.received("/with");
+    assert_eq!(with.len(), 1, "one delivery");
+    let req = &with[0];
+    assert_eq!(req.method, "PUT");
+    assert_eq!(req.headers["x-token"], "tok-123", "header from the Secret");
+    assert_eq!(req.headers["x-plain"], "plain-value");
+    assert_eq!(req.headers["content-type"], "application/json");
+    let b = &req.body;
+    assert_eq!(b["event"], "RestoreCompleted");
+    assert_eq!(
+        b["replica"],
+        serde_json::json!({"name": "n1", "namespace": ns.name()})
+    );
+    assert_eq!(b["restore"]["name"], active.as_str());
+    assert_eq!(b["restore"]["snapshot"], snap.as_str());
+    assert_eq!(b["restore"]["postgresVersion"], "16");
+    assert!(b["restore"]["snapshotTime"].is_string());
+    assert!(b["timestamp"].is_string());
+    assert_eq!(b["connectionInfo"]["host"], format!("n1.{}.svc", ns.name()));
+    assert_eq!(b["connectionInfo"]["username"], "analytics");
+    assert_eq!(b["connectionInfo"]["passwordSecret"], "n1-creds");
+    assert_eq!(
+        b["connectionInfo"]["password"],
+        password.as_str(),
+        "includePassword"
+    );
+    assert!(b.get("error").is_none());
+    let without = rx.received("/without");
+    assert_eq!(without[0].method, "POST", "default method");
+    assert!(
+        without[0].body["connectionInfo"].get("password").is_none(),
+        "no password without includePassword"
+    );
+    let st = notification_status(&r, "with-password", "RestoreCompleted").unwrap();
+    assert_eq!((st.attempts, st.success, st.last_error), (1, true, None));
+    assert!(st.last_attempt_at.is_some() && st.next_attempt_at.is_none());
+    assert_eq!(st.restore.as_deref(), Some(active.as_str()));
+    // The password is in the webhook body only, never in status or events.
+    let status_json = serde_json::to_string(&r.status).unwrap();
+    assert!(!status_json.contains(&password));
+
+    // A failed restore notifies too, with the error.
+    let bad = w.root.path().join(format!("bad-{}", ns.name()));
+    std::fs::create_dir_all(&bad).unwrap();
+    std::fs::write(bad.join("README"), "not a database").unwrap();
+    repo.snap(&bad, &["--tags", "area:bad"]);
+    patch_spec(
+        &ns,
+        "n1",
+        serde_json::json!({"schedule": "* * * * *", "snapshotFilter": {"tags": {"area": "bad"}}}),
+    )
+    .await;
+    let r = wait_replica(w, &ns, "n1", "failure notified", READY_TIMEOUT, |r, _| {
+        notification_status(r, "webhook-1", "RestoreFailed").is_some_and(|s| s.success)
+    })
+    .await;
+    let failed = rx
+        .received("/without")
+        .into_iter()
+        .find(|x| x.body["event"] == "RestoreFailed")
+        .expect("a RestoreFailed delivery");
+    let error = failed.body["error"].as_str().unwrap();
+    assert!(
+        error.starts_with("NoPgdata: ") && error.contains("contains no PostgreSQL data directory"),
+        "{error}"
+    );
+    assert!(phase_is(&r, "Ready"), "the active restore keeps serving");
+    ns.delete().await.unwrap();
+}
+
+/// Issue 6 (N3): a receiver that fails three times, then succeeds, is retried with back-off and the status
+/// shows the attempts — while other replicas keep being reconciled (measured).
+#[tokio::test(flavor = "multi_thread")]
+async fn failing_webhook_is_retried_with_backoff_off_the_reconcile_path() {
+    let Some(w) = world("failing_webhook_is_retried").await else {
+        return;
+    };
+    // Three failures, each answered only after 4 s, then success.
+    let rx = Receiver::start(
+        w,
+        Arc::new(|n, _| {
+            if n < 3 {
+                (
+                    500,
+                    "{\"error\":\"down\"}".to_owned(),
+                    Duration::from_secs(4),
+                )
+            } else {
+                (200, "{}".to_owned(), Duration::ZERO)
+            }
+        }),
+    )
+    .await;
+    let ns = w.env.namespace().await.unwrap();
+    let repo = w.repo(ns.name());
+    w.kopia_secret(&ns, "kopia-credentials", &repo).await;
+    repo.snap(&w.template, &["--tags", "area:postgres"]);
+    let spec = format!(
+        "{}notifications:\n- target: webhook\n  name: flaky\n  url: {}\n",
+        quick_start(""),
+        rx.url(w, "/flaky")
+    );
+    create_replica(&ns, &replica_yaml("n2", &spec)).await;
+    // Another replica (no Secret: quick to reconcile) to measure reconcile latency during the deliveries.
+    create_replica(&ns, &replica_yaml("other", &quick_start(""))).await;
+    wait_replica(
+        w,
+        &ns,
+        "n2",
+        "first failed attempt",
+        READY_TIMEOUT,
+        |r, _| notification_status(r, "flaky", "RestoreCompleted").is_some_and(|s| s.attempts >= 1),
+    )
+    .await;
+    let replicas = ns.api::<PostgresPhysicalReplica>();
+    let mut latencies = Vec::new();
+    for i in 0..5 {
+        let r = replicas.get("other").await.unwrap();
+        let want = r.metadata.generation.unwrap() + 1;
+        let t = std::time::Instant::now();
+        patch_spec(
+            &ns,
+            "other",
+            serde_json::json!({"podAnnotations": {"round": i.to_string()}}),
+        )
+        .await;
+        wait_replica(
+            w,
+            &ns,
+            "other",
+            "observedGeneration",
+            Duration::from_secs(30),
+            |r, _| r.status.as_ref().and_then(|s| s.observed_generation) == Some(want),
+        )
+        .await;
+        latencies.push(t.elapsed());
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+    }
+    let r = wait_replica(
+        w,
+        &ns,
+        "n2",
+        "success after 3 failures",
+        Duration::from_secs(120),
+        |r, _| notification_status(r, "flaky", "RestoreCompleted").is_some_and(|s| s.success),
+    )
+    .await;
+    let st = notification_status(&r, "flaky", "RestoreCompleted").unwrap();
+    assert_eq!(st.attempts, 4, "{st:?}");
+    assert_eq!(st.last_error, None);
+    let got = rx.received("/flaky");
+    assert_eq!(got.len(), 4);
+    // Back-off 2 s, 3 s, 4 s counted from the end of the previous attempt (answered after 4 s);
+    // `nextAttemptAt` is a metav1.Time, which keeps whole seconds, so allow one second less.
+    for (i, min) in [(1, 5), (2, 6), (3, 7)] {
+        let gap = got[i].at - got[i - 1].at;
+        assert!(
+            gap >= Duration::from_secs(min),
+            "attempt {} after {gap:?}",
+            i + 1
+        );
+    }
+    let max = latencies.iter().max().unwrap();
+    eprintln!("reconcile latency of another replica during failing deliveries: {latencies:?}");
+    assert!(
+        *max < Duration::from_secs(4),
+        "a delivery blocked reconciling: {latencies:?}"
+    );
+    ns.delete().await.unwrap();
+}
+
+/// Issue 6 (N2): a GraphQL target gets `{query, variables}` rendered from its template, values escaped as
+/// JSON; a response with `errors` counts as a failure and is retried.
+#[tokio::test(flavor = "multi_thread")]
+async fn graphql_target_gets_rendered_variables_and_errors_are_failures() {
+    let Some(w) = world("graphql_target_gets_rendered_variables").await else {
+        return;
+    };
+    let rx = Receiver::start(
+        w,
+        Arc::new(|n, _| {
+            if n == 0 {
+                (
+                    200,
+                    r#"{"data":null,"errors":[{"message":"denied"}]}"#.to_owned(),
+                    Duration::ZERO,
+                )
+            } else {
+                (
+                    200,
+                    r#"{"data":{"reported":true}}"#.to_owned(),
+                    Duration::ZERO,
+                )
+            }
+        }),
+    )
+    .await;
+    let ns = w.env.namespace().await.unwrap();
+    let repo = w.repo(ns.name());
+    w.kopia_secret(&ns, "kopia-credentials", &repo).await;
+    // A source path with a quote and a backslash: the failure message quotes it, so it needs JSON escaping.
+    let bad = w.root.path().join(format!("bad \"dir\" \\ {}", ns.name()));
+    std::fs::create_dir_all(&bad).unwrap();
+    std::fs::write(bad.join("README"), "not a database").unwrap();
+    repo.snap(&bad, &["--tags", "area:postgres"]);
+    let mutation = "mutation Report($replica: String!, $error: String) { report(replica: $replica, error: $error) }";
+    let template = r#"{"replica": {{json Replica}}, "namespace": {{json Namespace}}, "event": {{json Event}}, "snapshot": {{json Snapshot}}, "error": {{json Error}}, "port": {{ConnectionInfo.Port}}}"#;
+    let spec = format!(
+        "{}notifications:\n- target: graphQL\n  name: gql\n  url: {}\n  mutation: '{mutation}'\n  variablesTemplate: '{template}'\n",
+        quick_start(""),
+        rx.url(w, "/graphql"),
+    );
+    create_replica(&ns, &replica_yaml("n3", &spec)).await;
+    let r = wait_replica(w, &ns, "n3", "GraphQL delivered", READY_TIMEOUT, |r, _| {
+        notification_status(r, "gql", "RestoreFailed").is_some_and(|s| s.success)
+    })
+    .await;
+    let st = notification_status(&r, "gql", "RestoreFailed").unwrap();
+    assert_eq!(st.attempts, 2, "the errors response was a failure: {st:?}");
+    let got = rx.received("/graphql");
+    assert_eq!(got.len(), 2);
+    let b = &got[1].body;
+    assert_eq!(b["query"], mutation);
+    let restore = ns
+        .api::<PostgresPhysicalRestore>()
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .find(|x| restore_phase(x) == "Failed")
+        .expect("failed restore");
+    let failed = condition(&restore.status.as_ref().unwrap().conditions, "Failed").unwrap();
+    let v = &b["variables"];
+    assert_eq!(v["replica"], "n3");
+    assert_eq!(v["namespace"], ns.name());
+    assert_eq!(v["event"], "RestoreFailed");
+    assert_eq!(v["snapshot"], restore.spec.snapshot.as_str());
+    assert_eq!(v["port"], 5432);
+    assert_eq!(
+        v["error"].as_str().unwrap(),
+        format!("{}: {}", failed.reason, failed.message),
+        "escaped and intact"
+    );
+    assert!(v["error"].as_str().unwrap().contains("bad \"dir\" \\"));
     ns.delete().await.unwrap();
 }

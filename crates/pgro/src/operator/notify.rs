@@ -169,6 +169,7 @@ impl Notifier {
             event: d.event.clone(),
             attempt: d.attempt,
             at,
+            finished: Timestamp::now(),
             success: result.is_ok(),
             error: result.err(),
         }

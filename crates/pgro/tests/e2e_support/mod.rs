@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use instance_support::run;
@@ -45,6 +46,7 @@ pub const TEST_SETTINGS: &[(&str, &str)] = &[
     ("snapshotCacheTtl", "1s"),
     ("failedRestoreRetention", "10m"),
     ("readyTimeout", "5m"),
+    ("notificationBackoff", "2s,3s,4s,5s"),
 ];
 
 pub struct World {
@@ -504,4 +506,107 @@ pub async fn event_reasons(ns: &TestNamespace, replica: &str) -> Vec<(String, St
             std::iter::repeat_n(item, usize::try_from(n).unwrap_or(1))
         })
         .collect()
+}
+
+/// One request a [`Receiver`] got.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub method: String,
+    pub path: String,
+    pub headers: BTreeMap<String, String>,
+    pub body: serde_json::Value,
+    pub at: Instant,
+}
+
+/// How a [`Receiver`] answers its n-th request (0-based) to a path: status, body, delay.
+pub type Behaviour = Arc<dyn Fn(usize, &str) -> (u16, String, Duration) + Send + Sync>;
+
+/// An HTTP server in the test (axum, on loopback), reachable from pods at the pod gateway; it records every
+/// request and answers as `behaviour` says.
+pub struct Receiver {
+    pub port: u16,
+    pub requests: Arc<std::sync::Mutex<Vec<Received>>>,
+    _task: tokio::task::JoinHandle<()>,
+    _expose: Forward,
+}
+
+impl Receiver {
+    pub async fn start(w: &World, behaviour: Behaviour) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let requests: Arc<std::sync::Mutex<Vec<Received>>> = Arc::default();
+        let recorded = requests.clone();
+        let app = axum::Router::new().fallback(
+            move |method: axum::http::Method,
+                  uri: axum::http::Uri,
+                  headers: axum::http::HeaderMap,
+                  body: axum::body::Bytes| {
+                let recorded = recorded.clone();
+                let behaviour = behaviour.clone();
+                async move {
+                    let path = uri.path().to_owned();
+                    let n = {
+                        let mut r = recorded.lock().unwrap();
+                        let n = r.iter().filter(|x| x.path == path).count();
+                        r.push(Received {
+                            method: method.to_string(),
+                            path: path.clone(),
+                            headers: headers
+                                .iter()
+                                .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned()))
+                                .collect(),
+                            body: serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
+                            at: Instant::now(),
+                        });
+                        n
+                    };
+                    let (status, text, delay) = behaviour(n, &path);
+                    tokio::time::sleep(delay).await;
+                    (
+                        axum::http::StatusCode::from_u16(status).unwrap(),
+                        [(axum::http::header::CONTENT_TYPE, "application/json")],
+                        text,
+                    )
+                }
+            },
+        );
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        let expose = w
+            .env
+            .kubelet()
+            .expose(port, SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
+            .unwrap();
+        Self {
+            port,
+            requests,
+            _task: task,
+            _expose: expose,
+        }
+    }
+
+    /// The URL pods use for `path`.
+    pub fn url(&self, w: &World, path: &str) -> String {
+        format!(
+            "http://{}:{}{path}",
+            w.env.kubelet().pod_gateway(),
+            self.port
+        )
+    }
+
+    pub fn received(&self, path: &str) -> Vec<Received> {
+        self.requests
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.path == path)
+            .cloned()
+            .collect()
+    }
+}
+
+/// Always 200 `{}` at once.
+pub fn accept_all() -> Behaviour {
+    Arc::new(|_, _| (200, "{}".to_owned(), Duration::ZERO))
 }

@@ -40,6 +40,8 @@ pub struct Outcome {
     pub attempt: u32,
     /// When it was made.
     pub at: Timestamp,
+    /// When it ended (the back-off counts from here, so a slow failure is not retried at once).
+    pub finished: Timestamp,
     /// Accepted by the target.
     pub success: bool,
     /// Why not.
@@ -134,7 +136,7 @@ pub fn plan(
                 .or(backoff.last())
                 .copied()
                 .unwrap_or(Duration::from_secs(60));
-            o.at.checked_add(delay).ok().map(Time)
+            o.finished.checked_add(delay).ok().map(Time)
         };
         recorded.push(o.clone());
     }
@@ -259,6 +261,7 @@ mod tests {
                 event: "RestoreCompleted".into(),
                 attempt,
                 at: when,
+                finished: when,
                 success: false,
                 error: Some("HTTP 500: boom".into()),
             };
@@ -317,6 +320,7 @@ mod tests {
             event: "RestoreCompleted".into(),
             attempt: 1,
             at: t0,
+            finished: t0,
             success: true,
             error: None,
         };
