@@ -36,9 +36,10 @@ use crate::validation;
         type_ = "string",
         json_path = ".status.currentRestore"
     ),
+    // `date` columns print an age, which kubectl shows as `<invalid>` for a time in the future.
     printcolumn(
         name = "Next restore",
-        type_ = "date",
+        type_ = "string",
         json_path = ".status.nextScheduledRestore"
     ),
     printcolumn(
