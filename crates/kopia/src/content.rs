@@ -8,7 +8,7 @@ use bytes::Bytes;
 use crate::compression::{DecompressError, decompress};
 use crate::crypto::{Crypter, HashValue, Hasher};
 use crate::error::{Corruption, Error};
-use crate::ids::ContentId;
+use crate::ids::{BlobId, ContentId};
 use crate::index::{ContentInfo, IndexLoader, MergedIndex};
 
 /// Contents larger than this are decoded on the blocking thread pool.
@@ -73,6 +73,19 @@ impl ContentReader {
             .get_range(&info.pack_blob_id, start..end)
             .await
             .map_err(|e| Error::from_storage(&info.pack_blob_id, e))
+    }
+
+    /// Reads `range` of a pack: several neighbouring contents in one request.
+    pub(crate) async fn fetch_pack_range(
+        &self,
+        pack: &BlobId,
+        range: std::ops::Range<u64>,
+    ) -> Result<Bytes, Error> {
+        self.loader
+            .storage
+            .get_range(pack, range)
+            .await
+            .map_err(|e| Error::from_storage(pack, e))
     }
 
     /// Reads the stored (encrypted) bytes of a content. When its pack is gone, maintenance may

@@ -22,6 +22,7 @@ use crate::repository::{Indexed, Repository};
 use crate::snapshot::{DirEntry, EntryType, FileMode};
 use crate::time::Timestamp;
 
+mod coalesce;
 mod execute;
 mod fsops;
 mod plan;

@@ -7,10 +7,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use futures::{StreamExt, TryStreamExt};
 
 use super::{
-    Attributes, RestoreOptions, RestorePlan, RestoreProgress, RestoreStats, RestoreTarget,
+    Attributes, RestoreOptions, RestorePlan, RestoreProgress, RestoreStats, RestoreTarget, coalesce,
 };
 use crate::content::ContentReader;
-use crate::error::Error;
+use crate::error::{Error, StorageError};
 use crate::index::ContentInfo;
 use crate::object::{Chunk, finish_direct, read_object_bytes};
 use crate::repository::{Indexed, Repository};
@@ -101,8 +101,8 @@ struct Fetched<T: RestoreTarget> {
     chunk: Chunk,
     info: ContentInfo,
     stored: bytes::Bytes,
-    /// Held until the chunk is written.
-    permit: tokio::sync::OwnedSemaphorePermit,
+    /// The read's slot, held until its last chunk is written.
+    permit: Arc<tokio::sync::OwnedSemaphorePermit>,
 }
 
 /// A spawned task that is aborted when dropped (a failed restore stops its fetches).
@@ -125,6 +125,67 @@ impl<T> std::future::Future for AbortOnDrop<T> {
             .poll(cx)
             .map(|r| r.map_err(|e| Error::Task(Box::new(e)))?)
     }
+}
+
+/// Performs one pack read and splits it into its chunks. A read of several contents that fails
+/// because the pack is gone falls back to reading them one by one, which refreshes the index
+/// when maintenance moved them (`ContentReader::fetch`).
+async fn fetch_read<T: RestoreTarget>(
+    contents: Arc<ContentReader>,
+    read: coalesce::PackRead<(Arc<FileState<T>>, Chunk)>,
+    permit: Arc<tokio::sync::OwnedSemaphorePermit>,
+) -> Result<Vec<Fetched<T>>, Error> {
+    let fetched = |((st, chunk), info, stored)| Fetched {
+        st,
+        chunk,
+        info,
+        stored,
+        permit: Arc::clone(&permit),
+    };
+    let mut parts = read.parts;
+    if parts.len() == 1 {
+        let Some((key, info)) = parts.pop() else {
+            return Ok(Vec::new());
+        };
+        let (info, stored) = contents.fetch(info).await?;
+        return Ok(vec![fetched((key, info, stored))]);
+    }
+    let data = match contents
+        .fetch_pack_range(&read.pack, read.start..read.end)
+        .await
+    {
+        Ok(d) => d,
+        Err(Error::MissingBlob { .. }) => {
+            let mut out = Vec::with_capacity(parts.len());
+            for (key, info) in parts {
+                let (info, stored) = contents.fetch(info).await?;
+                out.push(fetched((key, info, stored)));
+            }
+            return Ok(out);
+        }
+        Err(e) => return Err(e),
+    };
+    let mut out = Vec::with_capacity(parts.len());
+    for (key, info) in parts {
+        // Storage returns exactly the requested range; check anyway rather than panic.
+        let from = u64::from(info.pack_offset).saturating_sub(read.start);
+        let to = from + u64::from(info.packed_length);
+        let within = usize::try_from(to).is_ok_and(|to| to <= data.len());
+        if !within {
+            return Err(Error::from_storage(
+                &read.pack,
+                StorageError::InvalidRange {
+                    blob_id: read.pack.clone(),
+                    start: read.start + from,
+                    end: read.start + to,
+                    len: read.start + data.len() as u64,
+                },
+            ));
+        }
+        let stored = data.slice(from as usize..to as usize);
+        out.push(fetched((key, info, stored)));
+    }
+    Ok(out)
 }
 
 /// Decodes a batch of fetched chunks and writes each at its offset (on the blocking pool).
@@ -230,20 +291,29 @@ pub(super) async fn execute<T: RestoreTarget>(
     blocking(move || empty.iter().try_for_each(|st| st.finish(&t))).await?;
     progress.add(0, empties);
 
-    // Two stages: up to `parallel` fetches run as their own tasks (so a busy decode stage never
-    // stalls a network read), and decode workers — no more than there are CPUs — take whatever
-    // fetched chunks are ready, up to HASH_BATCH at a time, decode them (hashing the batch
-    // together) and write them. A semaphore bounds the chunks between fetch start and write end
-    // to `parallel + workers × HASH_BATCH`, so `parallel` reads can stay outstanding while the
-    // workers decode and memory stays at about that many chunks.
+    // Two stages: up to `parallel` pack reads run as their own tasks (so a busy decode stage
+    // never stalls a network read) — one per content, or one for several small neighbouring
+    // contents of a pack (see `coalesce`) — and decode workers, no more than there are CPUs,
+    // take whatever fetched chunks are ready, up to HASH_BATCH at a time, decode them (hashing
+    // the batch together) and write them. A semaphore bounds the reads between start and the
+    // last write to `parallel + workers × HASH_BATCH`, so `parallel` reads can stay outstanding
+    // while the workers decode and memory stays at about that many chunks.
     let workers = parallel.min(
         std::thread::available_parallelism()
             .map(std::num::NonZeroUsize::get)
             .unwrap_or(1),
     );
-    let in_flight = Arc::new(tokio::sync::Semaphore::new(parallel + workers * HASH_BATCH));
-    futures::stream::iter(work)
+    let work = work
+        .into_iter()
         .map(|(st, chunk)| {
+            let info = contents.info(&chunk.object_id.content_id())?;
+            Ok(((st, chunk), info))
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
+    let reads = coalesce::group(work);
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(parallel + workers * HASH_BATCH));
+    futures::stream::iter(reads)
+        .map(|read| {
             let contents = Arc::clone(contents);
             let in_flight = Arc::clone(&in_flight);
             async move {
@@ -251,21 +321,12 @@ pub(super) async fn execute<T: RestoreTarget>(
                     .acquire_owned()
                     .await
                     .map_err(|e| Error::Task(Box::new(e)))?;
-                AbortOnDrop(tokio::spawn(async move {
-                    let info = contents.info(&chunk.object_id.content_id())?;
-                    let (info, stored) = contents.fetch(info).await?;
-                    Ok::<_, Error>(Fetched {
-                        st,
-                        chunk,
-                        info,
-                        stored,
-                        permit,
-                    })
-                }))
-                .await
+                AbortOnDrop(tokio::spawn(fetch_read(contents, read, Arc::new(permit)))).await
             }
         })
         .buffer_unordered(parallel)
+        .map_ok(|fetched| futures::stream::iter(fetched.into_iter().map(Ok::<_, Error>)))
+        .try_flatten()
         .ready_chunks(HASH_BATCH)
         .map(|batch| {
             let contents = Arc::clone(contents);
