@@ -66,6 +66,8 @@ pub mod condition_reasons {
     pub const DEADLINE_EXCEEDED: &str = "DeadlineExceeded";
     /// Restore `Failed=True`: the snapshot holds no PostgreSQL data directory.
     pub const NO_PGDATA: &str = "NoPgdata";
+    /// Restore `Failed=True`: the persistent schema migration into it failed after its retries.
+    pub const SCHEMA_MIGRATION_FAILED: &str = "SchemaMigrationFailed";
     /// Restore `Failed=True`: PostgreSQL did not become ready in time.
     pub const READY_TIMEOUT: &str = "ReadyTimeout";
     /// Restore `Ready=True`.
@@ -89,6 +91,8 @@ pub mod event_reasons {
     pub const RESTORE_SKIPPED: &str = "RestoreSkipped";
     /// A persistent-schema migration had statement errors.
     pub const SCHEMA_MIGRATION_PARTIAL: &str = "SchemaMigrationPartial";
+    /// A persistent-schema migration copied every schema it found (the note lists them and any skipped).
+    pub const SCHEMA_MIGRATION_COMPLETED: &str = "SchemaMigrationCompleted";
     /// A persistent-schema migration ran out of time.
     pub const SCHEMA_MIGRATION_TIMED_OUT: &str = "SchemaMigrationTimedOut";
     /// The computed PVC size exceeds the maximum.

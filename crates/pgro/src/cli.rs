@@ -22,6 +22,8 @@ pub enum Command {
     GenCrds,
     /// Run the operator (replica and restore controllers).
     Operator(crate::operator::settings::OperatorArgs),
+    /// Copy persistent schemas from the serving restore to a new one (the schema migration Job's command).
+    MigrateSchemas(crate::migrate::MigrateArgs),
     /// Copy this binary to a path (the PostgreSQL pod's init container: the image has no shell or `cp`).
     CopyBinary {
         /// Destination file (made executable).

@@ -68,6 +68,14 @@ pub struct InstanceArgs {
     /// `postgresExtraConfig` this way).
     #[arg(long, env = "PGRO_EXTRA_CONFIG")]
     pub extra_config: Option<String>,
+    /// Schemas the analytics role owns and may write even with `--read-only` (created in the analytics
+    /// database when missing).
+    #[arg(
+        long = "persistent-schema",
+        env = "PGRO_PERSISTENT_SCHEMAS",
+        value_delimiter = ','
+    )]
+    pub persistent_schemas: Vec<String>,
     /// The snapshot this data directory came from (recorded in `_pgro.restore_info`).
     #[arg(long, env = "PGRO_SNAPSHOT_ID")]
     pub snapshot_id: Option<String>,
@@ -146,6 +154,17 @@ impl Config {
             }
             (None, None) => None,
         };
+        if let Some(bad) = a.persistent_schemas.iter().find(|s| {
+            !roles::valid_identifier(s)
+                || s.starts_with("pg_")
+                || pgro_api::RESERVED_SCHEMA_NAMES.contains(&s.as_str())
+        }) {
+            return Err(Error::InvalidIdentifier {
+                what: "persistent schema",
+                value: bad.clone(),
+                pattern: pgro_api::IDENTIFIER_PATTERN,
+            });
+        }
         let admin_password = a
             .admin_password_file
             .as_deref()
@@ -162,6 +181,7 @@ impl Config {
                 analytics,
                 read_only: a.read_only,
                 major: 0,
+                persistent_schemas: a.persistent_schemas,
             },
             analytics_database: a.analytics_database,
             extra_config,
@@ -536,7 +556,7 @@ async fn configure(cfg: &Config, client: &Client, su: &str) -> Result<(), Error>
 
     for db in &databases {
         let c = connect_db(cfg, su, db).await?;
-        roles::apply_database(&c, db, &cfg.roles).await?;
+        roles::apply_database(&c, db, &cfg.roles, *db == cfg.analytics_database).await?;
         let db_switched = switched.iter().any(|s| &s.database == db);
         if full_reindex {
             reindex_database(&c, db, major).await;

@@ -5,5 +5,7 @@ pub mod cli;
 pub mod crds;
 pub mod instance;
 pub mod logging;
+pub mod migrate;
 pub mod operator;
+pub mod postgres;
 pub mod restore;

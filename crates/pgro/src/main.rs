@@ -32,6 +32,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Kopia(args) => block_on(pgro::cli::kopia::run(args)),
+        Command::MigrateSchemas(args) => block_on(pgro::migrate::run(args)),
         Command::Restore(args) => block_on(pgro::restore::run(args)),
         Command::Instance(args) => block_on(pgro::instance::run(args)),
     }

@@ -31,16 +31,7 @@ pub(crate) async fn connect(
     Ok(client)
 }
 
-/// `"ident"` with embedded quotes doubled.
-pub(crate) fn quote_ident(s: &str) -> String {
-    format!("\"{}\"", s.replace('"', "\"\""))
-}
-
-/// `'literal'` for values pgro builds itself (verifiers, locale names): quotes doubled, and rejected if they
-/// contain a backslash, so the result means the same whatever `standard_conforming_strings` says.
-pub(crate) fn quote_literal(s: &str) -> Option<String> {
-    (!s.contains('\\')).then(|| format!("'{}'", s.replace('\'', "''")))
-}
+pub(crate) use crate::postgres::{quote_ident, quote_literal};
 
 /// The SQLSTATE of a server error, if it is one.
 pub(crate) fn sqlstate(e: &tokio_postgres::Error) -> Option<&str> {

@@ -25,16 +25,23 @@ pub(crate) struct RolePlan {
     pub(crate) analytics: Option<Analytics>,
     pub(crate) read_only: bool,
     pub(crate) major: u32,
+    /// Schemas the analytics role owns and may write even when read-only (behaviour P1).
+    pub(crate) persistent_schemas: Vec<String>,
 }
 
-/// Whether `name` matches `pgro_api::IDENTIFIER_PATTERN` (`^[a-z_][a-z0-9_]{0,62}$`) and is not reserved.
-pub(crate) fn valid_role_name(name: &str) -> bool {
+/// Whether `name` matches `pgro_api::IDENTIFIER_PATTERN` (`^[a-z_][a-z0-9_]{0,62}$`).
+pub(crate) fn valid_identifier(name: &str) -> bool {
     let b = name.as_bytes();
     !b.is_empty()
         && b.len() <= 63
         && (b[0].is_ascii_lowercase() || b[0] == b'_')
         && b.iter()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_')
+}
+
+/// Whether `name` is a valid identifier and not a reserved role name.
+pub(crate) fn valid_role_name(name: &str) -> bool {
+    valid_identifier(name)
         && !name.starts_with("pg_")
         && name != ADMIN_ROLE
         && !pgro_api::RESERVED_ROLE_NAMES.contains(&name)
@@ -148,7 +155,9 @@ pub(crate) async fn apply_cluster(c: &Client, plan: &RolePlan) -> Result<(), Err
             .await
             .map_err(sql("granting a predefined role"))?;
     }
-    let setting = if plan.read_only {
+    // With persistent schemas the role must write there without `SET`; privileges keep everything else
+    // read-only.
+    let setting = if plan.read_only && plan.persistent_schemas.is_empty() {
         format!("ALTER ROLE {role} SET default_transaction_read_only = on")
     } else {
         format!("ALTER ROLE {role} RESET default_transaction_read_only")
@@ -164,11 +173,17 @@ pub(crate) async fn apply_cluster(c: &Client, plan: &RolePlan) -> Result<(), Err
 /// Read-only: no CREATE on the database or any schema, and no write privilege on any table or sequence,
 /// for the role and for PUBLIC (a grant to PUBLIC would reach it too); reading comes from
 /// `pg_read_all_data` (>= 14) or, on older majors, SELECT grants per schema. Writable: CREATE on the
-/// database and schemas and all privileges on tables and sequences.
+/// database and schemas and all privileges on tables and sequences. Persistent schemas are the role's own
+/// in every database that has them, and are created in `analytics_database` when missing (P1).
 ///
 /// # Errors
 /// A statement failed.
-pub(crate) async fn apply_database(c: &Client, dbname: &str, plan: &RolePlan) -> Result<(), Error> {
+pub(crate) async fn apply_database(
+    c: &Client,
+    dbname: &str,
+    plan: &RolePlan,
+    analytics_database: bool,
+) -> Result<(), Error> {
     let Some(a) = &plan.analytics else {
         return Ok(());
     };
@@ -182,6 +197,7 @@ pub(crate) async fn apply_database(c: &Client, dbname: &str, plan: &RolePlan) ->
         )
         .await
         .map_err(sql("listing schemas"))?;
+    let schemas: Vec<String> = schemas.iter().map(|r| r.get::<_, String>(0)).collect();
     let mut stmts = vec![format!("GRANT CONNECT ON DATABASE {db} TO {role}")];
     if plan.read_only {
         stmts.push(format!(
@@ -190,8 +206,12 @@ pub(crate) async fn apply_database(c: &Client, dbname: &str, plan: &RolePlan) ->
     } else {
         stmts.push(format!("GRANT CREATE ON DATABASE {db} TO {role}"));
     }
-    for row in schemas {
-        let s = quote_ident(&row.get::<_, String>(0));
+    for name in &schemas {
+        if plan.persistent_schemas.contains(name) {
+            stmts.extend(crate::postgres::own_schema_statements(name, &a.name));
+            continue;
+        }
+        let s = quote_ident(name);
         if plan.read_only {
             stmts.push(format!("REVOKE CREATE ON SCHEMA {s} FROM PUBLIC, {role}"));
             stmts.push(format!(
@@ -215,6 +235,19 @@ pub(crate) async fn apply_database(c: &Client, dbname: &str, plan: &RolePlan) ->
             stmts.push(format!(
                 "GRANT ALL ON ALL SEQUENCES IN SCHEMA {s} TO {role}"
             ));
+        }
+    }
+    if analytics_database {
+        for name in plan
+            .persistent_schemas
+            .iter()
+            .filter(|n| !schemas.contains(n))
+        {
+            stmts.push(format!(
+                "CREATE SCHEMA IF NOT EXISTS {} AUTHORIZATION {role}",
+                quote_ident(name)
+            ));
+            stmts.extend(crate::postgres::own_schema_statements(name, &a.name));
         }
     }
     let batch = format!("BEGIN; {}; COMMIT", stmts.join("; "));

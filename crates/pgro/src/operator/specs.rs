@@ -19,8 +19,9 @@ pub use replica_objects::{
     service_selector_restore,
 };
 pub use restore_objects::{
-    LiveFields, RestoreInputs, data_pvc, live_fields, postgres_deployment, ready_timeout,
-    restore_args, restore_deadline_seconds, restore_job, restore_service,
+    LiveFields, MigrationInputs, RestoreInputs, data_pvc, live_fields, postgres_deployment,
+    ready_timeout, restore_args, restore_deadline_seconds, restore_job, restore_service,
+    schema_migration_job,
 };
 
 use super::naming;

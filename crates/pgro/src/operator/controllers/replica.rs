@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Pod, Secret, Service};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action as KubeAction;
 use kube::{Resource, ResourceExt};
@@ -28,12 +29,13 @@ use super::super::metrics::ControllerLabels;
 use super::super::naming;
 use super::super::notify;
 use super::super::notify::plan::Transition;
+use super::super::quantity;
 use super::super::queue::{self, Waiter};
 use super::super::snapshots::{CompiledFilter, SnapshotInfo, choose_newest};
 use super::super::specs::{self, ADMIN_USER, FIELD_MANAGER, PASSWORD_KEY, USERNAME_KEY};
 use crate::cli::kopia::error_chain;
 use crate::cli::repository::RepositoryError;
-use plan::{Action, FailureView, Observed, RestoreView, Source};
+use plan::{Action, FailureView, MigrationState, MigrationView, Observed, RestoreView, Source};
 
 /// Reconciles one replica.
 ///
@@ -151,7 +153,72 @@ fn view(r: &PostgresPhysicalRestore) -> RestoreView {
         outgoing_marked: r.annotations().contains_key(ANNOTATION_OUTGOING),
         deleting: r.metadata.deletion_timestamp.is_some(),
         postgres_version: status.postgres_version.clone(),
+        snapshot_bytes: quantity::to_bytes(&r.spec.snapshot_size).unwrap_or(0),
     }
+}
+
+/// The schema migration Job and how it ended (its termination message is the result).
+async fn observe_migration(
+    ctx: &Context,
+    ns: &str,
+    replica: &str,
+) -> Result<Option<MigrationView>> {
+    let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), ns);
+    let name = naming::schema_migration_job(replica);
+    let Some(job) = jobs.get_opt(&name).await? else {
+        return Ok(None);
+    };
+    if job.metadata.deletion_timestamp.is_some() {
+        return Ok(None);
+    }
+    let target = job
+        .labels()
+        .get(pgro_api::LABEL_RESTORE)
+        .cloned()
+        .unwrap_or_default();
+    let conds = job.status.and_then(|s| s.conditions).unwrap_or_default();
+    let is = |t: &str| conds.iter().any(|c| c.type_ == t && c.status == "True");
+    let message = || async {
+        let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
+        let list = pods
+            .list(&ListParams::default().labels(&format!("batch.kubernetes.io/job-name={name}")))
+            .await?;
+        let mut msgs: Vec<(Timestamp, String)> = list
+            .items
+            .iter()
+            .filter_map(|p| {
+                let created = p.metadata.creation_timestamp.as_ref()?.0;
+                let c = p
+                    .status
+                    .as_ref()?
+                    .container_statuses
+                    .as_ref()?
+                    .iter()
+                    .find(|c| c.name == "migrate")?;
+                let t = c.state.as_ref()?.terminated.as_ref()?;
+                Some((created, t.message.clone().unwrap_or_default()))
+            })
+            .collect();
+        msgs.sort_by_key(|(t, _)| *t);
+        Ok::<_, kube::Error>(msgs.pop().map(|(_, m)| m).unwrap_or_default())
+    };
+    let state = if is("Complete") {
+        let m = message().await?;
+        match serde_json::from_str::<crate::migrate::MigrationResult>(m.trim()) {
+            Ok(r) => MigrationState::Done(r),
+            Err(_) => {
+                MigrationState::Failed(format!("no result in the Job's termination message: {m}"))
+            }
+        }
+    } else if is("Failed") {
+        let m = message().await?;
+        let why = serde_json::from_str::<crate::migrate::MigrationFailure>(m.trim())
+            .map_or_else(|_| m.trim().chars().take(300).collect(), |f| f.error);
+        MigrationState::Failed(why)
+    } else {
+        MigrationState::Running
+    };
+    Ok(Some(MigrationView { target, state }))
 }
 
 /// R1/R3: the Secret, the repository and the newest matching snapshot.
@@ -419,6 +486,40 @@ async fn mark_outgoing(ctx: &Context, replica: &str, ns: &str, restore: &str) ->
     Ok(())
 }
 
+/// Marks a restore `Failed` with a condition saying why.
+async fn fail_restore(
+    ctx: &Context,
+    ns: &str,
+    name: &str,
+    reason: &str,
+    message: &str,
+) -> Result<()> {
+    let api: Api<PostgresPhysicalRestore> = Api::namespaced(ctx.client.clone(), ns);
+    let Some(current) = api.get_opt(name).await? else {
+        return Ok(());
+    };
+    let mut status = current.status.clone().unwrap_or_default();
+    if status.phase == Some(RestorePhase::Failed) {
+        return Ok(());
+    }
+    status.phase = Some(RestorePhase::Failed);
+    let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(Timestamp::now());
+    conditions::set(
+        &mut status.conditions,
+        conditions::Cond {
+            type_: types::FAILED,
+            status: true,
+            reason,
+            message: message.to_owned(),
+        },
+        current.metadata.generation,
+        &now,
+    );
+    apply_status(&api, &current, &status).await?;
+    tracing::warn!(restore = %name, reason, "restore failed");
+    Ok(())
+}
+
 async fn set_restore_phase(
     ctx: &Context,
     ns: &str,
@@ -482,6 +583,7 @@ async fn reconcile_inner(replica: &PostgresPhysicalReplica, ctx: &Context) -> Re
         .collect();
     let views: Vec<RestoreView> = owned.values().map(view).collect();
     let source = discover(ctx, replica, &ns).await?;
+    let migration = observe_migration(ctx, &ns, &name).await?;
     let now = Timestamp::now();
     let mut plan = plan::decide(
         &Observed {
@@ -489,6 +591,7 @@ async fn reconcile_inner(replica: &PostgresPhysicalReplica, ctx: &Context) -> Re
             restores: &views,
             source,
             failed_retention: settings.failed_restore_retention,
+            migration,
         },
         now,
     );
@@ -517,6 +620,38 @@ async fn reconcile_inner(replica: &PostgresPhysicalReplica, ctx: &Context) -> Re
                     tracing::warn!(restore = %restore, error = %e, "marking the outgoing restore failed; retrying later");
                 }
             }
+            Action::StartMigration {
+                target,
+                source,
+                major,
+                budget,
+            } => {
+                let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
+                let job_name = naming::schema_migration_job(&name);
+                if jobs.get_opt(&job_name).await?.is_some() {
+                    // An earlier migration's Job: remove it (with its pods), then start afresh.
+                    match jobs.delete(&job_name, &DeleteParams::background()).await {
+                        Ok(_) | Err(kube::Error::Api(_)) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                    return Ok(KubeAction::requeue(Duration::from_secs(2)));
+                }
+                let job = specs::schema_migration_job(&specs::MigrationInputs {
+                    replica,
+                    source,
+                    target,
+                    major,
+                    budget: *budget,
+                    settings: &settings,
+                })?;
+                create_if_absent(&jobs, &job).await?;
+                tracing::info!(replica = %name, from = %source, into = %target, budget = ?budget, "schema migration started");
+            }
+            Action::FailRestore {
+                restore,
+                reason,
+                message,
+            } => fail_restore(ctx, &ns, restore, reason, message).await?,
             Action::DeleteRestore { restore, why } => {
                 match restores_api.delete(restore, &deletes).await {
                     Ok(_) => tracing::info!(restore = %restore, why, "restore deleted"),

@@ -14,6 +14,8 @@ fn friendly_forms_parse_to_their_value() {
         ("2d", 172_800),
         ("1w", 604_800),
         ("10 minutes", 600),
+        ("1.5h", 5400),
+        (" 2 d ", 172_800),
     ];
     for (text, secs) in cases {
         assert_eq!(
@@ -22,6 +24,15 @@ fn friendly_forms_parse_to_their_value() {
             "{text}"
         );
     }
+}
+
+/// Regression: humantime 2.2 failed with NumberOverflow on fractions of three or more digits of large
+/// units, although the admission pattern accepts them.
+#[test]
+fn long_fractions_of_large_units_parse_exactly() {
+    assert_eq!(parse("f", "0.001d").expect("0.001d"), SignedDuration::from_millis(86_400));
+    assert_eq!(parse("f", "1.001h").expect("1.001h"), SignedDuration::from_millis(3_603_600));
+    assert_eq!(parse("f", "0.5ms").expect("0.5ms"), SignedDuration::from_micros(500));
 }
 
 #[test]

@@ -436,6 +436,9 @@ pub fn postgres_deployment(i: &RestoreInputs<'_>) -> Result<Deployment, BuildErr
     if spec.read_only {
         args.push("--read-only".into());
     }
+    if let Some(schemas) = spec.persistent_schemas.as_ref().filter(|s| !s.is_empty()) {
+        args.extend(["--persistent-schema".into(), schemas.join(",")]);
+    }
     let mut env = Vec::new();
     if let Some(extra) = spec
         .postgres_extra_config
@@ -576,5 +579,145 @@ pub fn restore_service(i: &RestoreInputs<'_>) -> Result<Service, BuildError> {
             ..ServiceSpec::default()
         }),
         ..Service::default()
+    })
+}
+
+/// Everything the schema migration Job is built from.
+#[derive(Debug, Clone, Copy)]
+pub struct MigrationInputs<'a> {
+    /// The replica.
+    pub replica: &'a PostgresPhysicalReplica,
+    /// The serving restore (the source).
+    pub source: &'a str,
+    /// The new restore (the target).
+    pub target: &'a str,
+    /// PostgreSQL major of the image (the newer of the two, so its `pg_dump` reads both).
+    pub major: &'a str,
+    /// Time budget of the copy.
+    pub budget: std::time::Duration,
+    /// Operator settings in force.
+    pub settings: &'a Settings,
+}
+
+/// Job `<replica>-schema-migration` running `pgro migrate-schemas` in the PostgreSQL image (behaviour P1):
+/// `pg_dump` and `psql` come from the image, `pgro` from the init container. Owned by the replica; labelled
+/// with the restore it migrates into.
+///
+/// # Errors
+///
+/// [`BuildError::MissingMetadata`].
+pub fn schema_migration_job(i: &MigrationInputs<'_>) -> Result<Job, BuildError> {
+    let replica = i
+        .replica
+        .metadata
+        .name
+        .as_deref()
+        .ok_or(BuildError::MissingMetadata {
+            kind: "PostgresPhysicalReplica",
+            field: "metadata.name",
+        })?;
+    let ns = i.replica.metadata.namespace.clone().unwrap_or_default();
+    let labels = restore_labels(replica, i.target, "schema-migration");
+    let svc = |restore: &str| format!("{}.{ns}.svc", naming::restore_deployment(restore));
+    let schemas = i
+        .replica
+        .spec
+        .persistent_schemas
+        .clone()
+        .unwrap_or_default();
+    let budget_secs = i.budget.as_secs().max(1);
+    let args = vec![
+        "migrate-schemas".to_owned(),
+        "--source-host".into(),
+        svc(i.source),
+        "--target-host".into(),
+        svc(i.target),
+        "--schema".into(),
+        schemas.join(","),
+        "--owner".into(),
+        i.replica.spec.analytics_username.clone(),
+        "--budget".into(),
+        format!("{budget_secs}s"),
+        "--termination-log".into(),
+        "/dev/termination-log".into(),
+    ];
+    let mut command = vec![PGRO_IN_POSTGRES.to_owned()];
+    command.extend(args);
+    let password = EnvVar {
+        name: "PGPASSWORD".into(),
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: naming::admin_secret(replica),
+                key: PASSWORD_KEY.into(),
+                optional: None,
+            }),
+            ..EnvVarSource::default()
+        }),
+        ..EnvVar::default()
+    };
+    Ok(Job {
+        metadata: ObjectMeta {
+            name: Some(naming::schema_migration_job(replica)),
+            namespace: i.replica.metadata.namespace.clone(),
+            labels: Some(labels.clone()),
+            owner_references: Some(vec![super::controller_ref(i.replica)?]),
+            ..ObjectMeta::default()
+        },
+        spec: Some(JobSpec {
+            // At most three retries of a failed run, then the restore fails (P1).
+            backoff_limit: Some(3),
+            // The copy gives up by itself at the budget; this only catches a hung process.
+            active_deadline_seconds: i64::try_from(budget_secs * 2 + 300).ok(),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels),
+                    annotations: non_empty(i.settings.pod_annotations.clone()),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(PodSpec {
+                    restart_policy: Some("Never".into()),
+                    automount_service_account_token: Some(false),
+                    enable_service_links: Some(false),
+                    security_context: Some(pod_security(i.settings.postgres_uid)),
+                    tolerations: non_empty_vec(merged_tolerations(
+                        &i.replica.spec.tolerations,
+                        &i.settings.tolerations,
+                    )),
+                    node_selector: non_empty(i.settings.node_selector.clone()),
+                    init_containers: Some(vec![Container {
+                        name: "install-pgro".into(),
+                        image: Some(i.settings.pgro_image.clone()),
+                        args: Some(vec!["copy-binary".into(), PGRO_IN_POSTGRES.into()]),
+                        volume_mounts: Some(vec![mount("pgro", PGRO_BIN_DIR, false)]),
+                        security_context: Some(container_security()),
+                        ..Container::default()
+                    }]),
+                    containers: vec![Container {
+                        name: "migrate".into(),
+                        image: Some(i.settings.postgres_image(i.major)),
+                        command: Some(command),
+                        env: Some(vec![
+                            password,
+                            EnvVar {
+                                name: "PGRO_LOG_FORMAT".into(),
+                                value: Some("json".into()),
+                                ..EnvVar::default()
+                            },
+                        ]),
+                        termination_message_policy: Some("FallbackToLogsOnError".into()),
+                        volume_mounts: Some(vec![
+                            mount("pgro", PGRO_BIN_DIR, true),
+                            mount("tmp", "/tmp", false),
+                        ]),
+                        security_context: Some(container_security()),
+                        ..Container::default()
+                    }],
+                    volumes: Some(vec![empty_dir("pgro", None), empty_dir("tmp", None)]),
+                    ..PodSpec::default()
+                }),
+            },
+            ..JobSpec::default()
+        }),
+        ..Job::default()
     })
 }

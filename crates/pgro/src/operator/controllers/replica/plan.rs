@@ -57,6 +57,43 @@ pub struct RestoreView {
     pub deleting: bool,
     /// `status.postgresVersion`.
     pub postgres_version: Option<String>,
+    /// `spec.snapshotSize` in bytes.
+    pub snapshot_bytes: u64,
+}
+
+/// The schema migration Job, as observed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MigrationView {
+    /// The restore it migrates into (its `pgro.bes.au/restore` label).
+    pub target: String,
+    /// How far it got.
+    pub state: MigrationState,
+}
+
+/// A migration Job's state.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MigrationState {
+    /// Still running (or retrying).
+    Running,
+    /// Ran to an end: complete, partial or out of time.
+    Done(crate::migrate::MigrationResult),
+    /// Failed after its retries.
+    Failed(String),
+}
+
+/// The phase recorded while a migration runs.
+pub const MIGRATION_ACTIVE: &str = "active";
+
+/// The migration's time budget: 20 % of the interval between two scheduled restores (at least 30 s).
+#[must_use]
+pub fn migration_budget(schedule: &Schedule, now: Timestamp) -> Duration {
+    let interval = schedule
+        .next_fire_after(now)
+        .and_then(|a| schedule.next_fire_after(a).map(|b| b.duration_since(a)))
+        .ok()
+        .and_then(|d| Duration::try_from(d).ok())
+        .unwrap_or(Duration::from_secs(3600));
+    (interval / 5).max(Duration::from_secs(30))
 }
 
 /// A restore's failure.
@@ -115,6 +152,8 @@ pub struct Observed<'a> {
     pub source: Source,
     /// How long failed restores are kept.
     pub failed_retention: Duration,
+    /// The schema migration Job, if one exists.
+    pub migration: Option<MigrationView>,
 }
 
 /// A step to perform, in order.
@@ -138,6 +177,26 @@ pub enum Action {
     MarkOutgoing {
         /// The restore.
         restore: String,
+    },
+    /// Start the schema migration into `target` (replacing a Job left from an earlier migration).
+    StartMigration {
+        /// The new restore.
+        target: String,
+        /// The serving restore.
+        source: String,
+        /// PostgreSQL major of the Job's image.
+        major: String,
+        /// Time budget.
+        budget: Duration,
+    },
+    /// Fail a restore (its migration failed for good).
+    FailRestore {
+        /// The restore.
+        restore: String,
+        /// Condition reason.
+        reason: &'static str,
+        /// Condition message.
+        message: String,
     },
     /// Delete a restore and, through owner references, its children first.
     DeleteRestore {
@@ -365,6 +424,8 @@ pub fn decide(o: &Observed<'_>, now: Timestamp) -> Plan {
         .copied()
         .filter(|r| is_candidate(r))
         .max_by_key(|r| r.created);
+    let schemas = spec.persistent_schemas.clone().unwrap_or_default();
+    let mut migrating = false;
     if let Some(cand) = candidate {
         if cand.phase == RestorePhase::Ready {
             actions.push(Action::SetRestorePhase {
@@ -373,7 +434,99 @@ pub fn decide(o: &Observed<'_>, now: Timestamp) -> Plan {
                 activated_at: None,
             });
         }
-        if cand.ready {
+        // P1: persistent schemas move from the serving restore before the Service does.
+        let mut go = cand.ready;
+        if let (false, Some(source), true) = (schemas.is_empty(), active, cand.ready) {
+            let migration = o.migration.as_ref().filter(|m| m.target == cand.name);
+            let before = c.status.schema_migration_phase.clone();
+            match migration.map(|m| &m.state) {
+                None | Some(MigrationState::Running) => {
+                    if migration.is_none() {
+                        let major = [&source.postgres_version, &cand.postgres_version]
+                            .into_iter()
+                            .flatten()
+                            .max_by_key(|v| v.parse::<u32>().unwrap_or(0))
+                            .cloned()
+                            .unwrap_or_else(|| "16".into());
+                        let budget = Schedule::parse(&spec.schedule, &uid)
+                            .map_or(Duration::from_secs(3600), |s| migration_budget(&s, now));
+                        actions.push(Action::StartMigration {
+                            target: cand.name.clone(),
+                            source: source.name.clone(),
+                            major,
+                            budget,
+                        });
+                    }
+                    c.status.schema_migration_job = Some(naming::schema_migration_job(&name));
+                    c.status.schema_migration_phase = Some(MIGRATION_ACTIVE.into());
+                    c.requeue_in(Duration::from_secs(5));
+                    migrating = true;
+                    go = false;
+                }
+                Some(MigrationState::Done(r)) => {
+                    c.status.schema_migration_job = None;
+                    c.status.schema_migration_phase = Some(r.phase.clone());
+                    let grown = r.source_database_size.saturating_sub(source.snapshot_bytes);
+                    c.status.persistent_schema_data_size = Some(quantity::from_bytes(grown));
+                    if before.as_deref() != Some(r.phase.as_str()) {
+                        let copied: Vec<String> = r
+                            .migrated
+                            .iter()
+                            .map(|m| format!("{}.{}", m.database, m.schema))
+                            .collect();
+                        let detail = format!(
+                            "persistent schemas from {} into {}: copied [{}]; skipped (not on the source) [{}]; {} failed statements{}",
+                            source.name,
+                            cand.name,
+                            copied.join(", "),
+                            r.skipped.join(", "),
+                            r.errors,
+                            r.error_messages
+                                .first()
+                                .map(|m| format!(", first: {m}"))
+                                .unwrap_or_default()
+                        );
+                        match r.phase.as_str() {
+                            "partial" => c.event(
+                                true,
+                                event_reasons::SCHEMA_MIGRATION_PARTIAL,
+                                detail,
+                                Some(&cand.name),
+                            ),
+                            "timeout-skipped" => c.event(
+                                true,
+                                event_reasons::SCHEMA_MIGRATION_TIMED_OUT,
+                                format!(
+                                    "the schema migration into {} ran out of its time budget; the partial copy was dropped and the switchover goes ahead",
+                                    cand.name
+                                ),
+                                Some(&cand.name),
+                            ),
+                            _ => c.event(
+                                false,
+                                event_reasons::SCHEMA_MIGRATION_COMPLETED,
+                                detail,
+                                Some(&cand.name),
+                            ),
+                        }
+                    }
+                }
+                Some(MigrationState::Failed(why)) => {
+                    c.status.schema_migration_job = None;
+                    c.status.schema_migration_phase = Some(format!("failed: {why}"));
+                    actions.push(Action::FailRestore {
+                        restore: cand.name.clone(),
+                        reason: reasons::SCHEMA_MIGRATION_FAILED,
+                        message: format!(
+                            "the persistent schema migration from {} failed after its retries: {why}",
+                            source.name
+                        ),
+                    });
+                    go = false;
+                }
+            }
+        }
+        if go {
             actions.push(Action::SwitchService {
                 restore: cand.name.clone(),
             });
@@ -439,7 +592,8 @@ pub fn decide(o: &Observed<'_>, now: Timestamp) -> Plan {
             r.activated_at.unwrap_or(now)
         };
         let delete_at = since.saturating_add(grace).unwrap_or(since);
-        if now >= delete_at {
+        // P3: never while a migration may be reading from it.
+        if now >= delete_at && !migrating {
             actions.push(Action::DeleteRestore {
                 restore: r.name.clone(),
                 why: "switchover grace period over",

@@ -61,6 +61,7 @@ fn view(name: &str, phase: RestorePhase, snapshot: &str) -> RestoreView {
         outgoing_marked: false,
         deleting: false,
         postgres_version: Some("16".into()),
+        snapshot_bytes: 1 << 30,
     }
 }
 
@@ -82,6 +83,7 @@ fn observe<'a>(
         restores,
         source,
         failed_retention: Duration::from_secs(600),
+        migration: None,
     }
 }
 
@@ -578,4 +580,172 @@ fn one_restore_at_a_time_per_replica() {
     let p = decide(&observe(&r, &restores, listed("k3")), at(NOW));
     assert!(p.wanted.is_none());
     assert_eq!(p.status.phase, Some(pgro_api::ReplicaPhase::Ready));
+}
+
+fn with_schemas() -> PostgresPhysicalReplica {
+    replica(
+        "persistentSchemas: [scratch]\nswitchoverGracePeriod: 1m",
+        "{currentRestore: old, previousRestore: older}",
+    )
+}
+
+fn switchover_restores() -> Vec<RestoreView> {
+    vec![
+        RestoreView {
+            activated_at: Some(at("2026-11-19T06:00:00Z")),
+            ready: true,
+            outgoing_marked: true,
+            ..view("older", RestorePhase::Ready, "k0")
+        },
+        active("old", "k1", "2026-11-20T06:00:00Z"),
+        RestoreView {
+            ready: true,
+            created: at("2026-11-21T05:50:00Z"),
+            postgres_version: Some("17".into()),
+            ..view("new", RestorePhase::Switching, "k2")
+        },
+    ]
+}
+
+fn result(phase: &str) -> crate::migrate::MigrationResult {
+    crate::migrate::MigrationResult {
+        phase: phase.into(),
+        migrated: vec![crate::migrate::Copied {
+            schema: "scratch".into(),
+            database: "postgres".into(),
+        }],
+        skipped: vec!["gone".into()],
+        errors: u32::from(phase == "partial"),
+        error_messages: vec![],
+        source_database_size: (1 << 30) + (5 << 20),
+        seconds: 1.0,
+    }
+}
+
+#[test]
+fn persistent_schemas_migrate_before_the_switch_and_hold_outgoing_deletion() {
+    let r = with_schemas();
+    let restores = switchover_restores();
+    let p = decide(&observe(&r, &restores, listed("k2")), at(NOW));
+    assert!(p.actions.iter().any(
+        |a| matches!(a, Action::StartMigration { target, source, major, .. }
+        if target == "new" && source == "old" && major == "17")
+    ));
+    assert!(
+        !p.actions
+            .iter()
+            .any(|a| matches!(a, Action::SwitchService { .. }))
+    );
+    assert!(
+        !p.actions
+            .iter()
+            .any(|a| matches!(a, Action::DeleteRestore { .. })),
+        "P3: nothing deleted while migrating: {:?}",
+        p.actions
+    );
+    assert_eq!(p.status.schema_migration_phase.as_deref(), Some("active"));
+    assert_eq!(
+        p.status.schema_migration_job.as_deref(),
+        Some("test-schema-migration")
+    );
+    assert_eq!(p.status.current_restore.as_deref(), Some("old"));
+
+    let mut o = observe(&r, &restores, listed("k2"));
+    o.migration = Some(MigrationView {
+        target: "new".into(),
+        state: MigrationState::Running,
+    });
+    let p = decide(&o, at(NOW));
+    assert!(!p.actions.iter().any(|a| matches!(
+        a,
+        Action::StartMigration { .. } | Action::SwitchService { .. }
+    )));
+}
+
+#[test]
+fn finished_migration_switches_reports_and_sizes_the_next_restore() {
+    let r = with_schemas();
+    let restores = switchover_restores();
+    for (phase, reason, warning) in [
+        ("complete", event_reasons::SCHEMA_MIGRATION_COMPLETED, false),
+        ("partial", event_reasons::SCHEMA_MIGRATION_PARTIAL, true),
+        (
+            "timeout-skipped",
+            event_reasons::SCHEMA_MIGRATION_TIMED_OUT,
+            true,
+        ),
+    ] {
+        let mut o = observe(&r, &restores, listed("k2"));
+        o.migration = Some(MigrationView {
+            target: "new".into(),
+            state: MigrationState::Done(result(phase)),
+        });
+        let p = decide(&o, at(NOW));
+        assert!(p.actions.contains(&Action::SwitchService {
+            restore: "new".into()
+        }));
+        assert_eq!(p.status.current_restore.as_deref(), Some("new"));
+        assert_eq!(p.status.schema_migration_phase.as_deref(), Some(phase));
+        assert_eq!(p.status.schema_migration_job, None);
+        assert_eq!(
+            p.status
+                .persistent_schema_data_size
+                .as_ref()
+                .map(|q| q.0.as_str()),
+            Some("5Mi")
+        );
+        let ev = p.events.iter().find(|e| e.reason == reason).expect(reason);
+        assert_eq!(ev.warning, warning);
+        if phase != "timeout-skipped" {
+            assert!(
+                ev.note.contains("skipped (not on the source) [gone]"),
+                "{}",
+                ev.note
+            );
+        }
+    }
+}
+
+#[test]
+fn failed_migration_fails_the_new_restore_and_the_old_keeps_serving() {
+    let r = with_schemas();
+    let restores = switchover_restores();
+    let mut o = observe(&r, &restores, listed("k2"));
+    o.migration = Some(MigrationView {
+        target: "new".into(),
+        state: MigrationState::Failed("connecting to old: password authentication failed".into()),
+    });
+    let p = decide(&o, at(NOW));
+    assert!(
+        p.actions
+            .iter()
+            .any(|a| matches!(a, Action::FailRestore { restore, reason, .. }
+        if restore == "new" && *reason == reasons::SCHEMA_MIGRATION_FAILED))
+    );
+    assert!(
+        !p.actions
+            .iter()
+            .any(|a| matches!(a, Action::SwitchService { .. }))
+    );
+    assert_eq!(p.status.current_restore.as_deref(), Some("old"));
+    assert!(
+        p.status
+            .schema_migration_phase
+            .as_deref()
+            .is_some_and(|s| s.starts_with("failed: connecting to old"))
+    );
+}
+
+#[test]
+fn migration_budget_is_a_fifth_of_the_schedule_interval() {
+    let six_hours = Schedule::parse("0 */6 * * *", "uid").expect("schedule");
+    assert_eq!(
+        migration_budget(&six_hours, at(NOW)),
+        Duration::from_secs(72 * 60)
+    );
+    let minutely = Schedule::parse("* * * * *", "uid").expect("schedule");
+    assert_eq!(
+        migration_budget(&minutely, at(NOW)),
+        Duration::from_secs(30)
+    );
 }
