@@ -1145,3 +1145,223 @@ async fn graphql_target_gets_rendered_variables_and_errors_are_failures() {
     assert!(v["error"].as_str().unwrap().contains("bad \"dir\" \\"));
     ns.delete().await.unwrap();
 }
+
+async fn admin_password(ns: &pgro_testkit::TestNamespace, replica: &str) -> String {
+    let s = ns
+        .api::<k8s_openapi::api::core::v1::Secret>()
+        .get(&format!("{replica}-admin"))
+        .await
+        .unwrap();
+    String::from_utf8(s.data.unwrap()["password"].0.clone()).unwrap()
+}
+
+/// A new snapshot of a changed copy of the template, tagged for the replica.
+fn new_snapshot(w: &World, repo: &pgro_testkit::fixtures::KopiaRepo, name: &str, n: i64) {
+    let src = w.source_copy(name);
+    w.change_source(
+        &src,
+        &format!("INSERT INTO items SELECT g, 'round {n}' FROM generate_series(200000 + {n} * 10, 200000 + {n} * 10 + 4) g"),
+    );
+    repo.snap(&src, &["--tags", "area:postgres"]);
+}
+
+/// Issue 6 (P1–P3): rows written to a persistent schema in the active restore are in the next one after the
+/// switchover; a schema missing on the source is skipped and reported; a statement error makes the
+/// migration `partial` with an event; a migration past its budget is `timeout-skipped`, its partial copy
+/// dropped and the switchover goes ahead; a Job that keeps failing fails the new restore after its retries
+/// while the old one keeps serving.
+#[tokio::test(flavor = "multi_thread")]
+async fn persistent_schemas_follow_switchovers_and_report_partial_timeout_and_failure() {
+    let Some(w) = world("persistent_schemas_follow_switchovers").await else {
+        return;
+    };
+    let ns = w.env.namespace().await.unwrap();
+    let repo = w.repo(ns.name());
+    w.kopia_secret(&ns, "kopia-credentials", &repo).await;
+    repo.snap(&w.template, &["--tags", "area:postgres"]);
+    create_replica(
+        &ns,
+        &replica_yaml(
+            "ps",
+            &quick_start(
+                "scheduleJitter: '0'\nswitchoverGracePeriod: 20s\npersistentSchemas: [scratch]\n",
+            ),
+        ),
+    )
+    .await;
+    let r = wait_replica(w, &ns, "ps", "Ready", READY_TIMEOUT, |r, _| {
+        phase_is(r, "Ready")
+    })
+    .await;
+    let first = current(&r).unwrap();
+    let (user, password) = analytics_credentials(&ns, "ps").await;
+    let admin_pw = admin_password(&ns, "ps").await;
+    {
+        // P1: the analytics role writes to its schema and nowhere else.
+        let (c, _f) = connect_service(w, &ns, "ps", &user, &password)
+            .await
+            .unwrap();
+        c.batch_execute("CREATE TABLE scratch.notes (id int PRIMARY KEY, body text); INSERT INTO scratch.notes VALUES (1, 'kept'), (2, 'across'), (3, 'switchovers')")
+            .await
+            .expect("writes to its persistent schema");
+        assert!(
+            c.batch_execute("INSERT INTO items VALUES (0, 'x')")
+                .await
+                .is_err(),
+            "still read-only elsewhere"
+        );
+        // A view on a table only the old restore has: recreating it in the new one fails (partial).
+        let (a, _g) = connect_service(w, &ns, &first, "pgro_admin", &admin_pw)
+            .await
+            .unwrap();
+        a.batch_execute("CREATE TABLE public.only_here (x int); CREATE VIEW scratch.v AS SELECT x FROM public.only_here")
+            .await
+            .unwrap();
+    }
+    // A schema the running instance does not have (spec changes wait for the next restore).
+    patch_spec(
+        &ns,
+        "ps",
+        serde_json::json!({"persistentSchemas": ["scratch", "gone"], "schedule": "* * * * *"}),
+    )
+    .await;
+    new_snapshot(w, &repo, &format!("{}-1", ns.name()), 1);
+    let r = wait_replica(
+        w,
+        &ns,
+        "ps",
+        "switchover after migrating",
+        READY_TIMEOUT,
+        |r, _| current(r).is_some_and(|c| c != first),
+    )
+    .await;
+    let second = current(&r).unwrap();
+    let st = r.status.clone().unwrap();
+    assert_eq!(st.schema_migration_phase.as_deref(), Some("partial"));
+    assert_eq!(st.schema_migration_job, None);
+    assert!(st.persistent_schema_data_size.is_some());
+    let events = event_reasons(&ns, "ps").await;
+    let partial = events
+        .iter()
+        .find(|(r, _)| r == "SchemaMigrationPartial")
+        .map(|(_, n)| n.clone())
+        .unwrap_or_else(|| panic!("no SchemaMigrationPartial event: {events:?}"));
+    assert!(
+        partial.contains("skipped (not on the source) [gone]"),
+        "{partial}"
+    );
+    assert!(partial.contains("only_here"), "{partial}");
+    {
+        let (c, _f) = connect_service(w, &ns, "ps", &user, &password)
+            .await
+            .unwrap();
+        let n: i64 = c
+            .query_one("SELECT count(*) FROM scratch.notes", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(n, 3, "rows written in the old restore are in the new one");
+        c.batch_execute("INSERT INTO scratch.notes VALUES (4, 'still writable')")
+            .await
+            .expect("the analytics role owns the copy");
+    }
+
+    // P1 time budget (a fifth of a minute, at least 30 s): a lock on the source holds pg_dump past it.
+    let (locker, _l) = connect_service(w, &ns, &second, "pgro_admin", &admin_pw)
+        .await
+        .unwrap();
+    locker
+        .batch_execute("BEGIN; LOCK TABLE scratch.notes IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    new_snapshot(w, &repo, &format!("{}-2", ns.name()), 2);
+    let r = wait_replica(
+        w,
+        &ns,
+        "ps",
+        "switchover after the timeout",
+        READY_TIMEOUT,
+        |r, _| current(r).is_some_and(|c| c != second && c != first),
+    )
+    .await;
+    let third = current(&r).unwrap();
+    assert_eq!(
+        r.status.as_ref().unwrap().schema_migration_phase.as_deref(),
+        Some("timeout-skipped")
+    );
+    let events = event_reasons(&ns, "ps").await;
+    assert!(
+        events.iter().any(|(r, _)| r == "SchemaMigrationTimedOut"),
+        "{events:?}"
+    );
+    {
+        let (c, _f) = connect_service(w, &ns, "ps", &user, &password)
+            .await
+            .unwrap();
+        let tables: i64 = c
+            .query_one(
+                "SELECT count(*) FROM pg_tables WHERE schemaname = 'scratch'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(
+            tables, 0,
+            "the partial copy was dropped; the schema is there, empty"
+        );
+    }
+    drop(locker);
+
+    // P1 retries: the source refuses the Job's login, so every run fails; the new restore fails after
+    // the retries and the serving one stays.
+    {
+        let (a, _g) = connect_service(w, &ns, &third, "pgro_admin", &admin_pw)
+            .await
+            .unwrap();
+        a.batch_execute("ALTER ROLE pgro_admin PASSWORD 'not-what-the-job-has'")
+            .await
+            .unwrap();
+    }
+    new_snapshot(w, &repo, &format!("{}-3", ns.name()), 3);
+    let r = wait_replica(
+        w,
+        &ns,
+        "ps",
+        "migration failure",
+        Duration::from_secs(420),
+        |r, _| {
+            r.status
+                .as_ref()
+                .and_then(|s| s.schema_migration_phase.as_deref())
+                .is_some_and(|p| p.starts_with("failed: "))
+                && r.status
+                    .as_ref()
+                    .is_some_and(|s| s.consecutive_restore_failures >= 1)
+        },
+    )
+    .await;
+    assert_eq!(
+        current(&r).as_deref(),
+        Some(third.as_str()),
+        "the old restore keeps serving"
+    );
+    let failed = ns
+        .api::<PostgresPhysicalRestore>()
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .find(|x| restore_phase(x) == "Failed")
+        .expect("the new restore failed");
+    let (reason, message) = restore_failure(&failed).unwrap();
+    assert_eq!(reason, "SchemaMigrationFailed", "{message}");
+    let job = ns.api::<Job>().get("ps-schema-migration").await.unwrap();
+    assert_eq!(
+        job.status.and_then(|s| s.failed),
+        Some(4),
+        "one run and three retries"
+    );
+    ns.delete().await.unwrap();
+}

@@ -16,7 +16,6 @@ use pgro_api::{LABEL_COMPONENT, LABEL_REPLICA, LABEL_RESTORE, MANAGED_BY};
 
 pub use replica_objects::{
     ADMIN_USER, admin_secret, credentials_secret, new_restore, replica_service,
-    service_selector_restore,
 };
 pub use restore_objects::{
     LiveFields, MigrationInputs, RestoreInputs, data_pvc, live_fields, postgres_deployment,
@@ -119,6 +118,22 @@ pub fn restore_labels(replica: &str, restore: &str, component: &str) -> BTreeMap
     let mut l = replica_labels(replica, component);
     l.insert(LABEL_RESTORE.to_owned(), naming::label_value(restore));
     l
+}
+
+/// Component label of PostgreSQL pods.
+pub const COMPONENT_POSTGRES: &str = "postgres";
+
+/// The selector of a restore's PostgreSQL pod. The component matters: the restore Job's and the schema
+/// migration Job's pods carry the restore's label too, and a Service must never send clients to them.
+#[must_use]
+pub fn postgres_selector(restore: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (
+            pgro_api::LABEL_RESTORE.to_owned(),
+            naming::label_value(restore),
+        ),
+        (LABEL_COMPONENT.to_owned(), COMPONENT_POSTGRES.to_owned()),
+    ])
 }
 
 /// The restricted pod security context every pgro pod runs with (non-root, as `uid`).

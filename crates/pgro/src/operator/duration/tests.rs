@@ -30,9 +30,18 @@ fn friendly_forms_parse_to_their_value() {
 /// units, although the admission pattern accepts them.
 #[test]
 fn long_fractions_of_large_units_parse_exactly() {
-    assert_eq!(parse("f", "0.001d").expect("0.001d"), SignedDuration::from_millis(86_400));
-    assert_eq!(parse("f", "1.001h").expect("1.001h"), SignedDuration::from_millis(3_603_600));
-    assert_eq!(parse("f", "0.5ms").expect("0.5ms"), SignedDuration::from_micros(500));
+    assert_eq!(
+        parse("f", "0.001d").expect("0.001d"),
+        SignedDuration::from_millis(86_400)
+    );
+    assert_eq!(
+        parse("f", "1.001h").expect("1.001h"),
+        SignedDuration::from_millis(3_603_600)
+    );
+    assert_eq!(
+        parse("f", "0.5ms").expect("0.5ms"),
+        SignedDuration::from_micros(500)
+    );
 }
 
 #[test]

@@ -96,12 +96,6 @@ pub fn admin_secret(
     ))
 }
 
-/// The value of the stable Service's `pgro.bes.au/restore` selector.
-#[must_use]
-pub fn service_selector_restore(active: Option<&str>) -> String {
-    active.map_or_else(|| NO_RESTORE.to_owned(), naming::label_value)
-}
-
 /// Service `<replica>` (ClusterIP, port 5432 `postgres`) selecting the active restore's pod, or none
 /// (behaviour R2, R9). `serviceAnnotations` are applied as this field manager's own, so annotations set by
 /// others stay.
@@ -120,10 +114,10 @@ pub fn replica_service(
         metadata: m,
         spec: Some(ServiceSpec {
             type_: Some("ClusterIP".into()),
-            selector: Some(BTreeMap::from([(
-                LABEL_RESTORE.to_owned(),
-                service_selector_restore(active),
-            )])),
+            selector: Some(match active {
+                Some(restore) => super::postgres_selector(restore),
+                None => BTreeMap::from([(LABEL_RESTORE.to_owned(), NO_RESTORE.to_owned())]),
+            }),
             ports: Some(vec![ServicePort {
                 name: Some(POSTGRES_PORT_NAME.into()),
                 port: POSTGRES_PORT,

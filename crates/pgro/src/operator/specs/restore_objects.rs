@@ -17,7 +17,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use pgro_api::{LABEL_RESTORE, PostgresPhysicalReplica, PostgresPhysicalRestore};
+use pgro_api::{PostgresPhysicalReplica, PostgresPhysicalRestore};
 
 use super::{
     ADMIN_MOUNT, BuildError, CREDS_MOUNT, DATA_MOUNT, PASSWORD_KEY, PGDATA, PGRO_BIN_DIR,
@@ -410,7 +410,7 @@ pub fn postgres_deployment(i: &RestoreInputs<'_>) -> Result<Deployment, BuildErr
         })?;
     let meta = i.meta(naming::restore_deployment(restore), "postgres")?;
     let labels = meta.labels.clone().unwrap_or_default();
-    let selector = BTreeMap::from([(LABEL_RESTORE.to_owned(), naming::label_value(restore))]);
+    let selector = super::postgres_selector(restore);
     let live = live_fields(i.replica, i.settings);
     let spec = &i.replica.spec;
     let mut args = vec![
@@ -565,10 +565,7 @@ pub fn restore_service(i: &RestoreInputs<'_>) -> Result<Service, BuildError> {
         metadata: i.meta(naming::restore_deployment(restore), "postgres")?,
         spec: Some(ServiceSpec {
             type_: Some("ClusterIP".into()),
-            selector: Some(BTreeMap::from([(
-                LABEL_RESTORE.to_owned(),
-                naming::label_value(restore),
-            )])),
+            selector: Some(super::postgres_selector(restore)),
             ports: Some(vec![ServicePort {
                 name: Some(POSTGRES_PORT_NAME.into()),
                 port: POSTGRES_PORT,

@@ -270,7 +270,7 @@ fn deployment_runs_pgro_instance_in_the_postgres_image_of_the_restored_major() {
         Some("Memory")
     );
     let selector = spec.selector.match_labels.expect("selector");
-    assert_eq!(selector.len(), 1);
+    assert_eq!(selector, postgres_selector("test-20261121-101500"));
     assert_eq!(
         spec.template
             .metadata
@@ -399,4 +399,57 @@ fn builder_snapshots() {
         "credentials_secret",
         credentials_secret(&rep, "<password>").expect("secret")
     );
+}
+
+/// Regression: the Services selected pods by the restore label alone, which the schema migration Job's pods
+/// carry too, so connections to a restore's Service could land on the Job's pod.
+#[test]
+fn services_select_only_postgres_pods_never_job_pods() {
+    let (r, rep, s) = (restore(), replica(), settings());
+    let i = inputs(&r, &rep, &s);
+    let job_pod_labels = |j: k8s_openapi::api::batch::v1::Job| {
+        j.spec
+            .and_then(|s| s.template.metadata)
+            .and_then(|m| m.labels)
+            .expect("pod labels")
+    };
+    let migration = schema_migration_job(&MigrationInputs {
+        replica: &rep,
+        source: "old",
+        target: "test-20261121-101500",
+        major: "16",
+        budget: std::time::Duration::from_secs(60),
+        settings: &s,
+    })
+    .expect("job");
+    let selects = |selector: &std::collections::BTreeMap<String, String>,
+                   labels: &std::collections::BTreeMap<String, String>| {
+        selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+    };
+    let restore_svc = restore_service(&i)
+        .expect("svc")
+        .spec
+        .expect("spec")
+        .selector
+        .expect("selector");
+    let stable = replica_service(&rep, Some("test-20261121-101500"))
+        .expect("svc")
+        .spec
+        .expect("spec")
+        .selector
+        .expect("selector");
+    let pg_pod = postgres_deployment(&i)
+        .expect("deployment")
+        .spec
+        .and_then(|s| s.template.metadata)
+        .and_then(|m| m.labels)
+        .expect("labels");
+    for selector in [&restore_svc, &stable] {
+        assert!(selects(selector, &pg_pod));
+        assert!(!selects(selector, &job_pod_labels(migration.clone())));
+        assert!(!selects(
+            selector,
+            &job_pod_labels(restore_job(&i).expect("job"))
+        ));
+    }
 }
