@@ -154,7 +154,9 @@ pub async fn run(args: RestoreArgs) -> ExitCode {
     code
 }
 
-fn truncate(s: &str, max: usize) -> String {
+/// `s` cut to at most `max` bytes on a character boundary, with `…` when cut.
+#[must_use]
+pub fn truncate(s: &str, max: usize) -> String {
     if s.len() <= max {
         return s.to_owned();
     }

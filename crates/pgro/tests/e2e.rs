@@ -178,6 +178,44 @@ async fn quick_start_replica_serves_the_snapshot_through_its_service() {
         reasons.contains(&"RestoreStarted") && reasons.contains(&"RestoreCompleted"),
         "{events:?}"
     );
+    // O1: the operator's health and metrics endpoints.
+    let op = operator_pods(&w.client()).await;
+    let ip: std::net::Ipv4Addr = op[0]
+        .status
+        .as_ref()
+        .and_then(|s| s.pod_ip.clone())
+        .unwrap()
+        .parse()
+        .unwrap();
+    let fwd = w
+        .env
+        .kubelet()
+        .port_forward(std::net::SocketAddr::from((ip, 8080)))
+        .unwrap();
+    let base = format!("http://{}", fwd.addr());
+    for path in ["/livez", "/readyz"] {
+        let status = reqwest::get(format!("{base}{path}"))
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status.as_u16(), 200, "{path}");
+    }
+    let metrics = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for family in [
+        "pgro_restores_started_total",
+        "pgro_restores_completed_total",
+        "pgro_switchovers_total",
+        "pgro_reconciles_total{controller=\"replica\"}",
+        "pgro_snapshot_discovery_seconds_count",
+        "pgro_restore_duration_seconds_count",
+    ] {
+        assert!(metrics.contains(family), "{family} in\n{metrics}");
+    }
     ns.delete().await.unwrap();
 }
 

@@ -112,22 +112,11 @@ pub async fn publish(ctx: &Context, regarding: &ObjectReference, ev: &EventSpec,
             EventType::Normal
         },
         reason: ev.reason.to_owned(),
-        note: Some(truncate(&ev.note, 1000)),
+        note: Some(crate::restore::truncate(&ev.note, 1000)),
         action: action.to_owned(),
         secondary,
     };
     if let Err(e) = ctx.recorder.publish(&event, regarding).await {
         tracing::warn!(reason = ev.reason, error = %e, "recording an event failed");
     }
-}
-
-fn truncate(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_owned();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
 }

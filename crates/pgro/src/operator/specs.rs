@@ -120,6 +120,22 @@ pub fn restore_labels(replica: &str, restore: &str, component: &str) -> BTreeMap
     l
 }
 
+/// The `postgres` port of pgro's Services (targets the container port by name).
+#[must_use]
+pub fn postgres_service_port() -> k8s_openapi::api::core::v1::ServicePort {
+    k8s_openapi::api::core::v1::ServicePort {
+        name: Some(POSTGRES_PORT_NAME.into()),
+        port: POSTGRES_PORT,
+        target_port: Some(
+            k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(
+                POSTGRES_PORT_NAME.into(),
+            ),
+        ),
+        protocol: Some("TCP".into()),
+        ..k8s_openapi::api::core::v1::ServicePort::default()
+    }
+}
+
 /// Component label of PostgreSQL pods.
 pub const COMPONENT_POSTGRES: &str = "postgres";
 

@@ -523,7 +523,6 @@ async fn fail_restore(
 async fn set_restore_phase(
     ctx: &Context,
     ns: &str,
-    restores: &BTreeMap<String, PostgresPhysicalRestore>,
     name: &str,
     phase: &RestorePhase,
     activated_at: Option<Timestamp>,
@@ -533,7 +532,6 @@ async fn set_restore_phase(
     let Some(current) = api.get_opt(name).await? else {
         return Ok(());
     };
-    let _ = restores;
     let mut status = current.status.clone().unwrap_or_default();
     status.phase = Some(phase.clone());
     if let Some(t) = activated_at {
@@ -604,7 +602,7 @@ async fn reconcile_inner(replica: &PostgresPhysicalReplica, ctx: &Context) -> Re
                 restore,
                 phase,
                 activated_at,
-            } => set_restore_phase(ctx, &ns, &owned, restore, phase, *activated_at).await?,
+            } => set_restore_phase(ctx, &ns, restore, phase, *activated_at).await?,
             Action::SwitchService { restore } => {
                 if !deployment_ready(ctx, &ns, restore).await? {
                     // Never point the Service at a pod that is not ready: finish on a later pass.

@@ -3,18 +3,14 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::{LocalObjectReference, Secret, Service, ServicePort, ServiceSpec};
+use k8s_openapi::api::core::v1::{LocalObjectReference, Secret, Service, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use pgro_api::{
     LABEL_RESTORE, PostgresPhysicalReplica, PostgresPhysicalRestore, PostgresPhysicalRestoreSpec,
 };
 
-use super::{
-    BuildError, PASSWORD_KEY, POSTGRES_PORT, POSTGRES_PORT_NAME, USERNAME_KEY, controller_ref,
-    replica_labels,
-};
+use super::{BuildError, PASSWORD_KEY, USERNAME_KEY, controller_ref, replica_labels};
 use crate::operator::naming;
 
 /// The operator's superuser in every restored instance.
@@ -118,13 +114,7 @@ pub fn replica_service(
                 Some(restore) => super::postgres_selector(restore),
                 None => BTreeMap::from([(LABEL_RESTORE.to_owned(), NO_RESTORE.to_owned())]),
             }),
-            ports: Some(vec![ServicePort {
-                name: Some(POSTGRES_PORT_NAME.into()),
-                port: POSTGRES_PORT,
-                target_port: Some(IntOrString::String(POSTGRES_PORT_NAME.into())),
-                protocol: Some("TCP".into()),
-                ..ServicePort::default()
-            }]),
+            ports: Some(vec![super::postgres_service_port()]),
             ..ServiceSpec::default()
         }),
         ..Service::default()

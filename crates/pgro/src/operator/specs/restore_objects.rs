@@ -12,7 +12,7 @@ use k8s_openapi::api::core::v1::{
     Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, HTTPGetAction,
     PersistentVolumeClaim, PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource, PodSpec,
     PodTemplateSpec, Probe, ResourceRequirements, SecretKeySelector, SecretVolumeSource, Service,
-    ServicePort, ServiceSpec, Volume, VolumeMount, VolumeResourceRequirements,
+    ServiceSpec, Volume, VolumeMount, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -327,6 +327,19 @@ fn non_empty_vec<T>(v: Vec<T>) -> Option<Vec<T>> {
     (!v.is_empty()).then_some(v)
 }
 
+/// The init container that puts `pgro` into a PostgreSQL image (which has no `cp` we could rely on being
+/// allowed to run: the binary copies itself).
+fn install_pgro(settings: &Settings) -> Container {
+    Container {
+        name: "install-pgro".into(),
+        image: Some(settings.pgro_image.clone()),
+        args: Some(vec!["copy-binary".into(), PGRO_IN_POSTGRES.into()]),
+        volume_mounts: Some(vec![mount("pgro", PGRO_BIN_DIR, false)]),
+        security_context: Some(container_security()),
+        ..Container::default()
+    }
+}
+
 /// What of a running PostgreSQL Deployment follows the replica's spec at once (behaviour S6): the
 /// resources and the pod annotations. Everything else waits for the next restore.
 #[derive(Debug, Clone, PartialEq)]
@@ -497,14 +510,7 @@ pub fn postgres_deployment(i: &RestoreInputs<'_>) -> Result<Deployment, BuildErr
         security_context: Some(container_security()),
         ..Container::default()
     };
-    let install = Container {
-        name: "install-pgro".into(),
-        image: Some(i.settings.pgro_image.clone()),
-        args: Some(vec!["copy-binary".into(), PGRO_IN_POSTGRES.into()]),
-        volume_mounts: Some(vec![mount("pgro", PGRO_BIN_DIR, false)]),
-        security_context: Some(container_security()),
-        ..Container::default()
-    };
+    let install = install_pgro(i.settings);
     Ok(Deployment {
         metadata: meta,
         spec: Some(DeploymentSpec {
@@ -566,13 +572,7 @@ pub fn restore_service(i: &RestoreInputs<'_>) -> Result<Service, BuildError> {
         spec: Some(ServiceSpec {
             type_: Some("ClusterIP".into()),
             selector: Some(super::postgres_selector(restore)),
-            ports: Some(vec![ServicePort {
-                name: Some(POSTGRES_PORT_NAME.into()),
-                port: POSTGRES_PORT,
-                target_port: Some(IntOrString::String(POSTGRES_PORT_NAME.into())),
-                protocol: Some("TCP".into()),
-                ..ServicePort::default()
-            }]),
+            ports: Some(vec![super::postgres_service_port()]),
             ..ServiceSpec::default()
         }),
         ..Service::default()
@@ -681,14 +681,7 @@ pub fn schema_migration_job(i: &MigrationInputs<'_>) -> Result<Job, BuildError> 
                         &i.settings.tolerations,
                     )),
                     node_selector: non_empty(i.settings.node_selector.clone()),
-                    init_containers: Some(vec![Container {
-                        name: "install-pgro".into(),
-                        image: Some(i.settings.pgro_image.clone()),
-                        args: Some(vec!["copy-binary".into(), PGRO_IN_POSTGRES.into()]),
-                        volume_mounts: Some(vec![mount("pgro", PGRO_BIN_DIR, false)]),
-                        security_context: Some(container_security()),
-                        ..Container::default()
-                    }]),
+                    init_containers: Some(vec![install_pgro(i.settings)]),
                     containers: vec![Container {
                         name: "migrate".into(),
                         image: Some(i.settings.postgres_image(i.major)),
