@@ -32,6 +32,9 @@ pub struct Notifier {
     metrics: Arc<Metrics>,
     in_flight: Mutex<HashSet<AttemptKey>>,
     outcomes: Mutex<HashMap<AttemptKey, Outcome>>,
+    /// Attempts made by this process. A reconcile can see a replica from before the status that recorded
+    /// an attempt (the cache lags the write), and must not make that attempt again.
+    made: Mutex<HashMap<AttemptKey, std::time::Instant>>,
     wake: mpsc::UnboundedSender<ObjectRef<PostgresPhysicalReplica>>,
 }
 
@@ -64,6 +67,7 @@ impl Notifier {
             metrics,
             in_flight: Mutex::new(HashSet::new()),
             outcomes: Mutex::new(HashMap::new()),
+            made: Mutex::new(HashMap::new()),
             wake,
         })
     }
@@ -115,11 +119,17 @@ impl Notifier {
                 .map(|mut f| f.insert(key.clone()))
                 .unwrap_or(false);
             let done = self
-                .outcomes
+                .made
                 .lock()
-                .map(|o| o.contains_key(&key))
+                .map(|m| m.contains_key(&key))
                 .unwrap_or(true);
-            if !fresh || done {
+            if !fresh {
+                continue;
+            }
+            if done {
+                if let Ok(mut f) = self.in_flight.lock() {
+                    f.remove(&key);
+                }
                 continue;
             }
             let this = Arc::clone(self);
@@ -150,6 +160,11 @@ impl Notifier {
                 );
                 if let Ok(mut o) = this.outcomes.lock() {
                     o.insert(key.clone(), outcome);
+                }
+                if let Ok(mut m) = this.made.lock() {
+                    // Long enough for any cache to catch up; the status is the record after that.
+                    m.retain(|_, at| at.elapsed() < Duration::from_secs(3600));
+                    m.insert(key.clone(), std::time::Instant::now());
                 }
                 if let Ok(mut f) = this.in_flight.lock() {
                     f.remove(&key);
