@@ -30,4 +30,6 @@ pub mod settings;
 pub mod sizing;
 pub mod snapshots;
 pub mod specs;
+#[cfg(test)]
+pub mod testing;
 pub mod trigger;

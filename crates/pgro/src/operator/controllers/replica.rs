@@ -712,3 +712,6 @@ async fn reconcile_inner(replica: &PostgresPhysicalReplica, ctx: &Context) -> Re
     }
     Ok(KubeAction::requeue(plan.requeue))
 }
+
+#[cfg(test)]
+mod scenarios;

@@ -236,3 +236,6 @@ async fn reconcile_inner(restore: &PostgresPhysicalRestore, ctx: &Context) -> Re
         plan.requeue.map_or(heartbeat, |r| r.min(heartbeat)),
     ))
 }
+
+#[cfg(test)]
+mod scenarios;

@@ -300,6 +300,10 @@ pub fn decide(o: &Observed<'_>, now: Timestamp) -> Plan {
         plan.patch_live = Some(o.desired_live.clone());
     }
     let ready = o.deployment.as_ref().is_some_and(|d| d.ready);
+    // When the instance last stopped being ready (kept across passes by the condition's transition time).
+    let unready_since = conditions::get(&status.conditions, types::READY)
+        .filter(|c| c.status == "False")
+        .map_or(now, |c| c.last_transition_time.0);
     conditions::set(
         &mut status.conditions,
         Cond {
@@ -341,6 +345,31 @@ pub fn decide(o: &Observed<'_>, now: Timestamp) -> Plan {
                         Duration::try_from(deadline.duration_since(now)).unwrap_or(Duration::ZERO),
                     );
                 }
+            }
+        }
+        // A restore that was ready but never served holds the replica's one restore in progress (R6): if
+        // its instance stays unready (a crash loop, a crash mid-switchover), it fails after the same
+        // timeout instead of blocking every later refresh. One that has served is left to the replica
+        // controller, which replaces it at the next trigger.
+        RestorePhase::Ready | RestorePhase::Switching
+            if !ready && status.activated_at.is_none() =>
+        {
+            let deadline = unready_since
+                .checked_add(o.ready_timeout)
+                .unwrap_or(unready_since);
+            if now >= deadline {
+                fail(
+                    &mut status,
+                    reasons::READY_TIMEOUT,
+                    format!(
+                        "PostgreSQL stopped being ready before this restore served and did not recover within {}",
+                        humantime::format_duration(o.ready_timeout)
+                    ),
+                );
+            } else {
+                plan.requeue = Some(
+                    Duration::try_from(deadline.duration_since(now)).unwrap_or(Duration::ZERO),
+                );
             }
         }
         // Later phases belong to the replica controller; the condition above tracks readiness.

@@ -213,6 +213,67 @@ fn postgres_not_ready_in_time_fails_the_restore() {
     assert_eq!(c.reason, reasons::READY_TIMEOUT);
 }
 
+fn unready(r: &PostgresPhysicalRestore) -> Observed<'_> {
+    let mut o = observed(r);
+    o.service = true;
+    o.deployment = Some(DeploymentView {
+        ready: false,
+        live: live(),
+    });
+    o
+}
+
+const UNREADY_SINCE: &str = "{type: Ready, status: 'False', reason: PostgresNotReady, \
+     message: waiting for PostgreSQL to become ready, lastTransitionTime: '2026-11-21T10:00:00Z'}";
+
+#[test]
+fn never_served_restore_that_stays_unready_fails_after_the_ready_timeout() {
+    for phase in ["Ready", "Switching"] {
+        let r = restore(&format!(
+            "{{phase: {phase}, postgresVersion: '16', restoredAt: '2026-11-21T09:00:00Z', \
+             conditions: [{UNREADY_SINCE}]}}"
+        ));
+        // Within the timeout: it waits, and looks again when the timeout ends.
+        let p = decide(&unready(&r), at("2026-11-21T10:20:00Z"));
+        assert_eq!(
+            p.status.phase.as_ref().map(ToString::to_string),
+            Some(phase.to_owned())
+        );
+        assert_eq!(p.requeue, Some(Duration::from_secs(600)));
+        // Past it: failed, so the replica can start another restore.
+        let p = decide(&unready(&r), at("2026-11-21T10:30:00Z"));
+        assert_eq!(p.status.phase, Some(RestorePhase::Failed), "{phase}");
+        let c = conditions::get(&p.status.conditions, types::FAILED).expect("Failed");
+        assert_eq!(c.reason, reasons::READY_TIMEOUT);
+    }
+}
+
+#[test]
+fn unready_time_counts_from_when_readiness_was_lost() {
+    // Ready until now: the timeout starts now, not at the restore's completion.
+    let r = restore(
+        "{phase: Ready, postgresVersion: '16', restoredAt: '2026-11-21T08:00:00Z', \
+         conditions: [{type: Ready, status: 'True', reason: PostgresReady, \
+         message: PostgreSQL accepts connections, lastTransitionTime: '2026-11-21T08:10:00Z'}]}",
+    );
+    let p = decide(&unready(&r), at(NOW));
+    assert_eq!(p.status.phase, Some(RestorePhase::Ready));
+    assert_eq!(p.requeue, Some(Duration::from_secs(1800)));
+    let c = conditions::get(&p.status.conditions, types::READY).expect("Ready");
+    assert_eq!(c.last_transition_time.0, at(NOW));
+}
+
+#[test]
+fn a_restore_that_has_served_is_never_failed_for_being_unready() {
+    let r = restore(&format!(
+        "{{phase: Ready, postgresVersion: '16', restoredAt: '2026-11-21T08:00:00Z', \
+         activatedAt: '2026-11-21T08:30:00Z', conditions: [{UNREADY_SINCE}]}}"
+    ));
+    let p = decide(&unready(&r), at("2026-11-21T12:00:00Z"));
+    assert_eq!(p.status.phase, Some(RestorePhase::Ready));
+    assert_eq!(p.requeue, None);
+}
+
 #[test]
 fn failed_restore_is_left_alone() {
     let r = restore("{phase: Failed}");
