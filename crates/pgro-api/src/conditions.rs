@@ -97,4 +97,9 @@ pub mod event_reasons {
     pub const SCHEMA_MIGRATION_TIMED_OUT: &str = "SchemaMigrationTimedOut";
     /// The computed PVC size exceeds the maximum.
     pub const STORAGE_LIMIT_EXCEEDED: &str = "StorageLimitExceeded";
+    /// On a restore: recovery could not reach a consistent state, so the instance reset the WAL
+    /// (`pg_resetwal -f`) and rebuilt every index; the data may be inconsistent (behaviour I1).
+    pub const RECOVERY_FALLBACK: &str = "RecoveryFallback";
+    /// On a restore: a database's locale is not available in the image and was switched (behaviour I6).
+    pub const LOCALE_SWITCHED: &str = "LocaleSwitched";
 }

@@ -110,6 +110,11 @@ pub struct PostgresPhysicalRestoreStatus {
     /// The `metadata.generation` this status reflects.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+    /// What the instance had to change to serve this data (`_pgro.restore_info.fixes`, read once it is
+    /// ready): a WAL reset because recovery could not reach consistency, databases switched to an available
+    /// locale. Empty when nothing was needed; absent until read. (+)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_fixes: Option<Vec<String>>,
 }
 
 /// State of the restore Job.

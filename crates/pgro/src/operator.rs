@@ -8,6 +8,7 @@
 //! * [`repos`] — in-process snapshot discovery with a shared per-repository cache.
 //! * [`run`] — `pgro operator`: HTTP endpoints, live settings, leader election, controllers.
 
+pub mod admin_sql;
 pub mod conditions;
 pub mod context;
 pub mod controllers;

@@ -26,6 +26,72 @@ fn quick_start(extra: &str) -> String {
     )
 }
 
+/// I1: a snapshot whose WAL is gone (a cleanly stopped data directory with its WAL segments deleted) is
+/// still served: the instance falls back to `pg_resetwal -f`, and the restore says so in
+/// `status.instanceFixes`, in a Warning event and in `_pgro.restore_info.fixes`.
+#[tokio::test(flavor = "multi_thread")]
+async fn missing_wal_falls_back_to_pg_resetwal_and_the_restore_says_so() {
+    let Some(w) = world("missing_wal_falls_back_to_pg_resetwal_and_the_restore_says_so").await
+    else {
+        return;
+    };
+    let ns = w.env.namespace().await.unwrap();
+    let repo = w.repo(ns.name());
+    let src = w.source_copy(&format!("nowal-{}", ns.name()));
+    let mut removed = 0;
+    for e in std::fs::read_dir(src.join("pg_wal")).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.len() == 24 && name.chars().all(|c| c.is_ascii_hexdigit()) {
+            std::fs::remove_file(e.path()).unwrap();
+            removed += 1;
+        }
+    }
+    assert!(removed > 0, "the template had WAL segments");
+    repo.snap(&src, &["--tags", "area:postgres"]);
+    w.kopia_secret(&ns, "kopia-credentials", &repo).await;
+    create_replica(&ns, &replica_yaml("nowal", &quick_start(""))).await;
+
+    let r = wait_replica(w, &ns, "nowal", "phase Ready", READY_TIMEOUT, |r, _| {
+        phase_is(r, "Ready")
+    })
+    .await;
+    let active = current(&r).unwrap();
+    let fixes = instance_fixes(&ns, &active).await;
+    assert_eq!(fixes.len(), 1, "{fixes:?}");
+    assert!(
+        fixes[0].starts_with("pg_resetwal: ") && fixes[0].contains("checkpoint record"),
+        "{fixes:?}"
+    );
+    // The event follows the status write that records its cause.
+    let mut events = Vec::new();
+    for _ in 0..20 {
+        events = restore_events(&ns, &active).await;
+        if !events.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(
+        events
+            .iter()
+            .any(|(t, reason, _)| t == "Warning" && reason == "RecoveryFallback"),
+        "{events:?}"
+    );
+    let (user, password) = analytics_credentials(&ns, "nowal").await;
+    let (c, _fwd) = connect_service(w, &ns, "nowal", &user, &password)
+        .await
+        .expect("analytics user connects");
+    // A clean shutdown lost nothing but its WAL: the rows are all there.
+    assert_eq!(checksum(&c).await, w.items);
+    let recorded: String = c
+        .query_one("SELECT fixes::text FROM _pgro.restore_info", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(recorded.contains("pg_resetwal"), "{recorded}");
+}
+
 /// Acceptance 1 (R2, R3, R4, R7, R9, R10, S1–S4, I3, O2): the seed's quick start reaches Ready, the
 /// Service's endpoint is the restore's pod, the analytics user reads the source's data through it, and
 /// every status field of both kinds is populated.
@@ -160,6 +226,9 @@ async fn quick_start_replica_serves_the_snapshot_through_its_service() {
         .unwrap();
     assert_eq!(info.get::<_, String>(0), snap);
     assert_eq!(info.get::<_, String>(1), "ready");
+    // A clean source needed no fixes, and the operator says so (I1, I6).
+    assert_eq!(instance_fixes(&ns, &active).await, Vec::<String>::new());
+    assert!(restore_events(&ns, &active).await.is_empty());
     assert!(
         c.batch_execute("INSERT INTO items VALUES (0, 'x')")
             .await

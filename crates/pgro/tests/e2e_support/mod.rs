@@ -508,6 +508,45 @@ pub async fn event_reasons(ns: &TestNamespace, replica: &str) -> Vec<(String, St
         .collect()
 }
 
+/// A restore's `status.instanceFixes`, once the operator has read it from the instance.
+pub async fn instance_fixes(ns: &TestNamespace, restore: &str) -> Vec<String> {
+    let api = ns.api::<PostgresPhysicalRestore>();
+    let t0 = Instant::now();
+    loop {
+        let r = api.get(restore).await.unwrap();
+        if let Some(f) = r.status.and_then(|s| s.instance_fixes) {
+            return f;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "restore {restore}: instanceFixes not recorded within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Events regarding a restore as (type, reason, note).
+pub async fn restore_events(ns: &TestNamespace, restore: &str) -> Vec<(String, String, String)> {
+    ns.api::<Event>()
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| {
+            e.regarding.as_ref().and_then(|r| r.kind.as_deref()) == Some("PostgresPhysicalRestore")
+                && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(restore)
+        })
+        .map(|e| {
+            (
+                e.type_.unwrap_or_default(),
+                e.reason.unwrap_or_default(),
+                e.note.unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
 /// One request a [`Receiver`] got.
 #[derive(Debug, Clone)]
 pub struct Received {

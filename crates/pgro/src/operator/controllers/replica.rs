@@ -20,6 +20,7 @@ use pgro_api::{
     RestorePhase, condition_reasons as reasons, condition_types as types, event_reasons,
 };
 
+use super::super::admin_sql;
 use super::super::conditions;
 use super::super::context::Context;
 use super::super::error::{Error, Result};
@@ -32,7 +33,7 @@ use super::super::notify::plan::Transition;
 use super::super::quantity;
 use super::super::queue::{self, Waiter};
 use super::super::snapshots::{CompiledFilter, SnapshotInfo, choose_newest};
-use super::super::specs::{self, ADMIN_USER, FIELD_MANAGER, PASSWORD_KEY, USERNAME_KEY};
+use super::super::specs::{self, FIELD_MANAGER, USERNAME_KEY};
 use crate::cli::kopia::error_chain;
 use crate::cli::repository::RepositoryError;
 use plan::{Action, FailureView, MigrationState, MigrationView, Observed, RestoreView, Source};
@@ -434,49 +435,12 @@ async fn apply_service(
 }
 
 /// `_pgro.restore_info.stage = 'outgoing'` in a restore that no longer serves, over the per-restore Service
-/// as `pgro_admin` (best effort: it only informs people connected to the old copy).
+/// as `pgro_admin` (best effort: it only informs people connected to the old copy), then the annotation that
+/// says it was done.
 async fn mark_outgoing(ctx: &Context, replica: &str, ns: &str, restore: &str) -> Result<()> {
-    let services: Api<Service> = Api::namespaced(ctx.client.clone(), ns);
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
-    let Some(ip) = services
-        .get_opt(restore)
-        .await?
-        .and_then(|s| s.spec)
-        .and_then(|s| s.cluster_ip)
-        .filter(|ip| ip != "None")
-    else {
+    if !admin_sql::mark_outgoing(ctx, ns, replica, restore).await? {
         return Ok(());
-    };
-    let password = secrets
-        .get(&naming::admin_secret(replica))
-        .await?
-        .data
-        .and_then(|d| {
-            d.get(PASSWORD_KEY)
-                .map(|v| String::from_utf8_lossy(&v.0).into_owned())
-        })
-        .unwrap_or_default();
-    let mut cfg = tokio_postgres::Config::new();
-    cfg.host(&ip)
-        .port(5432)
-        .user(ADMIN_USER)
-        .password(password)
-        .dbname(plan::ANALYTICS_DATABASE)
-        .application_name("pgro-operator")
-        .connect_timeout(Duration::from_secs(5));
-    let pg_err = |source| Error::Postgres {
-        restore: restore.to_owned(),
-        source,
-    };
-    let (client, conn) = cfg.connect(tokio_postgres::NoTls).await.map_err(pg_err)?;
-    let conn = tokio::spawn(conn);
-    let updated = client
-        .execute("UPDATE _pgro.restore_info SET stage = 'outgoing'", &[])
-        .await
-        .map_err(pg_err);
-    drop(client);
-    let _ = conn.await;
-    updated?;
+    }
     let restores: Api<PostgresPhysicalRestore> = Api::namespaced(ctx.client.clone(), ns);
     let patch = serde_json::json!({"metadata": {"annotations": {ANNOTATION_OUTGOING: "true"}}});
     restores

@@ -10,19 +10,20 @@ use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Service};
-use kube::ResourceExt;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
+use kube::{Resource, ResourceExt};
 use pgro_api::{PostgresPhysicalReplica, PostgresPhysicalRestore, RestorePhase};
 
+use super::super::admin_sql;
 use super::super::context::Context;
 use super::super::error::{Error, Result};
-use super::super::k8s::{apply_new, apply_status, create_if_absent};
+use super::super::k8s::{apply_new, apply_status, create_if_absent, publish};
 use super::super::metrics::{ControllerLabels, ReasonLabels};
 use super::super::naming;
 use super::super::quantity;
 use super::super::specs::{self, LiveFields, RestoreInputs};
-use plan::{Child, DeploymentView, JobReport, JobView, Observed};
+use plan::{Child, DeploymentView, Fix, JobReport, JobView, Observed};
 
 /// Reads the restore Job and its pods' termination messages.
 async fn observe_job(ctx: &Context, ns: &str, restore: &str) -> Result<Option<JobView>> {
@@ -156,6 +157,23 @@ async fn reconcile_inner(restore: &PostgresPhysicalRestore, ctx: &Context) -> Re
             })
     };
     let service = terminal || services.get_opt(&name).await?.is_some();
+    // I1/I6: once the instance is ready, what it had to change is read (once) from `_pgro.restore_info`.
+    let unread = restore
+        .status
+        .as_ref()
+        .is_none_or(|s| s.instance_fixes.is_none());
+    let read_fixes = unread && deployment.as_ref().is_some_and(|d| d.ready);
+    let fixes = if read_fixes {
+        match admin_sql::read_fixes(ctx, &ns, &restore.spec.replica.name, &name).await {
+            Ok(fixes) => fixes.as_ref().map(Fix::parse_all),
+            Err(e) => {
+                tracing::warn!(restore = %name, error = %e, "reading _pgro.restore_info.fixes failed; retrying later");
+                None
+            }
+        }
+    } else {
+        None
+    };
     let snapshot_bytes = quantity::to_bytes(&restore.spec.snapshot_size).unwrap_or(0);
     let observed = Observed {
         restore,
@@ -165,6 +183,7 @@ async fn reconcile_inner(restore: &PostgresPhysicalRestore, ctx: &Context) -> Re
         service,
         desired_live: specs::live_fields(&replica, &settings),
         ready_timeout: specs::ready_timeout(&settings, snapshot_bytes),
+        fixes,
     };
     let plan = plan::decide(&observed, Timestamp::now());
 
@@ -231,7 +250,17 @@ async fn reconcile_inner(restore: &PostgresPhysicalRestore, ctx: &Context) -> Re
                 .inc();
         }
     }
-    let heartbeat = Duration::from_secs(300);
+    let regarding = restore.object_ref(&());
+    for ev in &plan.events {
+        publish(ctx, &regarding, ev, "Reconcile").await;
+        tracing::warn!(restore = %name, reason = ev.reason, note = %ev.note, "event");
+    }
+    // An unread `fixes` (the instance was not reachable yet) is tried again soon, not at the heartbeat.
+    let heartbeat = if read_fixes && observed.fixes.is_none() {
+        Duration::from_secs(10)
+    } else {
+        Duration::from_secs(300)
+    };
     Ok(Action::requeue(
         plan.requeue.map_or(heartbeat, |r| r.min(heartbeat)),
     ))

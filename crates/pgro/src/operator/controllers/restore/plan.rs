@@ -11,10 +11,11 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use pgro_api::{
     PostgresPhysicalRestore, PostgresPhysicalRestoreStatus, RestoreJobStatus, RestorePhase,
-    condition_reasons as reasons, condition_types as types,
+    condition_reasons as reasons, condition_types as types, event_reasons,
 };
 
 use crate::operator::conditions::{self, Cond};
+use crate::operator::controllers::replica::plan::EventSpec;
 use crate::operator::naming;
 use crate::operator::specs::LiveFields;
 use crate::restore::{RestoreFailure, RestoreResult};
@@ -38,6 +39,66 @@ impl JobReport {
             .map(Self::Done)
             .or_else(|_| serde_json::from_str::<RestoreFailure>(m).map(Self::Failed))
             .ok()
+    }
+}
+
+/// A change `pgro instance` made to serve the data, as recorded in `_pgro.restore_info.fixes`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(tag = "fix")]
+pub enum Fix {
+    /// Recovery could not reach consistency: `pg_resetwal -f`, then a full reindex (I1).
+    #[serde(rename = "pg_resetwal")]
+    ResetWal {
+        /// The server's message that showed consistency was out of reach.
+        #[serde(default)]
+        reason: String,
+    },
+    /// A database's locale was missing in the image and was switched (I6).
+    #[serde(rename = "locale")]
+    Locale {
+        /// The database.
+        database: String,
+        /// Its locale in the snapshot.
+        from: String,
+        /// Its locale now.
+        to: String,
+    },
+    /// A kind this operator does not know (a newer instance manager).
+    #[serde(other)]
+    Other,
+}
+
+impl Fix {
+    /// The entries of a `fixes` array (entries of unknown shape count as [`Fix::Other`]).
+    #[must_use]
+    pub fn parse_all(fixes: &serde_json::Value) -> Vec<Self> {
+        fixes
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|f| serde_json::from_value(f.clone()).unwrap_or(Self::Other))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The line in `status.instanceFixes`, and the Warning event that announces it.
+    fn report(&self) -> Option<(String, &'static str)> {
+        match self {
+            Self::ResetWal { reason } => Some((
+                format!(
+                    "pg_resetwal: recovery could not reach a consistent state ({reason}); the WAL was reset and every index rebuilt, so the data may be inconsistent"
+                ),
+                event_reasons::RECOVERY_FALLBACK,
+            )),
+            Self::Locale { database, from, to } => Some((
+                format!(
+                    "locale: database {database} switched from {from} (not in the image) to {to}; its collation-dependent indexes were rebuilt"
+                ),
+                event_reasons::LOCALE_SWITCHED,
+            )),
+            Self::Other => None,
+        }
     }
 }
 
@@ -80,6 +141,9 @@ pub struct Observed<'a> {
     pub desired_live: LiveFields,
     /// How long PostgreSQL may take to become ready after the Job (S5).
     pub ready_timeout: Duration,
+    /// `_pgro.restore_info.fixes`, when it was read this pass (only while `status.instanceFixes` is unset
+    /// and the instance is ready).
+    pub fixes: Option<Vec<Fix>>,
 }
 
 /// A child to create.
@@ -106,6 +170,8 @@ pub struct Plan {
     pub status: PostgresPhysicalRestoreStatus,
     /// Look again after this long even if nothing changes.
     pub requeue: Option<Duration>,
+    /// Events about this restore (recorded after the status that holds their cause).
+    pub events: Vec<EventSpec>,
 }
 
 fn failed_reason(
@@ -165,6 +231,7 @@ pub fn decide(o: &Observed<'_>, now: Timestamp) -> Plan {
         patch_live: None,
         status: PostgresPhysicalRestoreStatus::default(),
         requeue: None,
+        events: Vec::new(),
     };
     if phase == RestorePhase::Failed {
         plan.status = status;
@@ -323,6 +390,22 @@ pub fn decide(o: &Observed<'_>, now: Timestamp) -> Plan {
         generation,
         &now_t,
     );
+    // I1/I6: what the instance changed is recorded once, with a Warning for each change.
+    if status.instance_fixes.is_none()
+        && let Some(fixes) = &o.fixes
+    {
+        let reports: Vec<(String, &'static str)> = fixes.iter().filter_map(Fix::report).collect();
+        plan.events = reports
+            .iter()
+            .map(|(note, reason)| EventSpec {
+                warning: true,
+                reason,
+                note: note.clone(),
+                restore: None,
+            })
+            .collect();
+        status.instance_fixes = Some(reports.into_iter().map(|(line, _)| line).collect());
+    }
     match phase {
         RestorePhase::Pending | RestorePhase::Restoring => {
             if ready {

@@ -46,6 +46,7 @@ fn observed(r: &PostgresPhysicalRestore) -> Observed<'_> {
         service: false,
         desired_live: live(),
         ready_timeout: Duration::from_secs(1800),
+        fixes: None,
     }
 }
 
@@ -311,4 +312,82 @@ fn termination_messages_parse_as_result_or_failure() {
     let bad = r#"{"error":"WrongPassword","message":"wrong password","exitCode":4}"#;
     assert!(matches!(JobReport::parse(bad), Some(JobReport::Failed(_))));
     assert_eq!(JobReport::parse("panicked at src/main.rs"), None);
+}
+
+fn ready_with(fixes: serde_json::Value) -> Plan {
+    let r =
+        restore("{phase: Restoring, postgresVersion: '16', restoredAt: '2026-11-21T10:18:00Z'}");
+    let mut o = observed(&r);
+    o.service = true;
+    o.deployment = Some(DeploymentView {
+        ready: true,
+        live: live(),
+    });
+    o.fixes = Some(Fix::parse_all(&fixes));
+    decide(&o, at(NOW))
+}
+
+#[test]
+fn instance_fixes_are_recorded_once_with_a_warning_each() {
+    let p = ready_with(serde_json::json!([
+        {"fix": "pg_resetwal", "reason": "could not locate a valid checkpoint record", "backupLabelRemoved": false},
+        {"fix": "locale", "database": "shop", "from": "de_DE.UTF-8", "to": "C.UTF-8"},
+        {"fix": "something-newer", "x": 1},
+    ]));
+    assert_eq!(p.status.phase, Some(RestorePhase::Ready));
+    let lines = p.status.instance_fixes.clone().expect("recorded");
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(
+        lines[0].starts_with("pg_resetwal: ")
+            && lines[0].contains("could not locate a valid checkpoint record")
+    );
+    assert!(
+        lines[1].contains("shop")
+            && lines[1].contains("de_DE.UTF-8")
+            && lines[1].contains("C.UTF-8")
+    );
+    let reasons: Vec<_> = p.events.iter().map(|e| (e.reason, e.warning)).collect();
+    assert_eq!(
+        reasons,
+        [
+            (event_reasons::RECOVERY_FALLBACK, true),
+            (event_reasons::LOCALE_SWITCHED, true)
+        ]
+    );
+
+    // Once recorded, a later read changes nothing and announces nothing.
+    let mut r = restore("{}");
+    r.status = Some(p.status.clone());
+    let mut o = observed(&r);
+    o.service = true;
+    o.deployment = Some(DeploymentView {
+        ready: true,
+        live: live(),
+    });
+    o.fixes = Some(Vec::new());
+    let again = decide(&o, at(NOW));
+    assert_eq!(again.status.instance_fixes, Some(lines));
+    assert!(again.events.is_empty());
+}
+
+#[test]
+fn a_clean_instance_records_an_empty_list_and_no_event() {
+    let p = ready_with(serde_json::json!([]));
+    assert_eq!(p.status.instance_fixes, Some(Vec::new()));
+    assert!(p.events.is_empty());
+}
+
+#[test]
+fn fixes_not_read_leave_the_field_unset() {
+    let r =
+        restore("{phase: Restoring, postgresVersion: '16', restoredAt: '2026-11-21T10:18:00Z'}");
+    let mut o = observed(&r);
+    o.service = true;
+    o.deployment = Some(DeploymentView {
+        ready: true,
+        live: live(),
+    });
+    let p = decide(&o, at(NOW));
+    assert_eq!(p.status.phase, Some(RestorePhase::Ready));
+    assert_eq!(p.status.instance_fixes, None);
 }

@@ -1,0 +1,109 @@
+//! SQL as `pgro_admin` over a restore's own Service: how the operator reads and marks a running instance
+//! without `pods/exec` or pod logs. Every use is best effort: the instance serves whether or not this works.
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Secret, Service};
+use kube::api::Api;
+
+use super::context::Context;
+use super::error::{Error, Result};
+use super::naming;
+use super::specs::{ADMIN_USER, PASSWORD_KEY};
+
+/// The database `_pgro.restore_info` is read from (the instance records it in every database it targets).
+const DATABASE: &str = "postgres";
+
+/// A session with the restore's instance, or `None` while its Service has no cluster IP.
+///
+/// # Errors
+///
+/// API errors reading the Service or the `<replica>-admin` Secret; connection errors.
+pub async fn connect(
+    ctx: &Context,
+    ns: &str,
+    replica: &str,
+    restore: &str,
+) -> Result<Option<tokio_postgres::Client>> {
+    let services: Api<Service> = Api::namespaced(ctx.client.clone(), ns);
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    let Some(ip) = services
+        .get_opt(restore)
+        .await?
+        .and_then(|s| s.spec)
+        .and_then(|s| s.cluster_ip)
+        .filter(|ip| ip != "None")
+    else {
+        return Ok(None);
+    };
+    let password = secrets
+        .get(&naming::admin_secret(replica))
+        .await?
+        .data
+        .and_then(|d| {
+            d.get(PASSWORD_KEY)
+                .map(|v| String::from_utf8_lossy(&v.0).into_owned())
+        })
+        .unwrap_or_default();
+    let mut cfg = tokio_postgres::Config::new();
+    cfg.host(&ip)
+        .port(5432)
+        .user(ADMIN_USER)
+        .password(password)
+        .dbname(DATABASE)
+        .application_name("pgro-operator")
+        .connect_timeout(Duration::from_secs(5));
+    let (client, conn) = cfg
+        .connect(tokio_postgres::NoTls)
+        .await
+        .map_err(pg_error(restore))?;
+    // The connection ends when the client is dropped.
+    tokio::spawn(conn);
+    Ok(Some(client))
+}
+
+/// Maps a driver error to [`Error::Postgres`] naming the restore.
+pub fn pg_error(restore: &str) -> impl Fn(tokio_postgres::Error) -> Error + '_ {
+    move |source| Error::Postgres {
+        restore: restore.to_owned(),
+        source,
+    }
+}
+
+/// `_pgro.restore_info.stage = 'outgoing'`: people still connected to the old copy can see it is going.
+///
+/// # Errors
+///
+/// As [`connect`], and the update failing.
+pub async fn mark_outgoing(ctx: &Context, ns: &str, replica: &str, restore: &str) -> Result<bool> {
+    let Some(client) = connect(ctx, ns, replica, restore).await? else {
+        return Ok(false);
+    };
+    client
+        .execute("UPDATE _pgro.restore_info SET stage = 'outgoing'", &[])
+        .await
+        .map_err(pg_error(restore))?;
+    Ok(true)
+}
+
+/// `_pgro.restore_info.fixes` (a JSON array), or `None` while the instance cannot be reached.
+///
+/// # Errors
+///
+/// As [`connect`], and the query failing.
+pub async fn read_fixes(
+    ctx: &Context,
+    ns: &str,
+    replica: &str,
+    restore: &str,
+) -> Result<Option<serde_json::Value>> {
+    let Some(client) = connect(ctx, ns, replica, restore).await? else {
+        return Ok(None);
+    };
+    let row = client
+        .query_one("SELECT fixes::text FROM _pgro.restore_info", &[])
+        .await
+        .map_err(pg_error(restore))?;
+    let text: String = row.get(0);
+    Ok(serde_json::from_str(&text).ok())
+}
