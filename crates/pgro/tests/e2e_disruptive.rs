@@ -534,3 +534,95 @@ async fn two_operators_only_the_leader_reconciles_and_killing_it_hands_over() {
     scale_operator(&client, 1).await;
     ns.delete().await.unwrap();
 }
+
+/// The last "settings reloaded" line of each operator pod's log.
+fn last_reload_lines(w: &World, pods: &[Pod]) -> Vec<Option<String>> {
+    pods.iter()
+        .map(|p| {
+            w.env
+                .kubelet()
+                .logs(OPERATOR_NS, &p.name_any(), None)
+                .unwrap_or_default()
+                .lines()
+                .rev()
+                .find(|l| l.contains("settings reloaded"))
+                .map(str::to_owned)
+        })
+        .collect()
+}
+
+/// O3: the log format and level follow the settings ConfigMap while the operator runs (deploy/operator.yaml
+/// starts it with JSON at `info`), and removing the keys restores the start values.
+#[tokio::test(flavor = "multi_thread")]
+async fn log_format_and_level_follow_the_settings_configmap() {
+    let _serial = SERIAL.lock().await;
+    let Some(w) = world("log_settings").await else {
+        return;
+    };
+    let client = w.client();
+    wait_operator_ready(&client, 1).await;
+    let pods = operator_pods(&client).await;
+    let cms: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::namespaced(client.clone(), OPERATOR_NS);
+    let set = |format: serde_json::Value, level: serde_json::Value| {
+        let cms = cms.clone();
+        async move {
+            let patch = serde_json::json!({"data": {"logFormat": format, "logLevel": level}});
+            cms.patch(
+                "pgro-config",
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await
+            .unwrap();
+        }
+    };
+
+    set("text".into(), "pgro=debug,info".into()).await;
+    pgro_testkit::eventually("text log lines", Duration::from_secs(30), || async {
+        let lines = last_reload_lines(w, &pods);
+        Ok(lines
+            .iter()
+            .all(|l| {
+                l.as_deref()
+                    .is_some_and(|l| !l.trim_start().starts_with('{') && l.contains("INFO"))
+            })
+            .then_some(()))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}: {}", operator_logs(w.env, &pods)));
+
+    set(serde_json::Value::Null, serde_json::Value::Null).await;
+    pgro_testkit::eventually("JSON log lines again", Duration::from_secs(30), || async {
+        let lines = last_reload_lines(w, &pods);
+        Ok(lines
+            .iter()
+            .all(|l| {
+                l.as_deref()
+                    .and_then(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                    .is_some_and(|v| v["level"] == "INFO")
+            })
+            .then_some(()))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}: {}", operator_logs(w.env, &pods)));
+
+    // A level directive the filter refuses is reported and changes nothing.
+    set("json".into(), "pgro=loud".into()).await;
+    pgro_testkit::eventually("refusal logged", Duration::from_secs(30), || async {
+        Ok(pods
+            .iter()
+            .all(|p| {
+                w.env
+                    .kubelet()
+                    .logs(OPERATOR_NS, &p.name_any(), None)
+                    .unwrap_or_default()
+                    .lines()
+                    .any(|l| l.contains("settings ConfigMap refused") && l.contains("logLevel"))
+            })
+            .then_some(()))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}: {}", operator_logs(w.env, &pods)));
+    set(serde_json::Value::Null, serde_json::Value::Null).await;
+}

@@ -141,6 +141,9 @@ async fn watch_settings(
             }
             let changed = settings.read().map(|cur| **cur != s).unwrap_or(true);
             if changed {
+                if let Err(e) = crate::logging::reconfigure(s.log_format, &s.log_level) {
+                    tracing::warn!(error = %e, "log settings not applied");
+                }
                 tracing::info!(settings = ?s, "settings reloaded");
                 if let Ok(mut w) = settings.write() {
                     *w = Arc::new(s);

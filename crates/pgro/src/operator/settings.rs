@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::logging::LogFormat;
 use k8s_openapi::api::core::v1::Toleration;
 
 /// `pgro operator` flags; each has an environment variable.
@@ -63,6 +64,16 @@ pub struct OperatorArgs {
     /// Delays before the 2nd, 3rd, … attempt of a notification (5 attempts in all).
     #[arg(long, env = "PGRO_NOTIFICATION_BACKOFF", default_value = "30s,2m,10m,1h", value_parser = parse_backoff_arg)]
     pub notification_backoff: Backoff,
+    /// Log line format.
+    #[arg(long, env = "PGRO_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, ignore_case = true)]
+    pub log_format: LogFormat,
+    /// Log filter (`info`, `pgro=debug,kube=warn`, …).
+    #[arg(long, env = "PGRO_LOG", default_value = "info", value_parser = parse_level_arg)]
+    pub log_level: String,
+}
+
+fn parse_level_arg(s: &str) -> Result<String, String> {
+    crate::logging::parse_level(s).map(|_| s.trim().to_owned())
 }
 
 /// Notification retry delays, as one flag value (`30s,2m,10m,1h`).
@@ -103,6 +114,10 @@ pub struct Settings {
     pub failed_restore_retention: Duration,
     /// Notification retry delays.
     pub notification_backoff: Vec<Duration>,
+    /// Log line format.
+    pub log_format: LogFormat,
+    /// Log filter directive.
+    pub log_level: String,
 }
 
 impl Settings {
@@ -122,6 +137,8 @@ impl Settings {
             restore_deadline: a.restore_deadline,
             failed_restore_retention: a.failed_restore_retention,
             notification_backoff: a.notification_backoff.0.clone(),
+            log_format: a.log_format,
+            log_level: a.log_level.clone(),
         }
     }
 
@@ -189,6 +206,8 @@ impl Settings {
                     s.notification_backoff =
                         super::notify::plan::parse_backoff(value).map_err(bad)?;
                 }
+                "logFormat" => s.log_format = LogFormat::parse(value).map_err(bad)?,
+                "logLevel" => s.log_level = parse_level_arg(value).map_err(bad)?,
                 _ => unknown.push(key.clone()),
             }
         }
@@ -268,6 +287,8 @@ mod tests {
                 ),
                 ("podAnnotations", "{team: data}"),
                 ("readyTimeout", "5m"),
+                ("logFormat", "JSON"),
+                ("logLevel", "pgro=debug,kube=warn"),
                 ("fromTheFuture", "x"),
             ]),
         )
@@ -279,6 +300,8 @@ mod tests {
         assert_eq!(s.tolerations[0].key.as_deref(), Some("dedicated"));
         assert_eq!(s.pod_annotations["team"], "data");
         assert_eq!(s.ready_timeout, Duration::from_secs(300));
+        assert_eq!(s.log_format, LogFormat::Json);
+        assert_eq!(s.log_level, "pgro=debug,kube=warn");
         assert_eq!(unknown, ["fromTheFuture"]);
     }
 
@@ -290,6 +313,8 @@ mod tests {
             ("readyTimeout", "soon"),
             ("nodeSelector", "[1, 2"),
             ("pgroImage", " "),
+            ("logFormat", "xml"),
+            ("logLevel", "pgro=loud"),
         ] {
             let err = Settings::with_overrides(&defaults(), &data(&[(k, v)])).expect_err(k);
             assert_eq!(err.key, k);
