@@ -233,24 +233,45 @@ async fn concurrency_limit_queues_replicas_in_order_across_an_operator_restart()
         .await;
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    // Two wait while one restores: positions 1 and 2.
-    wait_replica(
-        w,
-        &ns,
-        "qc",
-        "qc queued at 2",
+    // Two wait while one restores: positions 1 and 2. Which replica restores first is whichever the
+    // operator reconciles first (its controllers may start after all three exist), so the test follows
+    // the one queued last rather than assuming creation order.
+    let replicas = ns.api::<PostgresPhysicalReplica>();
+    let last = pgro_testkit::eventually(
+        "two replicas queued at 1 and 2",
         Duration::from_secs(60),
-        |r, _| r.status.as_ref().is_some_and(|s| s.queue_position == 2),
+        || async {
+            let mut queued: Vec<(u32, String)> = replicas
+                .list(&ListParams::default())
+                .await?
+                .items
+                .into_iter()
+                .filter_map(|r| {
+                    let q = r.status.as_ref()?.queue_position;
+                    (q > 0).then(|| (q, r.name_any()))
+                })
+                .collect();
+            queued.sort();
+            let positions: Vec<u32> = queued.iter().map(|(q, _)| *q).collect();
+            Ok((positions == [1, 2]).then(|| queued[1].1.clone()))
+        },
     )
-    .await;
+    .await
+    .unwrap();
+    eprintln!("{last} is queued last");
     // Restart the operator while the first restore runs.
     let killed = kill_leader(w).await;
     eprintln!("killed operator {killed}");
     new_leader(&client, &killed).await;
-    // Positions move: qc reaches 1 once the first finished and the second started.
-    wait_replica(w, &ns, "qc", "qc moves to 1", READY_TIMEOUT, |r, _| {
-        r.status.as_ref().is_some_and(|s| s.queue_position == 1)
-    })
+    // Positions move: the last one reaches 1 once the first finished and the second started.
+    wait_replica(
+        w,
+        &ns,
+        &last,
+        "the last one moves to 1",
+        READY_TIMEOUT,
+        |r, _| r.status.as_ref().is_some_and(|s| s.queue_position == 1),
+    )
     .await;
     for name in ["qa", "qb", "qc"] {
         wait_replica(w, &ns, name, "Ready", READY_TIMEOUT, |r, _| {
@@ -267,7 +288,7 @@ async fn concurrency_limit_queues_replicas_in_order_across_an_operator_restart()
     );
     let seen = positions_seen.lock().unwrap().clone();
     assert!(
-        seen.contains(&("qc".to_owned(), 2)) && seen.contains(&("qc".to_owned(), 1)),
+        seen.contains(&(last.clone(), 2)) && seen.contains(&(last.clone(), 1)),
         "{seen:?}"
     );
     assert!(
