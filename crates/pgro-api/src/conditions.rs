@@ -102,4 +102,6 @@ pub mod event_reasons {
     pub const RECOVERY_FALLBACK: &str = "RecoveryFallback";
     /// On a restore: a database's locale is not available in the image and was switched (behaviour I6).
     pub const LOCALE_SWITCHED: &str = "LocaleSwitched";
+    /// A reconcile failed (an API or PostgreSQL error, not a problem of the spec); it is retried.
+    pub const RECONCILE_FAILED: &str = "ReconcileFailed";
 }

@@ -9,14 +9,24 @@ use std::time::Duration;
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 
+use pgro_api::event_reasons;
+use replica::plan::EventSpec;
+
 use super::context::Context;
 use super::error::{Error, ErrorClass};
+use super::k8s::publish;
 use super::metrics::ErrorLabels;
 
-/// One error policy for both controllers: a metric, a structured warning, and a requeue by class.
-pub fn error_policy<K>(controller: &'static str, obj: &Arc<K>, err: &Error, ctx: &Context) -> Action
+/// One error policy for both controllers: a metric, a structured warning, a Warning event on the object,
+/// and a requeue by class.
+pub fn error_policy<K>(
+    controller: &'static str,
+    obj: &Arc<K>,
+    err: &Error,
+    ctx: &Arc<Context>,
+) -> Action
 where
-    K: Resource,
+    K: Resource<DynamicType = ()>,
 {
     let class = err.class();
     ctx.metrics
@@ -41,5 +51,18 @@ where
         error = %err,
         "reconcile failed; requeueing"
     );
+    // The event puts the reason where users look (`kubectl describe`); repeats fold into one series. A
+    // conflict only means this pass saw a stale object and is retried at once: nothing to tell.
+    if err.label() != "conflict" {
+        let regarding = obj.object_ref(&());
+        let ev = EventSpec {
+            warning: true,
+            reason: event_reasons::RECONCILE_FAILED,
+            note: format!("{err}; retrying in {}", humantime::format_duration(after)),
+            restore: None,
+        };
+        let ctx = Arc::clone(ctx);
+        tokio::spawn(async move { publish(&ctx, &regarding, &ev, "Reconcile").await });
+    }
     Action::requeue(after)
 }

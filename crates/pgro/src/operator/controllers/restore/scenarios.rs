@@ -305,12 +305,60 @@ async fn stale_status_write_is_a_conflict_retried_in_a_second() {
         .await;
         api.done().await;
     };
-    let err = run_scenario(script, reconcile(Arc::clone(&obj), ctx))
-        .await
-        .expect_err("a conflict fails the reconcile");
+    // The error policy runs while the script still listens: a conflict records no event.
+    let pass = async {
+        let err = reconcile(Arc::clone(&obj), ctx)
+            .await
+            .expect_err("a conflict fails the reconcile");
+        let action = error_policy("restore", &obj, &err, &policy_ctx);
+        (err, action)
+    };
+    let (err, action) = run_scenario(script, pass).await;
     assert_eq!(err.class(), ErrorClass::Transient);
-    assert_eq!(
-        error_policy("restore", &obj, &err, &policy_ctx),
-        Action::requeue(Duration::from_secs(1))
-    );
+    assert_eq!(action, Action::requeue(Duration::from_secs(1)));
+}
+
+/// Style H10: any other failure is retried by class and told on the object as a Warning event.
+#[tokio::test]
+async fn failed_reconcile_is_retried_and_told_in_a_warning_event() {
+    let (ctx, mut api) = Context::test();
+    let obj = restore(Value::Null);
+    let policy_ctx = Arc::clone(&ctx);
+    let script = async move {
+        api.answer(
+            Method::GET,
+            "/apis/pgro.bes.au/v1alpha1/namespaces/ns/postgresphysicalreplicas/test",
+            200,
+            &replica_json(),
+        )
+        .await;
+        api.answer(
+            Method::GET,
+            &format!("/api/v1{NS}/persistentvolumeclaims/{NAME}-data"),
+            500,
+            &crate::operator::testing::status(500, "InternalError"),
+        )
+        .await;
+        let event = api
+            .echo(Method::POST, "/apis/events.k8s.io/v1/namespaces/ns/events")
+            .await;
+        assert_eq!(event.body["type"], "Warning");
+        assert_eq!(event.body["reason"], "ReconcileFailed");
+        assert_eq!(event.body["regarding"]["kind"], "PostgresPhysicalRestore");
+        assert_eq!(event.body["regarding"]["name"], NAME);
+        let note = event.body["note"].as_str().expect("note");
+        assert!(
+            note.contains("InternalError (scripted)") && note.ends_with("retrying in 10s"),
+            "{note}"
+        );
+        api.done().await;
+    };
+    let pass = async {
+        let err = reconcile(Arc::clone(&obj), ctx)
+            .await
+            .expect_err("a server error fails the reconcile");
+        error_policy("restore", &obj, &err, &policy_ctx)
+    };
+    let action = run_scenario(script, pass).await;
+    assert_eq!(action, Action::requeue(Duration::from_secs(10)));
 }
