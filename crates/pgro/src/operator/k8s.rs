@@ -2,7 +2,8 @@
 
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::core::v1::ObjectReference;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
 use serde::Serialize;
@@ -93,6 +94,45 @@ where
     )
     .await?;
     Ok(())
+}
+
+/// The termination message of `container` in the newest pod of Job `job` that has one (its current state,
+/// else its last state): how the Job's last attempt ended.
+///
+/// # Errors
+///
+/// API errors listing the pods.
+pub async fn newest_termination_message(
+    client: &kube::Client,
+    ns: &str,
+    job: &str,
+    container: &str,
+) -> Result<Option<String>> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let list = pods
+        .list(&ListParams::default().labels(&format!("batch.kubernetes.io/job-name={job}")))
+        .await?;
+    let newest = list
+        .items
+        .iter()
+        .filter_map(|p| {
+            let created = p.metadata.creation_timestamp.as_ref()?.0;
+            let c = p
+                .status
+                .as_ref()?
+                .container_statuses
+                .as_ref()?
+                .iter()
+                .find(|c| c.name == container)?;
+            let term = c
+                .state
+                .as_ref()
+                .and_then(|s| s.terminated.as_ref())
+                .or_else(|| c.last_state.as_ref().and_then(|s| s.terminated.as_ref()))?;
+            Some((created, term.message.clone().unwrap_or_default()))
+        })
+        .max_by_key(|(created, _)| *created);
+    Ok(newest.map(|(_, message)| message))
 }
 
 /// Records an event on `regarding`, with the restore it concerns as `related` (best effort: a failed event

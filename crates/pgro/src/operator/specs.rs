@@ -12,7 +12,9 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::Resource;
-use pgro_api::{LABEL_COMPONENT, LABEL_REPLICA, LABEL_RESTORE, MANAGED_BY};
+use pgro_api::{
+    LABEL_COMPONENT, LABEL_REPLICA, LABEL_RESTORE, MANAGED_BY, PostgresPhysicalReplica,
+};
 
 pub use replica_objects::{
     ADMIN_USER, admin_secret, credentials_secret, new_restore, replica_service,
@@ -150,6 +152,18 @@ pub fn postgres_selector(restore: &str) -> BTreeMap<String, String> {
         ),
         (LABEL_COMPONENT.to_owned(), COMPONENT_POSTGRES.to_owned()),
     ])
+}
+
+/// The replica's name, which every builder needs (the API server always sets it).
+fn replica_name(replica: &PostgresPhysicalReplica) -> Result<&str, BuildError> {
+    replica
+        .metadata
+        .name
+        .as_deref()
+        .ok_or(BuildError::MissingMetadata {
+            kind: "PostgresPhysicalReplica",
+            field: "metadata.name",
+        })
 }
 
 /// The restricted pod security context every pgro pod runs with (non-root, as `uid`).

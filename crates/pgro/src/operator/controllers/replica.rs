@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Pod, Secret, Service};
+use k8s_openapi::api::core::v1::{Secret, Service};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action as KubeAction;
 use kube::{Resource, ResourceExt};
@@ -24,7 +24,9 @@ use super::super::admin_sql;
 use super::super::conditions;
 use super::super::context::Context;
 use super::super::error::{Error, Result};
-use super::super::k8s::{apply_status, create_if_absent, is_not_found, publish};
+use super::super::k8s::{
+    apply_status, create_if_absent, is_not_found, newest_termination_message, publish,
+};
 use super::super::kopia_secret;
 use super::super::metrics::ControllerLabels;
 use super::super::naming;
@@ -180,28 +182,11 @@ async fn observe_migration(
     let conds = job.status.and_then(|s| s.conditions).unwrap_or_default();
     let is = |t: &str| conds.iter().any(|c| c.type_ == t && c.status == "True");
     let message = || async {
-        let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
-        let list = pods
-            .list(&ListParams::default().labels(&format!("batch.kubernetes.io/job-name={name}")))
-            .await?;
-        let mut msgs: Vec<(Timestamp, String)> = list
-            .items
-            .iter()
-            .filter_map(|p| {
-                let created = p.metadata.creation_timestamp.as_ref()?.0;
-                let c = p
-                    .status
-                    .as_ref()?
-                    .container_statuses
-                    .as_ref()?
-                    .iter()
-                    .find(|c| c.name == "migrate")?;
-                let t = c.state.as_ref()?.terminated.as_ref()?;
-                Some((created, t.message.clone().unwrap_or_default()))
-            })
-            .collect();
-        msgs.sort_by_key(|(t, _)| *t);
-        Ok::<_, kube::Error>(msgs.pop().map(|(_, m)| m).unwrap_or_default())
+        Ok::<_, Error>(
+            newest_termination_message(&ctx.client, ns, &name, "migrate")
+                .await?
+                .unwrap_or_default(),
+        )
     };
     let state = if is("Complete") {
         let m = message().await?;

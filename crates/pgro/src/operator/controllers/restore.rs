@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Service};
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Service};
+use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 use pgro_api::{PostgresPhysicalReplica, PostgresPhysicalRestore, RestorePhase};
@@ -18,7 +18,9 @@ use pgro_api::{PostgresPhysicalReplica, PostgresPhysicalRestore, RestorePhase};
 use super::super::admin_sql;
 use super::super::context::Context;
 use super::super::error::{Error, Result};
-use super::super::k8s::{apply_new, apply_status, create_if_absent, publish};
+use super::super::k8s::{
+    apply_new, apply_status, create_if_absent, newest_termination_message, publish,
+};
 use super::super::metrics::{ControllerLabels, ReasonLabels};
 use super::super::naming;
 use super::super::quantity;
@@ -51,28 +53,9 @@ async fn observe_job(ctx: &Context, ns: &str, restore: &str) -> Result<Option<Jo
             c.message.clone().unwrap_or_default(),
         )
     });
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
-    let list = pods
-        .list(&ListParams::default().labels(&format!("batch.kubernetes.io/job-name={name}")))
-        .await?;
-    // The newest pod that terminated tells how the last attempt ended.
-    let mut reports: Vec<(Timestamp, String)> = list
-        .items
-        .iter()
-        .filter_map(|p| {
-            let created = p.metadata.creation_timestamp.as_ref()?.0;
-            let st = p.status.as_ref()?.container_statuses.as_ref()?;
-            let c = st.iter().find(|c| c.name == "restore")?;
-            let term = c
-                .state
-                .as_ref()
-                .and_then(|s| s.terminated.as_ref())
-                .or_else(|| c.last_state.as_ref().and_then(|s| s.terminated.as_ref()))?;
-            Some((created, term.message.clone().unwrap_or_default()))
-        })
-        .collect();
-    reports.sort_by_key(|(t, _)| *t);
-    let report = reports.last().and_then(|(_, m)| JobReport::parse(m));
+    let report = newest_termination_message(&ctx.client, ns, &name, "restore")
+        .await?
+        .and_then(|m| JobReport::parse(&m));
     Ok(Some(JobView {
         complete_at,
         failed,

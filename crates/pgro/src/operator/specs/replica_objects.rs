@@ -10,7 +10,7 @@ use pgro_api::{
     LABEL_RESTORE, PostgresPhysicalReplica, PostgresPhysicalRestore, PostgresPhysicalRestoreSpec,
 };
 
-use super::{BuildError, PASSWORD_KEY, USERNAME_KEY, controller_ref, replica_labels};
+use super::{BuildError, PASSWORD_KEY, USERNAME_KEY, controller_ref, replica_labels, replica_name};
 use crate::operator::naming;
 
 /// The operator's superuser in every restored instance.
@@ -18,17 +18,6 @@ pub const ADMIN_USER: &str = "pgro_admin";
 
 /// Selector value while no restore is active: matches no pod.
 const NO_RESTORE: &str = "none";
-
-fn name_of(replica: &PostgresPhysicalReplica) -> Result<&str, BuildError> {
-    replica
-        .metadata
-        .name
-        .as_deref()
-        .ok_or(BuildError::MissingMetadata {
-            kind: "PostgresPhysicalReplica",
-            field: "metadata.name",
-        })
-}
 
 fn meta(
     replica: &PostgresPhysicalReplica,
@@ -38,7 +27,7 @@ fn meta(
     Ok(ObjectMeta {
         name: Some(name),
         namespace: replica.metadata.namespace.clone(),
-        labels: Some(replica_labels(name_of(replica)?, component)),
+        labels: Some(replica_labels(replica_name(replica)?, component)),
         owner_references: Some(vec![controller_ref(replica)?]),
         ..ObjectMeta::default()
     })
@@ -66,7 +55,7 @@ pub fn credentials_secret(
     replica: &PostgresPhysicalReplica,
     password: &str,
 ) -> Result<Secret, BuildError> {
-    let name = naming::credentials_secret(name_of(replica)?);
+    let name = naming::credentials_secret(replica_name(replica)?);
     Ok(secret(
         meta(replica, name, "credentials")?,
         &[
@@ -85,7 +74,7 @@ pub fn admin_secret(
     replica: &PostgresPhysicalReplica,
     password: &str,
 ) -> Result<Secret, BuildError> {
-    let name = naming::admin_secret(name_of(replica)?);
+    let name = naming::admin_secret(replica_name(replica)?);
     Ok(secret(
         meta(replica, name, "admin-credentials")?,
         &[(USERNAME_KEY, ADMIN_USER), (PASSWORD_KEY, password)],
@@ -103,7 +92,7 @@ pub fn replica_service(
     replica: &PostgresPhysicalReplica,
     active: Option<&str>,
 ) -> Result<Service, BuildError> {
-    let name = naming::replica_service(name_of(replica)?);
+    let name = naming::replica_service(replica_name(replica)?);
     let mut m = meta(replica, name, "service")?;
     m.annotations = replica.spec.service_annotations.clone();
     Ok(Service {
@@ -135,7 +124,7 @@ pub fn new_restore(
     storage_size: Quantity,
     snapshot_time: jiff::Timestamp,
 ) -> Result<PostgresPhysicalRestore, BuildError> {
-    let replica_name = name_of(replica)?;
+    let replica_name = replica_name(replica)?;
     let mut restore = PostgresPhysicalRestore::new(
         name,
         PostgresPhysicalRestoreSpec {

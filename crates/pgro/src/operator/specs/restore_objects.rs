@@ -54,14 +54,7 @@ impl RestoreInputs<'_> {
     }
 
     fn replica_name(&self) -> Result<&str, BuildError> {
-        self.replica
-            .metadata
-            .name
-            .as_deref()
-            .ok_or(BuildError::MissingMetadata {
-                kind: "PostgresPhysicalReplica",
-                field: "metadata.name",
-            })
+        super::replica_name(self.replica)
     }
 
     fn meta(&self, name: String, component: &str) -> Result<ObjectMeta, BuildError> {
@@ -604,15 +597,7 @@ pub struct MigrationInputs<'a> {
 ///
 /// [`BuildError::MissingMetadata`].
 pub fn schema_migration_job(i: &MigrationInputs<'_>) -> Result<Job, BuildError> {
-    let replica = i
-        .replica
-        .metadata
-        .name
-        .as_deref()
-        .ok_or(BuildError::MissingMetadata {
-            kind: "PostgresPhysicalReplica",
-            field: "metadata.name",
-        })?;
+    let replica = super::replica_name(i.replica)?;
     let ns = i.replica.metadata.namespace.clone().unwrap_or_default();
     let labels = restore_labels(replica, i.target, "schema-migration");
     let svc = |restore: &str| format!("{}.{ns}.svc", naming::restore_deployment(restore));

@@ -406,29 +406,21 @@ pub fn decide(o: &Observed<'_>, now: Timestamp) -> Plan {
             .collect();
         status.instance_fixes = Some(reports.into_iter().map(|(line, _)| line).collect());
     }
-    match phase {
+    // S5: an instance that is not ready fails after the ready timeout, counted from `since`.
+    let within = humantime::format_duration(o.ready_timeout);
+    let unready: Option<(Timestamp, String)> = match phase {
+        RestorePhase::Pending | RestorePhase::Restoring if ready => {
+            status.phase = Some(RestorePhase::Ready);
+            None
+        }
         RestorePhase::Pending | RestorePhase::Restoring => {
-            if ready {
-                status.phase = Some(RestorePhase::Ready);
-            } else {
-                status.phase = Some(RestorePhase::Restoring);
-                let restored = status.restored_at.as_ref().map_or(now, |t| t.0);
-                let deadline = restored.checked_add(o.ready_timeout).unwrap_or(restored);
-                if now >= deadline {
-                    fail(
-                        &mut status,
-                        reasons::READY_TIMEOUT,
-                        format!(
-                            "PostgreSQL did not become ready within {} of the restore completing",
-                            humantime::format_duration(o.ready_timeout)
-                        ),
-                    );
-                } else {
-                    plan.requeue = Some(
-                        Duration::try_from(deadline.duration_since(now)).unwrap_or(Duration::ZERO),
-                    );
-                }
-            }
+            status.phase = Some(RestorePhase::Restoring);
+            Some((
+                status.restored_at.as_ref().map_or(now, |t| t.0),
+                format!(
+                    "PostgreSQL did not become ready within {within} of the restore completing"
+                ),
+            ))
         }
         // A restore that was ready but never served holds the replica's one restore in progress (R6): if
         // its instance stays unready (a crash loop, a crash mid-switchover), it fails after the same
@@ -437,30 +429,28 @@ pub fn decide(o: &Observed<'_>, now: Timestamp) -> Plan {
         RestorePhase::Ready | RestorePhase::Switching
             if !ready && status.activated_at.is_none() =>
         {
-            let deadline = unready_since
-                .checked_add(o.ready_timeout)
-                .unwrap_or(unready_since);
-            if now >= deadline {
-                fail(
-                    &mut status,
-                    reasons::READY_TIMEOUT,
-                    format!(
-                        "PostgreSQL stopped being ready before this restore served and did not recover within {}",
-                        humantime::format_duration(o.ready_timeout)
-                    ),
-                );
-            } else {
-                plan.requeue = Some(
-                    Duration::try_from(deadline.duration_since(now)).unwrap_or(Duration::ZERO),
-                );
-            }
+            Some((
+                unready_since,
+                format!(
+                    "PostgreSQL stopped being ready before this restore served and did not recover within {within}"
+                ),
+            ))
         }
         // Later phases belong to the replica controller; the condition above tracks readiness.
         RestorePhase::Ready
         | RestorePhase::Switching
         | RestorePhase::Active
         | RestorePhase::Failed
-        | RestorePhase::Unknown(_) => {}
+        | RestorePhase::Unknown(_) => None,
+    };
+    if let Some((since, message)) = unready {
+        let deadline = since.checked_add(o.ready_timeout).unwrap_or(since);
+        if now >= deadline {
+            fail(&mut status, reasons::READY_TIMEOUT, message);
+        } else {
+            plan.requeue =
+                Some(Duration::try_from(deadline.duration_since(now)).unwrap_or(Duration::ZERO));
+        }
     }
     plan.status = status;
     plan
