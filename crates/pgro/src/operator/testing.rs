@@ -160,7 +160,8 @@ impl ApiServerVerifier {
 }
 
 /// A response with a JSON body.
-fn respond(code: u16, body: &Value) -> Response<Body> {
+#[must_use]
+pub fn respond(code: u16, body: &Value) -> Response<Body> {
     Response::builder()
         .status(StatusCode::from_u16(code).expect("status code"))
         .header("content-type", "application/json")

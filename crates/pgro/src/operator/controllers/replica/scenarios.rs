@@ -7,7 +7,7 @@ use k8s_openapi::ByteString;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::operator::testing::{ApiServerVerifier, list, merged, run_scenario};
+use crate::operator::testing::{ApiServerVerifier, list, merged, respond, run_scenario};
 
 const NS: &str = "/namespaces/ns";
 const REPLICA: &str = "/apis/pgro.bes.au/v1alpha1/namespaces/ns/postgresphysicalreplicas/test";
@@ -173,15 +173,20 @@ async fn phase_write(api: &mut ApiServerVerifier, current: &Value, phase: &str) 
     assert_eq!(call.body["metadata"]["resourceVersion"], "40");
     assert_eq!(call.body["status"]["phase"], phase, "{name}");
     let updated = merged(current, &call.body);
-    send.send_response(
-        http::Response::builder()
-            .status(200)
-            .body(kube::client::Body::from(
-                serde_json::to_vec(&updated).expect("json"),
-            ))
-            .expect("response"),
-    );
+    send.send_response(respond(200, &updated));
     updated
+}
+
+/// The live read of the new restore's Deployment just before the Service would move to it.
+async fn new_pod_ready(api: &mut ApiServerVerifier, ready_replicas: i32) {
+    api.answer(
+        Method::GET,
+        &format!("/apis/apps/v1{NS}/deployments/{NEW}"),
+        200,
+        &json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": NEW},
+            "status": {"readyReplicas": ready_replicas}}),
+    )
+    .await;
 }
 
 async fn stable_service(api: &mut ApiServerVerifier) -> Value {
@@ -208,14 +213,7 @@ async fn switchover_writes_happen_in_the_crash_safe_order() {
         )
         .await;
         let switching = phase_write(&mut api, &new_ready("Ready"), "Switching").await;
-        api.answer(
-            Method::GET,
-            &format!("/apis/apps/v1{NS}/deployments/{NEW}"),
-            200,
-            &json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": NEW},
-                "status": {"readyReplicas": 1}}),
-        )
-        .await;
+        new_pod_ready(&mut api, 1).await;
         let selector = stable_service(&mut api).await;
         assert_eq!(selector["pgro.bes.au/restore"], NEW);
         let demoted = phase_write(&mut api, &old_active(), "Ready").await;
@@ -264,14 +262,7 @@ async fn service_stays_when_the_new_pod_is_not_ready_right_now() {
             Some(missing_repository()),
         )
         .await;
-        api.answer(
-            Method::GET,
-            &format!("/apis/apps/v1{NS}/deployments/{NEW}"),
-            200,
-            &json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": NEW},
-                "status": {"readyReplicas": 0}}),
-        )
-        .await;
+        new_pod_ready(&mut api, 0).await;
         api.done().await;
     };
     let action = run_scenario(script, reconcile(obj, ctx))

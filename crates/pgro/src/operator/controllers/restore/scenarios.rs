@@ -8,11 +8,12 @@ use serde_json::{Value, json};
 use super::*;
 use crate::operator::controllers::error_policy;
 use crate::operator::error::ErrorClass;
-use crate::operator::testing::{list, merged, run_scenario};
+use crate::operator::testing::{ApiServerVerifier, list, merged, respond, run_scenario, status};
 
 const NS: &str = "/namespaces/ns";
 const RESTORES: &str = "/apis/pgro.bes.au/v1alpha1/namespaces/ns/postgresphysicalrestores";
 const NAME: &str = "test-20261121-101500";
+const REPLICA: &str = "/apis/pgro.bes.au/v1alpha1/namespaces/ns/postgresphysicalreplicas/test";
 
 fn replica_json() -> Value {
     json!({
@@ -20,6 +21,23 @@ fn replica_json() -> Value {
         "metadata": {"name": "test", "namespace": "ns", "uid": "p-uid", "generation": 3, "resourceVersion": "7"},
         "spec": {"kopiaSecretRef": {"name": "kopia-credentials"}, "schedule": "0 */6 * * *"}
     })
+}
+
+/// Every pass starts by reading the restore's replica.
+async fn read_replica(api: &mut ApiServerVerifier) {
+    api.answer(Method::GET, REPLICA, 200, &replica_json()).await;
+}
+
+/// A new restore's children, read in this order, none there yet.
+async fn children_absent(api: &mut ApiServerVerifier) {
+    for path in [
+        format!("/api/v1{NS}/persistentvolumeclaims/{NAME}-data"),
+        format!("/apis/batch/v1{NS}/jobs/{NAME}-restore"),
+        format!("/apis/apps/v1{NS}/deployments/{NAME}"),
+        format!("/api/v1{NS}/services/{NAME}"),
+    ] {
+        api.not_found(&path).await;
+    }
 }
 
 fn restore_json(status: Value) -> Value {
@@ -59,20 +77,8 @@ async fn new_restore_creates_claim_and_job_then_writes_its_status_once() {
     let (ctx, mut api) = Context::test();
     let obj = restore(Value::Null);
     let script = async move {
-        api.answer(
-            Method::GET,
-            "/apis/pgro.bes.au/v1alpha1/namespaces/ns/postgresphysicalreplicas/test",
-            200,
-            &replica_json(),
-        )
-        .await;
-        api.not_found(&format!("/api/v1{NS}/persistentvolumeclaims/{NAME}-data"))
-            .await;
-        api.not_found(&format!("/apis/batch/v1{NS}/jobs/{NAME}-restore"))
-            .await;
-        api.not_found(&format!("/apis/apps/v1{NS}/deployments/{NAME}"))
-            .await;
-        api.not_found(&format!("/api/v1{NS}/services/{NAME}")).await;
+        read_replica(&mut api).await;
+        children_absent(&mut api).await;
         let pvc = api
             .echo(Method::POST, &format!("/api/v1{NS}/persistentvolumeclaims"))
             .await;
@@ -98,15 +104,10 @@ async fn new_restore_creates_claim_and_job_then_writes_its_status_once() {
         assert_eq!(status.body["status"]["phase"], "Pending");
         assert_eq!(status.body["status"]["pvc"], format!("{NAME}-data"));
         assert_eq!(status.body["status"]["restoreJob"]["phase"], "Pending");
-        send.send_response(
-            http::Response::builder()
-                .status(200)
-                .body(kube::client::Body::from(
-                    serde_json::to_vec(&merged(&restore_json(Value::Null), &status.body))
-                        .expect("json"),
-                ))
-                .expect("response"),
-        );
+        send.send_response(respond(
+            200,
+            &merged(&restore_json(Value::Null), &status.body),
+        ));
         api.done().await;
     };
     let action = run_scenario(script, reconcile(obj, ctx))
@@ -129,13 +130,7 @@ async fn completed_job_starts_postgres_and_records_the_result() {
     let report = json!({"postgresVersion": "16", "pgdata": "/pgdata/data", "pgdataInSnapshot": "",
         "bytes": 1000, "files": 10, "seconds": 1.5, "snapshot": "k1", "snapshotTime": "2026-11-21T10:00:00Z"});
     let script = async move {
-        api.answer(
-            Method::GET,
-            "/apis/pgro.bes.au/v1alpha1/namespaces/ns/postgresphysicalreplicas/test",
-            200,
-            &replica_json(),
-        )
-        .await;
+        read_replica(&mut api).await;
         api.answer(
             Method::GET,
             &format!("/api/v1{NS}/persistentvolumeclaims/{NAME}-data"),
@@ -230,13 +225,7 @@ async fn failed_restore_is_read_once_and_never_written() {
         "pvc": format!("{NAME}-data"), "credentialsSecret": "test-creds"
     }));
     let script = async move {
-        api.answer(
-            Method::GET,
-            "/apis/pgro.bes.au/v1alpha1/namespaces/ns/postgresphysicalreplicas/test",
-            200,
-            &replica_json(),
-        )
-        .await;
+        read_replica(&mut api).await;
         api.done().await;
     };
     run_scenario(script, reconcile(obj, ctx))
@@ -249,8 +238,7 @@ async fn failed_restore_is_read_once_and_never_written() {
 async fn orphaned_restore_waits_for_the_garbage_collector() {
     let (ctx, mut api) = Context::test();
     let script = async move {
-        api.not_found("/apis/pgro.bes.au/v1alpha1/namespaces/ns/postgresphysicalreplicas/test")
-            .await;
+        api.not_found(REPLICA).await;
         api.done().await;
     };
     let action = run_scenario(script, reconcile(restore(Value::Null), ctx))
@@ -266,41 +254,28 @@ async fn stale_status_write_is_a_conflict_retried_in_a_second() {
     let obj = restore(Value::Null);
     let policy_ctx = Arc::clone(&ctx);
     let script = async move {
-        api.answer(
-            Method::GET,
-            "/apis/pgro.bes.au/v1alpha1/namespaces/ns/postgresphysicalreplicas/test",
-            200,
-            &replica_json(),
-        )
-        .await;
-        for path in [
-            format!("/api/v1{NS}/persistentvolumeclaims/{NAME}-data"),
-            format!("/apis/batch/v1{NS}/jobs/{NAME}-restore"),
-            format!("/apis/apps/v1{NS}/deployments/{NAME}"),
-            format!("/api/v1{NS}/services/{NAME}"),
-        ] {
-            api.not_found(&path).await;
-        }
+        read_replica(&mut api).await;
+        children_absent(&mut api).await;
         // Another writer created the children first: "already exists" is success.
         api.answer(
             Method::POST,
             &format!("/api/v1{NS}/persistentvolumeclaims"),
             409,
-            &crate::operator::testing::status(409, "AlreadyExists"),
+            &status(409, "AlreadyExists"),
         )
         .await;
         api.answer(
             Method::POST,
             &format!("/apis/batch/v1{NS}/jobs"),
             409,
-            &crate::operator::testing::status(409, "AlreadyExists"),
+            &status(409, "AlreadyExists"),
         )
         .await;
         api.answer(
             Method::PATCH,
             &format!("{RESTORES}/{NAME}/status"),
             409,
-            &crate::operator::testing::status(409, "Conflict"),
+            &status(409, "Conflict"),
         )
         .await;
         api.done().await;
@@ -325,18 +300,12 @@ async fn failed_reconcile_is_retried_and_told_in_a_warning_event() {
     let obj = restore(Value::Null);
     let policy_ctx = Arc::clone(&ctx);
     let script = async move {
-        api.answer(
-            Method::GET,
-            "/apis/pgro.bes.au/v1alpha1/namespaces/ns/postgresphysicalreplicas/test",
-            200,
-            &replica_json(),
-        )
-        .await;
+        read_replica(&mut api).await;
         api.answer(
             Method::GET,
             &format!("/api/v1{NS}/persistentvolumeclaims/{NAME}-data"),
             500,
-            &crate::operator::testing::status(500, "InternalError"),
+            &status(500, "InternalError"),
         )
         .await;
         let event = api

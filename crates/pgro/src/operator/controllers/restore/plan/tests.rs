@@ -50,6 +50,17 @@ fn observed(r: &PostgresPhysicalRestore) -> Observed<'_> {
     }
 }
 
+/// A restore whose Service exists and whose PostgreSQL runs, ready or not.
+fn running(r: &PostgresPhysicalRestore, ready: bool) -> Observed<'_> {
+    let mut o = observed(r);
+    o.service = true;
+    o.deployment = Some(DeploymentView {
+        ready,
+        live: live(),
+    });
+    o
+}
+
 fn done() -> JobReport {
     JobReport::Done(RestoreResult {
         postgres_version: "16".into(),
@@ -132,12 +143,7 @@ fn completed_job_records_result_and_starts_postgres() {
 fn ready_deployment_makes_the_restore_ready() {
     let r =
         restore("{phase: Restoring, postgresVersion: '16', restoredAt: '2026-11-21T10:18:00Z'}");
-    let mut o = observed(&r);
-    o.service = true;
-    o.deployment = Some(DeploymentView {
-        ready: true,
-        live: live(),
-    });
+    let o = running(&r, true);
     let p = decide(&o, at(NOW));
     assert!(p.create.is_empty(), "{:?}", p.create);
     assert_eq!(p.status.phase, Some(RestorePhase::Ready));
@@ -202,26 +208,11 @@ fn job_deadline_and_unreported_failures_have_their_own_reasons() {
 fn postgres_not_ready_in_time_fails_the_restore() {
     let r =
         restore("{phase: Restoring, postgresVersion: '16', restoredAt: '2026-11-21T09:40:00Z'}");
-    let mut o = observed(&r);
-    o.service = true;
-    o.deployment = Some(DeploymentView {
-        ready: false,
-        live: live(),
-    });
+    let o = running(&r, false);
     let p = decide(&o, at("2026-11-21T10:10:00Z"));
     assert_eq!(p.status.phase, Some(RestorePhase::Failed));
     let c = conditions::get(&p.status.conditions, types::FAILED).expect("Failed");
     assert_eq!(c.reason, reasons::READY_TIMEOUT);
-}
-
-fn unready(r: &PostgresPhysicalRestore) -> Observed<'_> {
-    let mut o = observed(r);
-    o.service = true;
-    o.deployment = Some(DeploymentView {
-        ready: false,
-        live: live(),
-    });
-    o
 }
 
 const UNREADY_SINCE: &str = "{type: Ready, status: 'False', reason: PostgresNotReady, \
@@ -235,14 +226,14 @@ fn never_served_restore_that_stays_unready_fails_after_the_ready_timeout() {
              conditions: [{UNREADY_SINCE}]}}"
         ));
         // Within the timeout: it waits, and looks again when the timeout ends.
-        let p = decide(&unready(&r), at("2026-11-21T10:20:00Z"));
+        let p = decide(&running(&r, false), at("2026-11-21T10:20:00Z"));
         assert_eq!(
             p.status.phase.as_ref().map(ToString::to_string),
             Some(phase.to_owned())
         );
         assert_eq!(p.requeue, Some(Duration::from_secs(600)));
         // Past it: failed, so the replica can start another restore.
-        let p = decide(&unready(&r), at("2026-11-21T10:30:00Z"));
+        let p = decide(&running(&r, false), at("2026-11-21T10:30:00Z"));
         assert_eq!(p.status.phase, Some(RestorePhase::Failed), "{phase}");
         let c = conditions::get(&p.status.conditions, types::FAILED).expect("Failed");
         assert_eq!(c.reason, reasons::READY_TIMEOUT);
@@ -257,7 +248,7 @@ fn unready_time_counts_from_when_readiness_was_lost() {
          conditions: [{type: Ready, status: 'True', reason: PostgresReady, \
          message: PostgreSQL accepts connections, lastTransitionTime: '2026-11-21T08:10:00Z'}]}",
     );
-    let p = decide(&unready(&r), at(NOW));
+    let p = decide(&running(&r, false), at(NOW));
     assert_eq!(p.status.phase, Some(RestorePhase::Ready));
     assert_eq!(p.requeue, Some(Duration::from_secs(1800)));
     let c = conditions::get(&p.status.conditions, types::READY).expect("Ready");
@@ -270,7 +261,7 @@ fn a_restore_that_has_served_is_never_failed_for_being_unready() {
         "{{phase: Ready, postgresVersion: '16', restoredAt: '2026-11-21T08:00:00Z', \
          activatedAt: '2026-11-21T08:30:00Z', conditions: [{UNREADY_SINCE}]}}"
     ));
-    let p = decide(&unready(&r), at("2026-11-21T12:00:00Z"));
+    let p = decide(&running(&r, false), at("2026-11-21T12:00:00Z"));
     assert_eq!(p.status.phase, Some(RestorePhase::Ready));
     assert_eq!(p.requeue, None);
 }
@@ -288,12 +279,7 @@ fn failed_restore_is_left_alone() {
 #[test]
 fn active_restore_keeps_its_phase_and_follows_live_fields() {
     let r = restore("{phase: Active, postgresVersion: '16', restoredAt: '2026-11-21T09:40:00Z'}");
-    let mut o = observed(&r);
-    o.service = true;
-    o.deployment = Some(DeploymentView {
-        ready: false,
-        live: live(),
-    });
+    let mut o = running(&r, false);
     o.desired_live = LiveFields {
         resources: None,
         pod_annotations: Some([("a".to_owned(), "b".to_owned())].into()),
@@ -317,12 +303,7 @@ fn termination_messages_parse_as_result_or_failure() {
 fn ready_with(fixes: serde_json::Value) -> Plan {
     let r =
         restore("{phase: Restoring, postgresVersion: '16', restoredAt: '2026-11-21T10:18:00Z'}");
-    let mut o = observed(&r);
-    o.service = true;
-    o.deployment = Some(DeploymentView {
-        ready: true,
-        live: live(),
-    });
+    let mut o = running(&r, true);
     o.fixes = Some(Fix::parse_all(&fixes));
     decide(&o, at(NOW))
 }
@@ -358,12 +339,7 @@ fn instance_fixes_are_recorded_once_with_a_warning_each() {
     // Once recorded, a later read changes nothing and announces nothing.
     let mut r = restore("{}");
     r.status = Some(p.status.clone());
-    let mut o = observed(&r);
-    o.service = true;
-    o.deployment = Some(DeploymentView {
-        ready: true,
-        live: live(),
-    });
+    let mut o = running(&r, true);
     o.fixes = Some(Vec::new());
     let again = decide(&o, at(NOW));
     assert_eq!(again.status.instance_fixes, Some(lines));
@@ -381,12 +357,7 @@ fn a_clean_instance_records_an_empty_list_and_no_event() {
 fn fixes_not_read_leave_the_field_unset() {
     let r =
         restore("{phase: Restoring, postgresVersion: '16', restoredAt: '2026-11-21T10:18:00Z'}");
-    let mut o = observed(&r);
-    o.service = true;
-    o.deployment = Some(DeploymentView {
-        ready: true,
-        live: live(),
-    });
+    let o = running(&r, true);
     let p = decide(&o, at(NOW));
     assert_eq!(p.status.phase, Some(RestorePhase::Ready));
     assert_eq!(p.status.instance_fixes, None);
