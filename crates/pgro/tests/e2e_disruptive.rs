@@ -583,19 +583,14 @@ async fn log_format_and_level_follow_the_settings_configmap() {
     let client = w.client();
     wait_operator_ready(&client, 1).await;
     let pods = operator_pods(&client).await;
-    let cms: Api<k8s_openapi::api::core::v1::ConfigMap> =
-        Api::namespaced(client.clone(), OPERATOR_NS);
     let set = |format: serde_json::Value, level: serde_json::Value| {
-        let cms = cms.clone();
+        let client = client.clone();
         async move {
-            let patch = serde_json::json!({"data": {"logFormat": format, "logLevel": level}});
-            cms.patch(
-                "pgro-config",
-                &PatchParams::default(),
-                &Patch::Merge(&patch),
+            patch_operator_settings(
+                &client,
+                serde_json::json!({"logFormat": format, "logLevel": level}),
             )
-            .await
-            .unwrap();
+            .await;
         }
     };
 

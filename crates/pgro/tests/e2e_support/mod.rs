@@ -247,7 +247,6 @@ pub async fn install_operator(env: &TestEnv, extra: &[(&str, &str)]) {
 }
 
 pub async fn set_operator_settings(client: &Client, extra: &[(&str, &str)]) {
-    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), OPERATOR_NS);
     let mut data: BTreeMap<String, String> = BTreeMap::from([
         ("maxConcurrentRestores".to_owned(), "2".to_owned()),
         (
@@ -258,6 +257,12 @@ pub async fn set_operator_settings(client: &Client, extra: &[(&str, &str)]) {
     for (k, v) in TEST_SETTINGS.iter().chain(extra) {
         data.insert((*k).to_owned(), (*v).to_owned());
     }
+    patch_operator_settings(client, serde_json::json!(data)).await;
+}
+
+/// Merges `data` into the settings ConfigMap (a `null` value removes its key).
+pub async fn patch_operator_settings(client: &Client, data: serde_json::Value) {
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), OPERATOR_NS);
     let patch = serde_json::json!({"data": data});
     cms.patch(
         "pgro-config",
