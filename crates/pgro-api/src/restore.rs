@@ -115,6 +115,11 @@ pub struct PostgresPhysicalRestoreStatus {
     /// locale. Empty when nothing was needed; absent until read. (+)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instance_fixes: Option<Vec<String>>,
+    /// How the source's files were captured, as the instance judged them (`clean-shutdown`, `base-backup`,
+    /// `standby`, `crash-consistent`), read with `instanceFixes`. A crash-consistent capture is only as
+    /// consistent as the snapshot was atomic. (+)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_state: Option<String>,
 }
 
 /// State of the restore Job.

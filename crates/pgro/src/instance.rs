@@ -7,9 +7,12 @@
 //! private socket → open TCP (scram-sha-256) and report ready → supervise until PostgreSQL exits or a
 //! SIGTERM/SIGINT asks for a fast shutdown; PostgreSQL's exit code becomes ours.
 
+mod binaries;
 mod conf;
 mod db;
 mod error;
+mod grants;
+mod guard;
 mod hba;
 mod health;
 mod locale;
@@ -22,6 +25,7 @@ mod reaper;
 mod recovery;
 mod roles;
 mod scram;
+mod tablespaces;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -270,7 +274,10 @@ fn make_socket_dir(dir: &Path) -> Result<(), Error> {
 
 async fn run_inner(mut cfg: Config, mut shutdown: watch::Receiver<bool>) -> Result<u8, Error> {
     make_socket_dir(&cfg.socket_dir)?;
-    privileges::become_pgdata_owner(&cfg.pgdata, &cfg.user, &[&cfg.socket_dir])?;
+    // Nothing outside the restore's volume is ever opened: tablespaces are checked before anything else.
+    let volume = tablespaces::volume_of(&cfg.pgdata)?;
+    let spaces = tablespaces::check(&cfg.pgdata, &volume)?;
+    privileges::become_pgdata_owner(&cfg.pgdata, &cfg.user, &[&cfg.socket_dir], &spaces)?;
 
     let health = health::Health::new(cfg.socket_dir.clone(), cfg.port);
     let listener = health::bind(cfg.probe_address).await.map_err(error::io(
@@ -297,7 +304,12 @@ async fn run_inner(mut cfg: Config, mut shutdown: watch::Receiver<bool>) -> Resu
                         reset_wal(&cfg.pgdata, &reason)?;
                         reset_done = true;
                     }
-                    Some(_) | None => return Err(Error::StartupFailed { status }),
+                    Some(_) | None => {
+                        return Err(Error::StartupFailed {
+                            status,
+                            summary: recovery::startup_summary(&pm.log_tail()),
+                        });
+                    }
                 }
             }
         }
@@ -310,15 +322,20 @@ async fn run_inner(mut cfg: Config, mut shutdown: watch::Receiver<bool>) -> Resu
         r = configure(&cfg, &client, &su) => Some(r),
         _ = wait_shutdown(&mut shutdown) => None,
     };
-    match configured {
+    let fingerprint = match configured {
         None => return stop(&mut pm).await,
         Some(Err(e)) => {
             let _ = pm.stop().await;
             return Err(e);
         }
-        Some(Ok(())) => {}
+        Some(Ok(f)) => f,
+    };
+    if let Some(want) = fingerprint {
+        // The guard's connection ends with the postmaster, and so does the task.
+        tokio::spawn(guard::run(client, want, cfg.roles.clone()));
+    } else {
+        drop(client);
     }
-    drop(client);
     health.set_ready(true);
     tracing::info!(port = cfg.port, "instance ready");
 
@@ -347,12 +364,21 @@ async fn stop(pm: &mut Postmaster) -> Result<u8, Error> {
 fn prepare_files(cfg: &Config) -> Result<u32, Error> {
     let pgdata = &cfg.pgdata;
     let major = prepare::check_pgdata(pgdata)?;
+    binaries::check(major)?;
     if prepare::remove_stale_pid(pgdata, prepare::is_live_postgres)? {
         tracing::info!("stale postmaster.pid removed");
     }
     let mut observed = recovery::observe(pgdata);
     observed.cluster_state = controldata_state(pgdata);
-    let state = recovery::assess(&observed);
+    // Assessed once: after the first start the recovery files are gone and the state would read differently.
+    let state = match recovery::recorded_state(pgdata) {
+        Some(s) => s,
+        None => {
+            let s = recovery::assess(&observed);
+            recovery::record_state(pgdata, s)?;
+            s
+        }
+    };
     tracing::info!(major, source_state = state.label(), cluster_state = ?observed.cluster_state, "data directory assessed");
     for name in prepare::remove_recovery_files(pgdata)? {
         tracing::info!(
@@ -466,8 +492,22 @@ async fn connect_superuser(cfg: &Config, dbname: &str) -> Result<Option<(Client,
         .ok()
         .flatten()
         .map(|u| u.name);
-    let mut candidates = vec![roles::ADMIN_ROLE.to_string(), "postgres".to_string()];
-    candidates.extend(os_user.filter(|u| !candidates.contains(u)));
+    // The bootstrap superuser (OID 10, read from pg_authid's file) first, so the first start does not log
+    // a failed login for a role that does not exist yet.
+    let mut candidates: Vec<String> = Vec::new();
+    for c in [
+        recovery::bootstrap_superuser(&cfg.pgdata),
+        Some("postgres".to_string()),
+        os_user,
+        Some(roles::ADMIN_ROLE.to_string()),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        if !candidates.contains(&c) {
+            candidates.push(c);
+        }
+    }
     for user in &candidates {
         for db in [dbname, "template1"] {
             match db::connect(&cfg.socket_dir, cfg.port, user, db).await {
@@ -499,10 +539,14 @@ async fn connect_superuser(cfg: &Config, dbname: &str) -> Result<Option<(Client,
 
 /// Everything between "accepting on the private socket" and "ready": locales, roles, per-database
 /// privileges, restore metadata, reindexing, then TCP opened.
-async fn configure(cfg: &Config, client: &Client, su: &str) -> Result<(), Error> {
+async fn configure(
+    cfg: &Config,
+    client: &Client,
+    su: &str,
+) -> Result<Option<roles::Fingerprint>, Error> {
     let major = cfg.roles.major;
     let switched = locale::switch_unavailable(client).await?;
-    roles::apply_cluster(client, &cfg.roles).await?;
+    let fingerprint = roles::apply_cluster(client, &cfg.roles).await?;
     let mismatched = locale::version_mismatches(client, major).await?;
     let databases: Vec<String> = client
         .query(
@@ -541,6 +585,7 @@ async fn configure(cfg: &Config, client: &Client, su: &str) -> Result<(), Error>
     for db in databases.iter().filter(|d| targets.contains(d)) {
         let c = connect_db(cfg, su, db).await?;
         let info = metadata::Info {
+            source_state: recovery::recorded_state(&cfg.pgdata).map(recovery::SourceState::label),
             snapshot_id: cfg.snapshot_id.as_deref(),
             snapshot_time: cfg.snapshot_time.as_deref(),
             stage,
@@ -556,7 +601,7 @@ async fn configure(cfg: &Config, client: &Client, su: &str) -> Result<(), Error>
 
     for db in &databases {
         let c = connect_db(cfg, su, db).await?;
-        roles::apply_database(&c, db, &cfg.roles, *db == cfg.analytics_database).await?;
+        grants::apply(&c, db, &cfg.roles, *db == cfg.analytics_database).await?;
         let db_switched = switched.iter().any(|s| &s.database == db);
         if full_reindex {
             reindex_database(&c, db, major).await;
@@ -571,7 +616,8 @@ async fn configure(cfg: &Config, client: &Client, su: &str) -> Result<(), Error>
     for db in databases.iter().filter(|d| targets.contains(d)) {
         metadata::set_stage(&connect_db(cfg, su, db).await?, Stage::Ready).await?;
     }
-    open_tcp(cfg, client).await
+    open_tcp(cfg, client).await?;
+    Ok(fingerprint)
 }
 
 async fn connect_db(cfg: &Config, su: &str, db: &str) -> Result<Client, Error> {
@@ -599,8 +645,8 @@ async fn reindex_database(c: &Client, db: &str, major: u32) {
     }
 }
 
-/// Rewrites `pg_hba.conf` to admit scram logins over TCP and reloads; with an admin password, waits until
-/// a TCP login works so that "ready" is true when reported.
+/// Rewrites `pg_hba.conf` to admit scram logins over TCP and reloads, then logs in over TCP as
+/// `pgro_admin` and as the analytics role, so that "ready" means the shared credential really works.
 async fn open_tcp(cfg: &Config, client: &Client) -> Result<(), Error> {
     prepare::install_if_changed(
         &cfg.pgdata.join(prepare::HBA),
@@ -610,31 +656,60 @@ async fn open_tcp(cfg: &Config, client: &Client) -> Result<(), Error> {
         .batch_execute("SELECT pg_reload_conf()")
         .await
         .map_err(error::sql("reloading the configuration"))?;
-    let Some(password) = &cfg.roles.admin_password else {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        return Ok(());
-    };
     let host = match cfg.listen_addresses.split(',').map(str::trim).next() {
         Some("*" | "0.0.0.0" | "") | None => "127.0.0.1".to_string(),
         Some("::") => "::1".to_string(),
         Some(h) => h.to_string(),
     };
-    for _ in 0..50 {
+    let mut logins: Vec<(&str, &str, &str)> = Vec::new();
+    if let Some(p) = &cfg.roles.admin_password {
+        logins.push((roles::ADMIN_ROLE, p, "postgres"));
+    }
+    if let Some(a) = &cfg.roles.analytics {
+        logins.push((&a.name, &a.password, &cfg.analytics_database));
+    }
+    if logins.is_empty() {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    for (user, password, dbname) in logins {
+        tcp_login(&host, cfg.port, user, password, dbname).await?;
+    }
+    Ok(())
+}
+
+/// One scram login over TCP, retried for up to 10 s while the reload takes effect.
+async fn tcp_login(
+    host: &str,
+    port: u16,
+    user: &str,
+    password: &str,
+    dbname: &str,
+) -> Result<(), Error> {
+    let mut attempt = 0;
+    loop {
         let mut c = tokio_postgres::Config::new();
-        c.host(&host)
-            .port(cfg.port)
-            .user(roles::ADMIN_ROLE)
+        c.host(host)
+            .port(port)
+            .user(user)
             .password(password)
-            .dbname("postgres");
-        if let Ok((client, conn)) = c.connect(tokio_postgres::NoTls).await {
-            drop(client);
-            drop(conn);
-            return Ok(());
+            .dbname(dbname)
+            .connect_timeout(Duration::from_secs(5));
+        match c.connect(tokio_postgres::NoTls).await {
+            Ok((client, conn)) => {
+                drop(client);
+                drop(conn);
+                return Ok(());
+            }
+            Err(source) if attempt >= 100 => {
+                return Err(Error::LoginFailed {
+                    role: user.to_string(),
+                    database: dbname.to_string(),
+                    source,
+                });
+            }
+            Err(_) => {}
         }
+        attempt += 1;
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    tracing::warn!(
-        "TCP login as pgro_admin did not succeed after the reload; reporting ready anyway"
-    );
-    Ok(())
 }

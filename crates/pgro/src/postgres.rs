@@ -1,6 +1,8 @@
 //! PostgreSQL knowledge shared by the instance manager and the schema migration: identifier quoting and
 //! what makes a persistent schema the analytics role's own.
 
+pub mod catalog;
+
 /// `"ident"` with embedded quotes doubled.
 #[must_use]
 pub fn quote_ident(s: &str) -> String {

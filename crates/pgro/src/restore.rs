@@ -2,7 +2,10 @@
 //! locates PGDATA inside it and exposes it as `<target>/data`, and reports a small JSON result on stdout and
 //! in the container's termination message, which the operator reads instead of any callback.
 
+pub mod claim;
 pub mod pgdata;
+mod snapshot_tree;
+pub mod tablespaces;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -72,6 +75,9 @@ pub struct RestoreResult {
     pub snapshot: String,
     /// Snapshot start time (RFC 3339).
     pub snapshot_time: String,
+    /// Tablespaces, each relinked to its copy inside the volume.
+    #[serde(default)]
+    pub tablespaces: Vec<tablespaces::Mapping>,
 }
 
 /// The JSON result of a failed restore.
@@ -186,6 +192,48 @@ async fn restore(args: &RestoreArgs, started: Instant) -> Result<RestoreResult, 
         "restoring"
     );
 
+    // Decided before anything is downloaded: the target is ours, the snapshot holds PGDATA, and every
+    // tablespace has its copy inside it.
+    match claim::claim(&args.target, &id).map_err(|e| Failed::io("claiming the target", &e))? {
+        Ok(()) => {}
+        Err(refusal) => {
+            return Err(Failed::new(
+                Failure::TargetNotEmpty,
+                refusal.message(&args.target, &id),
+            ));
+        }
+    }
+    let root = snapshot.root_entry.clone().ok_or_else(|| {
+        Failed::new(
+            Failure::Corrupted,
+            format!("snapshot {id} has no root entry"),
+        )
+    })?;
+    let tree = snapshot_tree::SnapshotTree::new(&repo, root);
+    let found = pgdata::locate(&tree)
+        .await
+        .map_err(|e| Failed::kopia("listing the snapshot", &e))?
+        .ok_or_else(|| {
+            Failed::new(
+                Failure::NoPgdata,
+                format!(
+                    "snapshot {id} ({}) contains no PostgreSQL data directory: no directory with \
+                     PG_VERSION and global/ at its root, behind a `current` symlink, or up to 4 levels \
+                     deep; check the replica's snapshotFilter",
+                    snapshot.source
+                ),
+            )
+        })?;
+    let spaces = tablespaces::plan(&tree, &found.rel, &found.version)
+        .await
+        .map_err(|e| match e {
+            tablespaces::PlanError::Read(e) => Failed::kopia("listing the snapshot", &e),
+            tablespaces::PlanError::Missing(m) => {
+                Failed::new(Failure::TablespaceNotInSnapshot, m.message())
+            }
+        })?;
+    drop(tree);
+
     let dest = args.target.join("snapshot");
     std::fs::create_dir_all(&dest).map_err(|e| Failed::io("creating the target", &e))?;
     let (reporter, progress) =
@@ -201,20 +249,17 @@ async fn restore(args: &RestoreArgs, started: Instant) -> Result<RestoreResult, 
     let stats = repo.restore(&id, &dest, &opts).await;
     reporter.finish();
     let stats = stats.map_err(|e| Failed::kopia(&format!("restoring snapshot {id}"), &e))?;
-
-    let found = pgdata::locate(&dest)
-        .map_err(|e| Failed::io("searching the snapshot for PGDATA", &e))?
-        .ok_or_else(|| {
-            Failed::new(
-                Failure::NoPgdata,
-                format!(
-                    "snapshot {id} ({}) contains no PostgreSQL data directory: no directory with \
-                     PG_VERSION and global/ at its root, behind a `current` symlink, or up to 4 levels \
-                     deep; check the replica's snapshotFilter",
-                    snapshot.source
-                ),
-            )
-        })?;
+    tablespaces::relink(&dest, &found.rel, &spaces)
+        .map_err(|e| Failed::io("relinking tablespaces", &e))?;
+    for t in &spaces {
+        tracing::info!(
+            oid = t.oid,
+            name = t.name.as_deref().unwrap_or(""),
+            location = %t.location.display(),
+            restored_to = %t.in_snapshot.display(),
+            "tablespace relinked inside the volume"
+        );
+    }
     let pgdata = expose(&args.target, &found.rel).map_err(|e| Failed::io("exposing PGDATA", &e))?;
 
     Ok(RestoreResult {
@@ -226,6 +271,7 @@ async fn restore(args: &RestoreArgs, started: Instant) -> Result<RestoreResult, 
         seconds: (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
         snapshot: id,
         snapshot_time: snapshot.start_time.to_string(),
+        tablespaces: tablespaces::mappings(&dest, &spaces),
     })
 }
 

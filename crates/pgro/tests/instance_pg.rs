@@ -19,69 +19,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use instance_support::{
-    Kopia, PgUser, Proc, copy_dir, free_port, frozen_copy, http_status, infra, require, run,
+use instance_support::instance::{
+    ADMIN_PW, Env, Source, connect_socket, connect_tcp, env_for, start_instance, wait_socket,
 };
+use instance_support::{Kopia, Proc, copy_dir, free_port, frozen_copy, run};
 use nix::sys::signal::Signal;
-use tokio_postgres::{Client, NoTls};
-
-const ANALYTICS: &str = "analytics";
-const ANALYTICS_PW: &str = "analytics-pw";
-const ADMIN_PW: &str = "admin-pw";
-
-struct Env {
-    bin: PathBuf,
-    /// Client tools (pg_basebackup, pgbench): this major's, else PostgreSQL 18's (newer clients serve
-    /// older servers).
-    client_bin: PathBuf,
-    kopia: PathBuf,
-    user: PgUser,
-}
-
-fn env_for(major: u32) -> Option<Env> {
-    let env = infra();
-    let bin = PathBuf::from(require(&env, &format!("PGRO_PG{major}_BIN"))?);
-    let pg18 = PathBuf::from(require(&env, "PGRO_PG18_BIN")?);
-    let client_bin = if bin.join("pg_basebackup").exists() {
-        bin.clone()
-    } else {
-        pg18
-    };
-    Some(Env {
-        bin,
-        client_bin,
-        kopia: PathBuf::from(require(&env, "PGRO_KOPIA")?),
-        user: PgUser::from_env(&env)?,
-    })
-}
-
-async fn connect_socket(sock: &Path, port: u16, db: &str) -> Client {
-    let mut cfg = tokio_postgres::Config::new();
-    cfg.host_path(sock).port(port).user("postgres").dbname(db);
-    let (c, conn) = cfg
-        .connect(NoTls)
-        .await
-        .unwrap_or_else(|e| panic!("connect {db}: {e}"));
-    tokio::spawn(conn);
-    c
-}
-
-async fn connect_tcp(
-    port: u16,
-    user: &str,
-    password: &str,
-    db: &str,
-) -> Result<Client, tokio_postgres::Error> {
-    let mut cfg = tokio_postgres::Config::new();
-    cfg.host("127.0.0.1")
-        .port(port)
-        .user(user)
-        .password(password)
-        .dbname(db);
-    let (c, conn) = cfg.connect(NoTls).await?;
-    tokio::spawn(conn);
-    Ok(c)
-}
+use tokio_postgres::Client;
 
 /// (rows, md5 of all rows in a stable order) of a table.
 async fn checksum(c: &Client, table: &str) -> (i64, String) {
@@ -93,52 +36,6 @@ async fn checksum(c: &Client, table: &str) -> (i64, String) {
 }
 
 const TABLES: &[(&str, &str)] = &[("postgres", "items"), ("app", "orders"), ("intl", "words")];
-
-/// The source cluster: a postmaster run as the test user from a directory it owns.
-struct Source {
-    dir: PathBuf,
-    sock: PathBuf,
-    port: u16,
-    proc: Option<Proc>,
-}
-
-impl Source {
-    fn start(&mut self, e: &Env) {
-        let child = e
-            .user
-            .command(e.bin.join("postgres"))
-            .arg("-D")
-            .arg(&self.dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        self.proc = Some(Proc::new(child, Some(self.dir.clone()), Signal::SIGINT));
-        wait_socket(&self.sock, self.port);
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut p) = self.proc.take() {
-            p.stop();
-        }
-    }
-
-    fn pid(&self) -> i32 {
-        self.proc.as_ref().map_or(0, Proc::pid)
-    }
-}
-
-fn wait_socket(sock: &Path, port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !sock.join(format!(".s.PGSQL.{port}")).exists() {
-        assert!(
-            Instant::now() < deadline,
-            "postgres did not open its socket"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    std::thread::sleep(Duration::from_millis(300));
-}
 
 /// Builds the source cluster with data, returns it running, with the checksums of its tables.
 async fn build_source(e: &Env, root: &Path) -> (Source, HashMap<String, (i64, String)>) {
@@ -350,111 +247,6 @@ async fn capture_states(
     bench.stop();
     out.push(("crash", crash));
     out
-}
-
-/// One `pgro instance` under test.
-struct Instance {
-    proc: Proc,
-    port: u16,
-    probe: u16,
-    log: PathBuf,
-}
-
-fn write(path: &Path, s: &str) -> PathBuf {
-    std::fs::write(path, s).unwrap();
-    path.to_path_buf()
-}
-
-fn start_instance(
-    e: &Env,
-    target: &Path,
-    pgdata: &Path,
-    snapshot: &str,
-    read_only: bool,
-    run_no: u32,
-    ports: Option<(u16, u16)>,
-) -> Instance {
-    let (port, probe) = ports.unwrap_or_else(|| (free_port(), free_port()));
-    let log = target.join(format!("instance-{run_no}.log"));
-    let apw = write(&target.join("analytics.pw"), &format!("{ANALYTICS_PW}\n"));
-    let admin = write(&target.join("admin.pw"), ADMIN_PW);
-    let extra = write(&target.join("extra.conf"), "work_mem = '16MB'\n");
-    let path = format!(
-        "{}:{}",
-        e.bin.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pgro"));
-    cmd.arg("instance")
-        .arg("--pgdata")
-        .arg(pgdata)
-        .args([
-            "--port",
-            &port.to_string(),
-            "--listen-addresses",
-            "127.0.0.1",
-        ])
-        .arg("--socket-dir")
-        .arg(target.join("sock"))
-        .args(["--probe-address", &format!("127.0.0.1:{probe}")])
-        .args(["--analytics-user", ANALYTICS, "--analytics-password-file"])
-        .arg(&apw)
-        .arg("--admin-password-file")
-        .arg(&admin)
-        .arg("--extra-config-file")
-        .arg(&extra)
-        .args([
-            "--snapshot-id",
-            snapshot,
-            "--snapshot-time",
-            "2024-05-01T12:00:00Z",
-            "--user",
-            &e.user.name,
-        ])
-        .env("PATH", path)
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap());
-    if read_only {
-        cmd.arg("--read-only");
-    }
-    let child = cmd.spawn().unwrap();
-    Instance {
-        proc: Proc::new(child, Some(pgdata.to_path_buf()), Signal::SIGTERM),
-        port,
-        probe,
-        log,
-    }
-}
-
-impl Instance {
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn wait_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(180);
-        loop {
-            if let Some(s) = self.proc.exited() {
-                panic!("pgro instance exited ({s}) before ready:\n{}", self.log());
-            }
-            if http_status(self.probe, "/readyz") == 200 {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "not ready in time:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-
-    async fn analytics(&self, db: &str) -> Client {
-        connect_tcp(self.port, ANALYTICS, ANALYTICS_PW, db)
-            .await
-            .unwrap_or_else(|e| panic!("analytics login to {db}: {e}\n{}", self.log()))
-    }
 }
 
 fn config_files(pgdata: &Path) -> Vec<(String, String)> {

@@ -28,6 +28,10 @@ pub enum Failure {
     DiskFull,
     /// The snapshot holds no PostgreSQL data directory.
     NoPgdata,
+    /// The target holds another snapshot's restore or files pgro did not write.
+    TargetNotEmpty,
+    /// A tablespace of the data directory is not in the snapshot.
+    TablespaceNotInSnapshot,
 }
 
 impl Failure {
@@ -44,6 +48,8 @@ impl Failure {
             Self::Unsupported => 8,
             Self::DiskFull => 9,
             Self::NoPgdata => 10,
+            Self::TargetNotEmpty => 11,
+            Self::TablespaceNotInSnapshot => 12,
         }
     }
 
@@ -60,6 +66,8 @@ impl Failure {
             Self::Unsupported => "UnsupportedRepository",
             Self::DiskFull => "DiskFull",
             Self::NoPgdata => "NoPgdataInSnapshot",
+            Self::TargetNotEmpty => "TargetNotEmpty",
+            Self::TablespaceNotInSnapshot => "TablespaceNotInSnapshot",
         }
     }
 
@@ -119,6 +127,8 @@ mod tests {
             Failure::Unsupported,
             Failure::DiskFull,
             Failure::NoPgdata,
+            Failure::TargetNotEmpty,
+            Failure::TablespaceNotInSnapshot,
         ];
         let mut codes: Vec<u8> = all.iter().map(|f| f.code()).collect();
         codes.sort_unstable();

@@ -15,6 +15,25 @@ pub enum Error {
     },
     #[error("{path} is not a PostgreSQL data directory (no readable PG_VERSION)")]
     NotDataDir { path: PathBuf },
+    #[error(
+        "{path} is missing: the data directory is unusable (a copy taken without global/pg_control cannot \
+         be started; restore a complete backup)"
+    )]
+    MissingControlFile { path: PathBuf },
+    #[error(
+        "PGDATA is PostgreSQL {major}; no postgres {major} binaries found on PATH{found}. Run the instance \
+         in the postgres:{major} image (the replica's postgres image template), or put that major's bin \
+         directory first on PATH"
+    )]
+    NoBinaries { major: u32, found: String },
+    #[error(
+        "tablespace {oid} links to {target}, outside the restore's volume {volume}: refused (pgro never uses files outside the volume; restore with `pgro restore`, which relinks tablespaces inside it)"
+    )]
+    TablespaceOutsideVolume {
+        oid: String,
+        target: PathBuf,
+        volume: PathBuf,
+    },
     #[error("a postmaster (pid {pid}) is already running on {path}")]
     AlreadyRunning { pid: i32, path: PathBuf },
     #[error("invalid {what} {value:?}: must match {pattern} and not be reserved")]
@@ -40,10 +59,8 @@ pub enum Error {
         status: ExitStatus,
         output: String,
     },
-    #[error(
-        "postgres exited during startup ({status}) and the log does not show missing WAL: not retried"
-    )]
-    StartupFailed { status: ExitStatus },
+    #[error("postgres exited during startup ({status}): {summary}")]
+    StartupFailed { status: ExitStatus, summary: String },
     #[error("{context}")]
     Sql {
         context: &'static str,
@@ -58,20 +75,33 @@ pub enum Error {
         #[source]
         source: nix::Error,
     },
+    #[error(
+        "logging in over TCP as {role:?} to database {database:?} failed after the instance was configured"
+    )]
+    LoginFailed {
+        role: String,
+        database: String,
+        #[source]
+        source: tokio_postgres::Error,
+    },
     #[error("user {name:?} not found (PGDATA belongs to root; pass --user)")]
     UnknownUser { name: String },
 }
 
 impl Error {
-    /// The documented exit code: 2 bad arguments, 3 unusable data directory, 4 PostgreSQL would not start,
-    /// 1 anything else. After PostgreSQL has served, its own exit code is propagated instead.
+    /// The documented exit code: 2 bad arguments, 3 unusable data directory, 4 PostgreSQL would not start
+    /// (or serve), 5 no binaries of the data directory's major, 1 anything else. After PostgreSQL has served, its own exit code is propagated instead.
     pub fn exit_code(&self) -> u8 {
         match self {
             Self::InvalidIdentifier { .. }
             | Self::MissingOption { .. }
             | Self::UnknownUser { .. } => 2,
-            Self::NotDataDir { .. } | Self::AlreadyRunning { .. } => 3,
-            Self::StartupFailed { .. } | Self::ToolFailed { .. } => 4,
+            Self::NotDataDir { .. }
+            | Self::MissingControlFile { .. }
+            | Self::TablespaceOutsideVolume { .. }
+            | Self::AlreadyRunning { .. } => 3,
+            Self::NoBinaries { .. } => 5,
+            Self::StartupFailed { .. } | Self::ToolFailed { .. } | Self::LoginFailed { .. } => 4,
             Self::Io { .. }
             | Self::Spawn { .. }
             | Self::Sql { .. }

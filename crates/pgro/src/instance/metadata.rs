@@ -57,6 +57,9 @@ pub(crate) fn read_pending(pgdata: &Path) -> Result<Vec<serde_json::Value>, Erro
 /// What to record.
 #[derive(Debug, Clone)]
 pub(crate) struct Info<'a> {
+    /// How the source's files were captured (`clean-shutdown`, `base-backup`, `standby`,
+    /// `crash-consistent`): only a consistent capture can give a consistent copy.
+    pub(crate) source_state: Option<&'a str>,
     pub(crate) snapshot_id: Option<&'a str>,
     pub(crate) snapshot_time: Option<&'a str>,
     pub(crate) stage: Stage,
@@ -75,15 +78,17 @@ pub(crate) async fn record(c: &Client, info: &Info<'_>) -> Result<(), Error> {
            singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton), \
            snapshot_id text, snapshot_time timestamptz, \
            restored_at timestamptz NOT NULL DEFAULT now(), \
-           stage text NOT NULL, fixes jsonb NOT NULL DEFAULT '[]')",
+           stage text NOT NULL, fixes jsonb NOT NULL DEFAULT '[]'); \
+         ALTER TABLE _pgro.restore_info ADD COLUMN IF NOT EXISTS source_state text",
     )
     .await
     .map_err(sql("creating _pgro.restore_info"))?;
     let fixes = serde_json::Value::Array(info.new_fixes.to_vec()).to_string();
     c.execute(
-        "INSERT INTO _pgro.restore_info (snapshot_id, snapshot_time, stage, fixes) \
-         VALUES ($1::text, $2::text::timestamptz, $3::text, $4::text::jsonb) \
+        "INSERT INTO _pgro.restore_info (snapshot_id, snapshot_time, stage, fixes, source_state) \
+         VALUES ($1::text, $2::text::timestamptz, $3::text, $4::text::jsonb, $5::text) \
          ON CONFLICT (singleton) DO UPDATE SET \
+           source_state = coalesce(restore_info.source_state, EXCLUDED.source_state), \
            snapshot_id = coalesce(EXCLUDED.snapshot_id, restore_info.snapshot_id), \
            snapshot_time = coalesce(EXCLUDED.snapshot_time, restore_info.snapshot_time), \
            stage = EXCLUDED.stage, fixes = restore_info.fixes || EXCLUDED.fixes",
@@ -92,6 +97,7 @@ pub(crate) async fn record(c: &Client, info: &Info<'_>) -> Result<(), Error> {
             &info.snapshot_time,
             &info.stage.as_str(),
             &fixes,
+            &info.source_state,
         ],
     )
     .await

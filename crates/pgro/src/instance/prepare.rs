@@ -16,6 +16,8 @@ pub(crate) const AUTO_CONF: &str = "postgresql.auto.conf";
 pub(crate) const AUTO_CONF_SOURCE: &str = "postgresql.auto.conf.source";
 pub(crate) const PGRO_CONF: &str = "postgresql.pgro.conf";
 pub(crate) const HBA: &str = "pg_hba.conf";
+/// `ident_file` defaults to this; a Debian-layout source keeps its own outside PGDATA.
+pub(crate) const IDENT: &str = "pg_ident.conf";
 
 /// Checks that `pgdata` is a data directory, makes it 0700 (PostgreSQL refuses anything looser) and
 /// returns its major version from `PG_VERSION`.
@@ -34,6 +36,10 @@ pub(crate) fn check_pgdata(pgdata: &Path) -> Result<u32, Error> {
         .ok_or_else(|| Error::NotDataDir {
             path: pgdata.to_path_buf(),
         })?;
+    let control = pgdata.join("global/pg_control");
+    if !control.is_file() {
+        return Err(Error::MissingControlFile { path: control });
+    }
     std::fs::set_permissions(pgdata, std::fs::Permissions::from_mode(0o700))
         .map_err(io("setting permissions of", pgdata))?;
     Ok(major)
@@ -163,6 +169,14 @@ pub(crate) fn install_config(
     install_if_changed(&pgdata.join(PGRO_CONF), &conf::render_pgro(settings, extra))?;
     install_if_changed(&pgdata.join(AUTO_CONF), conf::AUTO_CONF)?;
     install_if_changed(&pgdata.join(HBA), &hba::render(hba::Access::ManagerOnly))?;
+    // No user map is used (pg_hba.conf names none), but PostgreSQL reads the file at every start and logs
+    // an error when it is missing.
+    if !pgdata.join(IDENT).exists() {
+        install_if_changed(
+            &pgdata.join(IDENT),
+            "# Written by pgro instance: no user name maps.\n",
+        )?;
+    }
     Ok(notes)
 }
 

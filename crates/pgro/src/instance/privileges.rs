@@ -29,7 +29,7 @@ fn chown_tree(root: &Path, uid: u32, gid: u32) -> Result<(), Error> {
     Ok(())
 }
 
-/// When running as root, makes PGDATA (and `extra_dirs`) belong to the PostgreSQL user and switches to it.
+/// When running as root, makes PGDATA, its `tablespaces` (and `extra_dirs`) belong to the PostgreSQL user and switches to it.
 /// Returns the uid it switched to.
 ///
 /// # Errors
@@ -38,6 +38,7 @@ pub(crate) fn become_pgdata_owner(
     pgdata: &Path,
     user: &str,
     extra_dirs: &[&Path],
+    tablespaces: &[std::path::PathBuf],
 ) -> Result<Option<u32>, Error> {
     if !Uid::effective().is_root() {
         return Ok(None);
@@ -58,6 +59,10 @@ pub(crate) fn become_pgdata_owner(
             "giving the root-owned data directory to the postgres user"
         );
         chown_tree(&target, u.uid.as_raw(), u.gid.as_raw())?;
+        // Tablespaces live beside PGDATA in the volume (checked to be inside it).
+        for t in tablespaces {
+            chown_tree(t, u.uid.as_raw(), u.gid.as_raw())?;
+        }
         (u.uid.as_raw(), u.gid.as_raw())
     } else {
         (meta.uid(), meta.gid())

@@ -28,6 +28,78 @@ impl SourceState {
     }
 }
 
+impl SourceState {
+    fn from_label(s: &str) -> Option<Self> {
+        [
+            Self::CleanShutdown,
+            Self::BaseBackup,
+            Self::Standby,
+            Self::Crashed,
+        ]
+        .into_iter()
+        .find(|v| v.label() == s.trim())
+    }
+}
+
+/// Where the first assessment is kept, relative to PGDATA.
+pub(crate) const STATE_FILE: &str = "pgro.source-state";
+
+/// The state recorded at the first start, if any.
+pub(crate) fn recorded_state(pgdata: &Path) -> Option<SourceState> {
+    SourceState::from_label(&std::fs::read_to_string(pgdata.join(STATE_FILE)).ok()?)
+}
+
+/// Records the first assessment.
+///
+/// # Errors
+/// The file cannot be written.
+pub(crate) fn record_state(pgdata: &Path, state: SourceState) -> Result<(), super::error::Error> {
+    super::prepare::install_if_changed(&pgdata.join(STATE_FILE), state.label()).map(|_| ())
+}
+
+/// The bootstrap superuser's name (OID 10), read from `pg_authid`'s file; `None` when unreadable.
+pub(crate) fn bootstrap_superuser(pgdata: &Path) -> Option<String> {
+    use crate::postgres::catalog;
+    const PG_AUTHID: u32 = 1260;
+    let global = pgdata.join("global");
+    let filenode = std::fs::read(global.join("pg_filenode.map"))
+        .ok()
+        .and_then(|m| catalog::mapped_filenode(&m, PG_AUTHID))
+        .unwrap_or(PG_AUTHID);
+    let heap = std::fs::read(global.join(filenode.to_string())).ok()?;
+    catalog::oid_names(&heap)
+        .into_iter()
+        .find(|(oid, _)| *oid == 10)
+        .map(|(_, name)| name)
+}
+
+/// What to tell a user about a failed start: PostgreSQL's own FATAL/PANIC lines, and the remedy for the
+/// failure users meet most (a preload library the image does not have).
+pub(crate) fn startup_summary(log: &[String]) -> String {
+    let mut fatal: Vec<&str> = log
+        .iter()
+        .map(String::as_str)
+        .filter(|l| l.contains("FATAL:") || l.contains("PANIC:"))
+        .collect();
+    fatal.dedup();
+    if fatal.is_empty() {
+        return "PostgreSQL logged no FATAL line; see its log above".into();
+    }
+    let lines: Vec<&str> = fatal.iter().rev().take(3).rev().copied().collect();
+    let mut out = lines.join(" | ");
+    if lines
+        .iter()
+        .any(|l| l.contains("could not access file") || l.contains("could not load library"))
+    {
+        out.push_str(
+            ". A library named in shared_preload_libraries (or another *_preload_libraries setting) is not \
+             installed in this image: remove or replace it through the replica's postgresExtraConfig \
+             (e.g. shared_preload_libraries = ''), or use a postgres image that has it",
+        );
+    }
+    out
+}
+
 /// The files and `pg_control` facts the decision needs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Observed {

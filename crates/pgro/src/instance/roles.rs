@@ -1,5 +1,7 @@
-//! I3/I4 and the admin channel: source passwords removed, `pgro_admin` (superuser, scram over TCP), the
-//! analytics role, and read-only enforced by privileges in every database.
+//! I3/I4 and the admin channel, cluster-wide: source passwords removed, `pgro_admin` (superuser, scram over
+//! TCP), and the analytics role — a pre-existing role of that name made a plain login role with no
+//! memberships, limits, expiry or settings of its own. Per-database privileges are in `grants.rs`; what the
+//! role may change about itself is watched by `guard.rs`.
 
 use tokio_postgres::Client;
 
@@ -79,11 +81,15 @@ async fn ensure_role(c: &Client, name: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// Cluster-wide role changes (run once, in any database).
+/// Cluster-wide role changes (run once, in any database); returns the analytics role's fingerprint for
+/// the guard.
 ///
 /// # Errors
 /// A statement failed.
-pub(crate) async fn apply_cluster(c: &Client, plan: &RolePlan) -> Result<(), Error> {
+pub(crate) async fn apply_cluster(
+    c: &Client,
+    plan: &RolePlan,
+) -> Result<Option<Fingerprint>, Error> {
     // Passwords (even as verifiers) stay out of the server log.
     c.batch_execute("SET log_statement = 'none'; SET log_min_error_statement = 'panic'; SET password_encryption = 'scram-sha-256'")
         .await
@@ -118,143 +124,139 @@ pub(crate) async fn apply_cluster(c: &Client, plan: &RolePlan) -> Result<(), Err
     }
 
     let Some(a) = &plan.analytics else {
-        return Ok(());
+        return Ok(None);
     };
     ensure_role(c, &a.name).await?;
     let role = quote_ident(&a.name);
+    // A role of this name may already exist in the source, with a connection limit of 0, an expiry in the
+    // past or its own settings (`default_transaction_read_only = off` per database wins over a role-wide
+    // setting): all are reset, so the analytics login works and reads the defaults set here.
     c.batch_execute(&format!(
-        "ALTER ROLE {role} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS INHERIT {}",
+        "ALTER ROLE {role} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS INHERIT \
+         CONNECTION LIMIT -1 VALID UNTIL 'infinity' {}",
         password_clause(&a.password)?
     ))
     .await
     .map_err(sql("configuring the analytics role"))?;
-    // Memberships the source gave this name could carry write privileges: only ours remain.
-    let member_of = c
+    reset_settings(c, &a.name, plan).await?;
+    revoke_memberships(c, &a.name, plan.major).await?;
+    Ok(Some(fingerprint(c, &a.name).await?))
+}
+
+/// Drops every setting of the role, role-wide and per database, then sets pgro's: read-only sessions by
+/// default, unless persistent schemas need writes without `SET` (privileges keep everything else
+/// read-only).
+async fn reset_settings(c: &Client, name: &str, plan: &RolePlan) -> Result<(), Error> {
+    let rows = c
         .query(
-            "SELECT r.rolname::text FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid \
-             JOIN pg_roles u ON u.oid = m.member WHERE u.rolname = $1",
-            &[&a.name],
+            "SELECT d.datname::text FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole \
+             LEFT JOIN pg_database d ON d.oid = s.setdatabase WHERE r.rolname = $1",
+            &[&name],
         )
         .await
-        .map_err(sql("listing memberships"))?;
-    let wanted: &[&str] = match (plan.read_only, plan.major >= 14) {
-        (true, true) => &["pg_read_all_data"],
-        (false, true) => &["pg_read_all_data", "pg_write_all_data"],
-        (_, false) => &[],
-    };
-    for row in member_of {
-        let r: String = row.get(0);
-        if !wanted.contains(&r.as_str()) {
-            c.batch_execute(&format!("REVOKE {} FROM {role}", quote_ident(&r)))
-                .await
-                .map_err(sql("revoking a membership"))?;
-        }
-    }
-    for r in wanted {
-        c.batch_execute(&format!("GRANT {r} TO {role}"))
+        .map_err(sql("listing the analytics role's settings"))?;
+    let role = quote_ident(name);
+    for row in rows {
+        let stmt = match row.get::<_, Option<String>>(0) {
+            None => format!("ALTER ROLE {role} RESET ALL"),
+            Some(db) => format!(
+                "ALTER ROLE {role} IN DATABASE {} RESET ALL",
+                quote_ident(&db)
+            ),
+        };
+        c.batch_execute(&stmt)
             .await
-            .map_err(sql("granting a predefined role"))?;
+            .map_err(sql("resetting the analytics role's settings"))?;
     }
-    // With persistent schemas the role must write there without `SET`; privileges keep everything else
-    // read-only.
-    let setting = if plan.read_only && plan.persistent_schemas.is_empty() {
-        format!("ALTER ROLE {role} SET default_transaction_read_only = on")
-    } else {
-        format!("ALTER ROLE {role} RESET default_transaction_read_only")
-    };
-    c.batch_execute(&setting)
+    if plan.read_only && plan.persistent_schemas.is_empty() {
+        c.batch_execute(&format!(
+            "ALTER ROLE {role} SET default_transaction_read_only = on"
+        ))
         .await
         .map_err(sql("setting default_transaction_read_only"))?;
+    }
     Ok(())
 }
 
-/// Per-database privileges for the analytics role, run connected to `dbname`.
+/// Revokes every role membership the source gave this name (a member of a writing role could `SET ROLE`
+/// to it). Reading comes from grants per database, never from `pg_read_all_data`, which also reads
+/// `pg_authid`. Since PostgreSQL 16 a membership is one row per grantor, each revoked by name.
+async fn revoke_memberships(c: &Client, name: &str, major: u32) -> Result<(), Error> {
+    let rows = c
+        .query(
+            "SELECT r.rolname::text, g.rolname::text FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid \
+             JOIN pg_roles u ON u.oid = m.member LEFT JOIN pg_roles g ON g.oid = m.grantor WHERE u.rolname = $1",
+            &[&name],
+        )
+        .await
+        .map_err(sql("listing memberships"))?;
+    let role = quote_ident(name);
+    for row in rows {
+        let granted: String = row.get(0);
+        let stmt = match row.get::<_, Option<String>>(1) {
+            Some(grantor) if major >= 16 => format!(
+                "REVOKE {} FROM {role} GRANTED BY {} CASCADE",
+                quote_ident(&granted),
+                quote_ident(&grantor)
+            ),
+            _ => format!("REVOKE {} FROM {role}", quote_ident(&granted)),
+        };
+        c.batch_execute(&stmt)
+            .await
+            .map_err(sql("revoking a membership"))?;
+    }
+    Ok(())
+}
+
+/// What the analytics role itself can change about itself (its password verifier, its settings), as one
+/// comparable value: `ALTER ROLE <self> PASSWORD …` and `ALTER ROLE <self> [IN DATABASE …] SET …` need no
+/// privilege, so the guard compares this value and restores it (`guard.rs`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Fingerprint {
+    pub(crate) role: String,
+    pub(crate) verifier: Option<String>,
+    pub(crate) settings: String,
+}
+
+/// Reads the role's current [`Fingerprint`].
 ///
-/// Read-only: no CREATE on the database or any schema, and no write privilege on any table or sequence,
-/// for the role and for PUBLIC (a grant to PUBLIC would reach it too); reading comes from
-/// `pg_read_all_data` (>= 14) or, on older majors, SELECT grants per schema. Writable: CREATE on the
-/// database and schemas and all privileges on tables and sequences. Persistent schemas are the role's own
-/// in every database that has them, and are created in `analytics_database` when missing (P1).
+/// # Errors
+/// The query failed.
+pub(crate) async fn fingerprint(c: &Client, name: &str) -> Result<Fingerprint, Error> {
+    let row = c
+        .query_one(
+            "SELECT a.rolpassword::text, coalesce((SELECT string_agg(s.setdatabase::text || '=' || \
+             array_to_string(s.setconfig, ','), ';' ORDER BY s.setdatabase) FROM pg_db_role_setting s \
+             WHERE s.setrole = a.oid), '') FROM pg_authid a WHERE a.rolname = $1",
+            &[&name],
+        )
+        .await
+        .map_err(sql("reading the analytics role"))?;
+    Ok(Fingerprint {
+        role: name.to_string(),
+        verifier: row.get(0),
+        settings: row.get(1),
+    })
+}
+
+/// Puts the role back as `want` records it: the same password verifier (clients keep working) and only the
+/// settings pgro made.
 ///
 /// # Errors
 /// A statement failed.
-pub(crate) async fn apply_database(
-    c: &Client,
-    dbname: &str,
-    plan: &RolePlan,
-    analytics_database: bool,
-) -> Result<(), Error> {
-    let Some(a) = &plan.analytics else {
-        return Ok(());
+pub(crate) async fn restore(c: &Client, want: &Fingerprint, plan: &RolePlan) -> Result<(), Error> {
+    c.batch_execute("SET log_statement = 'none'; SET log_min_error_statement = 'panic'")
+        .await
+        .map_err(sql("setting session options"))?;
+    let role = quote_ident(&want.role);
+    let password = match want.verifier.as_deref().and_then(quote_literal) {
+        Some(v) => format!("PASSWORD {v}"),
+        None => "PASSWORD NULL".into(),
     };
-    let role = quote_ident(&a.name);
-    let db = quote_ident(dbname);
-    let schemas = c
-        .query(
-            "SELECT nspname::text FROM pg_namespace WHERE nspname NOT IN ('pg_catalog', 'information_schema') \
-             AND nspname NOT LIKE 'pg\\_toast%' AND nspname NOT LIKE 'pg\\_temp\\_%' ORDER BY 1",
-            &[],
-        )
+    c.batch_execute(&format!("ALTER ROLE {role} {password}"))
         .await
-        .map_err(sql("listing schemas"))?;
-    let schemas: Vec<String> = schemas.iter().map(|r| r.get::<_, String>(0)).collect();
-    let mut stmts = vec![format!("GRANT CONNECT ON DATABASE {db} TO {role}")];
-    if plan.read_only {
-        stmts.push(format!(
-            "REVOKE CREATE ON DATABASE {db} FROM PUBLIC, {role}"
-        ));
-    } else {
-        stmts.push(format!("GRANT CREATE ON DATABASE {db} TO {role}"));
-    }
-    for name in &schemas {
-        if plan.persistent_schemas.contains(name) {
-            stmts.extend(crate::postgres::own_schema_statements(name, &a.name));
-            continue;
-        }
-        let s = quote_ident(name);
-        if plan.read_only {
-            stmts.push(format!("REVOKE CREATE ON SCHEMA {s} FROM PUBLIC, {role}"));
-            stmts.push(format!(
-                "REVOKE INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER ON ALL TABLES IN SCHEMA {s} FROM PUBLIC, {role}"
-            ));
-            stmts.push(format!(
-                "REVOKE USAGE, UPDATE ON ALL SEQUENCES IN SCHEMA {s} FROM PUBLIC, {role}"
-            ));
-            if plan.major < 14 {
-                stmts.push(format!("GRANT USAGE ON SCHEMA {s} TO {role}"));
-                stmts.push(format!(
-                    "GRANT SELECT ON ALL TABLES IN SCHEMA {s} TO {role}"
-                ));
-                stmts.push(format!(
-                    "GRANT SELECT ON ALL SEQUENCES IN SCHEMA {s} TO {role}"
-                ));
-            }
-        } else {
-            stmts.push(format!("GRANT USAGE, CREATE ON SCHEMA {s} TO {role}"));
-            stmts.push(format!("GRANT ALL ON ALL TABLES IN SCHEMA {s} TO {role}"));
-            stmts.push(format!(
-                "GRANT ALL ON ALL SEQUENCES IN SCHEMA {s} TO {role}"
-            ));
-        }
-    }
-    if analytics_database {
-        for name in plan
-            .persistent_schemas
-            .iter()
-            .filter(|n| !schemas.contains(n))
-        {
-            stmts.push(format!(
-                "CREATE SCHEMA IF NOT EXISTS {} AUTHORIZATION {role}",
-                quote_ident(name)
-            ));
-            stmts.extend(crate::postgres::own_schema_statements(name, &a.name));
-        }
-    }
-    let batch = format!("BEGIN; {}; COMMIT", stmts.join("; "));
-    c.batch_execute(&batch)
-        .await
-        .map_err(sql("applying analytics privileges"))?;
-    Ok(())
+        .map_err(sql("restoring the analytics password"))?;
+    reset_settings(c, &want.role, plan).await
 }
 
 #[cfg(test)]

@@ -86,7 +86,16 @@ pub async fn mark_outgoing(ctx: &Context, ns: &str, replica: &str, restore: &str
     Ok(true)
 }
 
-/// `_pgro.restore_info.fixes` (a JSON array), or `None` while the instance cannot be reached.
+/// What the instance recorded in `_pgro.restore_info`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstanceReport {
+    /// `fixes` (a JSON array).
+    pub fixes: Option<serde_json::Value>,
+    /// `source_state` (absent in tables written by older instances).
+    pub source_state: Option<String>,
+}
+
+/// `_pgro.restore_info`'s fixes and source state, or `None` while the instance cannot be reached.
 ///
 /// # Errors
 ///
@@ -96,14 +105,21 @@ pub async fn read_fixes(
     ns: &str,
     replica: &str,
     restore: &str,
-) -> Result<Option<serde_json::Value>> {
+) -> Result<Option<InstanceReport>> {
     let Some(client) = connect(ctx, ns, replica, restore).await? else {
         return Ok(None);
     };
+    // to_jsonb(r) tolerates a table without the source_state column.
     let row = client
-        .query_one("SELECT fixes::text FROM _pgro.restore_info", &[])
+        .query_one(
+            "SELECT fixes::text, to_jsonb(r) ->> 'source_state' FROM _pgro.restore_info r",
+            &[],
+        )
         .await
         .map_err(pg_error(restore))?;
     let text: String = row.get(0);
-    Ok(serde_json::from_str(&text).ok())
+    Ok(Some(InstanceReport {
+        fixes: serde_json::from_str(&text).ok(),
+        source_state: row.get(1),
+    }))
 }

@@ -1,13 +1,118 @@
-//! Where PGDATA is inside a restored snapshot (behaviour S2): the snapshot root itself, a `current`
-//! symlink (Debian-style `current -> 16/main` conventions), or else the data directory of the highest
-//! major version found.
+//! Where PGDATA is inside a snapshot (behaviour S2): the snapshot root itself, a `current` symlink
+//! (Debian-style `current -> 16/main` conventions), or else the data directory of the highest major version
+//! found. Decided on the snapshot's directory listing ([`Tree`]) before anything is downloaded, and on a
+//! local directory in the same way.
 
-use std::fs;
-use std::io;
 use std::path::{Component, Path, PathBuf};
+#[cfg(test)]
+use std::{fs, io};
 
 /// How deep below the snapshot root to look for a data directory.
 const MAX_DEPTH: usize = 4;
+
+/// What a directory entry is (symlinks are never followed by a listing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A directory.
+    Dir,
+    /// A regular file.
+    File,
+    /// A symbolic link.
+    Symlink,
+    /// Anything else.
+    Other,
+}
+
+/// One directory entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// File name.
+    pub name: String,
+    /// Its type.
+    pub kind: Kind,
+}
+
+/// A read-only view of a directory tree: a restored directory, or a snapshot's listing.
+pub(crate) trait Tree {
+    /// What a failed read returns.
+    type Error;
+    /// The entries of directory `rel`, sorted by name; `None` when `rel` is not a directory (symlinks are
+    /// not followed).
+    async fn list(&self, rel: &Path) -> Result<Option<Vec<Entry>>, Self::Error>;
+    /// The target of symlink `rel`; `None` when it is not a symlink.
+    async fn read_link(&self, rel: &Path) -> Result<Option<PathBuf>, Self::Error>;
+    /// The contents of the regular file `rel`; `None` when it is not a file or is larger than `limit`.
+    async fn read_file(&self, rel: &Path, limit: u64) -> Result<Option<Vec<u8>>, Self::Error>;
+}
+
+/// A local directory as a [`Tree`] (tests: the restore decides on the snapshot's listing).
+#[cfg(test)]
+#[derive(Debug, Clone)]
+pub(crate) struct LocalTree(pub(crate) PathBuf);
+
+#[cfg(test)]
+impl Tree for LocalTree {
+    type Error = io::Error;
+
+    async fn list(&self, rel: &Path) -> io::Result<Option<Vec<Entry>>> {
+        let dir = self.0.join(rel);
+        match fs::symlink_metadata(&dir) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => return Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        }
+        let mut out = Vec::new();
+        for e in fs::read_dir(&dir)? {
+            let e = e?;
+            let t = e.file_type()?;
+            let kind = if t.is_dir() {
+                Kind::Dir
+            } else if t.is_file() {
+                Kind::File
+            } else if t.is_symlink() {
+                Kind::Symlink
+            } else {
+                Kind::Other
+            };
+            out.push(Entry {
+                name: e.file_name().to_string_lossy().into_owned(),
+                kind,
+            });
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(Some(out))
+    }
+
+    async fn read_link(&self, rel: &Path) -> io::Result<Option<PathBuf>> {
+        match fs::read_link(self.0.join(rel)) {
+            Ok(t) => Ok(Some(t)),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::InvalidInput
+                ) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn read_file(&self, rel: &Path, limit: u64) -> io::Result<Option<Vec<u8>>> {
+        use std::io::Read;
+        let p = self.0.join(rel);
+        match fs::symlink_metadata(&p) {
+            Ok(m) if m.is_file() && m.len() <= limit => {}
+            Ok(_) => return Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        }
+        let mut out = Vec::new();
+        fs::File::open(&p)?.take(limit).read_to_end(&mut out)?;
+        Ok(Some(out))
+    }
+}
 
 /// A data directory candidate: path relative to the snapshot root and its `PG_VERSION`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,33 +131,63 @@ pub fn major_key(version: &str) -> (u32, u32) {
     (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
 }
 
-/// Whether `dir` looks like a PostgreSQL data directory; returns its version.
-pub fn data_dir_version(dir: &Path) -> Option<String> {
-    let version = fs::read_to_string(dir.join("PG_VERSION")).ok()?;
-    fs::metadata(dir.join("global"))
-        .ok()
-        .filter(fs::Metadata::is_dir)?;
-    let version = version.trim().to_owned();
-    (!version.is_empty()).then_some(version)
+/// Whether `rel` looks like a PostgreSQL data directory; returns its version.
+pub(crate) async fn data_dir_version<T: Tree>(
+    tree: &T,
+    rel: &Path,
+) -> Result<Option<String>, T::Error> {
+    let Some(entries) = tree.list(rel).await? else {
+        return Ok(None);
+    };
+    let has = |name: &str, kind: Kind| entries.iter().any(|e| e.name == name && e.kind == kind);
+    if !has("PG_VERSION", Kind::File) || !has("global", Kind::Dir) {
+        return Ok(None);
+    }
+    let Some(bytes) = tree.read_file(&rel.join("PG_VERSION"), 64).await? else {
+        return Ok(None);
+    };
+    let version = String::from_utf8_lossy(&bytes).trim().to_owned();
+    Ok((!version.is_empty()).then_some(version))
 }
 
-/// Locates PGDATA below `root`. `Ok(None)` when the snapshot holds none.
+/// Locates PGDATA in `tree`. `Ok(None)` when it holds none.
 ///
 /// # Errors
 ///
-/// Reading the directory tree failed.
-pub fn locate(root: &Path) -> io::Result<Option<Found>> {
-    if let Some(version) = data_dir_version(root) {
+/// Reading the tree failed.
+pub(crate) async fn locate<T: Tree>(tree: &T) -> Result<Option<Found>, T::Error> {
+    if let Some(version) = data_dir_version(tree, Path::new("")).await? {
         return Ok(Some(Found {
             rel: PathBuf::new(),
             version,
         }));
     }
-    if let Some(found) = follow_current(root) {
+    if let Some(found) = follow_current(tree).await? {
         return Ok(Some(found));
     }
     let mut found = Vec::new();
-    search(root, Path::new(""), 0, &mut found)?;
+    // Breadth-first, depth-bounded; a data directory's own subdirectories are never another data directory,
+    // and symlinked directories are not descended into (they may point outside the snapshot).
+    let mut level = vec![PathBuf::new()];
+    for _ in 0..MAX_DEPTH {
+        let mut next = Vec::new();
+        for dir in level {
+            for e in tree.list(&dir).await?.unwrap_or_default() {
+                if e.kind != Kind::Dir {
+                    continue;
+                }
+                let child = dir.join(&e.name);
+                match data_dir_version(tree, &child).await? {
+                    Some(version) => found.push(Found {
+                        rel: child,
+                        version,
+                    }),
+                    None => next.push(child),
+                }
+            }
+        }
+        level = next;
+    }
     Ok(choose(found))
 }
 
@@ -70,32 +205,28 @@ pub fn choose(mut found: Vec<Found>) -> Option<Found> {
 
 /// `current` at the root or one level down: a relative symlink is followed inside the snapshot; an absolute
 /// one (recorded on the source host) is matched by its longest suffix that exists in the snapshot.
-fn follow_current(root: &Path) -> Option<Found> {
+async fn follow_current<T: Tree>(tree: &T) -> Result<Option<Found>, T::Error> {
     let mut candidates = vec![PathBuf::from("current")];
-    if let Ok(entries) = fs::read_dir(root) {
-        let mut subdirs: Vec<PathBuf> = entries
-            .filter_map(Result::ok)
-            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-            .map(|e| PathBuf::from(e.file_name()).join("current"))
-            .collect();
-        subdirs.sort();
-        candidates.extend(subdirs);
+    for e in tree.list(Path::new("")).await?.unwrap_or_default() {
+        if e.kind == Kind::Dir {
+            candidates.push(PathBuf::from(e.name).join("current"));
+        }
     }
     for link in candidates {
-        let Ok(target) = fs::read_link(root.join(&link)) else {
-            if let Some(version) = data_dir_version(&root.join(&link)) {
-                return Some(Found { rel: link, version });
+        let Some(target) = tree.read_link(&link).await? else {
+            if let Some(version) = data_dir_version(tree, &link).await? {
+                return Ok(Some(Found { rel: link, version }));
             }
             continue;
         };
         let base = link.parent().unwrap_or(Path::new(""));
         for rel in link_candidates(base, &target) {
-            if let Some(version) = data_dir_version(&root.join(&rel)) {
-                return Some(Found { rel, version });
+            if let Some(version) = data_dir_version(tree, &rel).await? {
+                return Ok(Some(Found { rel, version }));
             }
         }
     }
-    None
+    Ok(None)
 }
 
 /// Paths inside the snapshot a link target may mean, most specific first. Never escapes the root.
@@ -124,36 +255,19 @@ pub fn link_candidates(base: &Path, target: &Path) -> Vec<PathBuf> {
     }
 }
 
-fn search(root: &Path, rel: &Path, depth: usize, found: &mut Vec<Found>) -> io::Result<()> {
-    if depth >= MAX_DEPTH {
-        return Ok(());
-    }
-    let mut entries: Vec<_> = fs::read_dir(root.join(rel))?
-        .filter_map(Result::ok)
-        // Symlinked directories are not descended into: they may point outside the snapshot.
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-        .map(|e| rel.join(e.file_name()))
-        .collect();
-    entries.sort();
-    for child in entries {
-        if let Some(version) = data_dir_version(&root.join(&child)) {
-            // A data directory's own subdirectories are never another data directory.
-            found.push(Found {
-                rel: child,
-                version,
-            });
-        } else {
-            search(root, &child, depth + 1, found)?;
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use std::os::unix::fs::symlink;
 
     use super::*;
+
+    fn locate_in(root: &Path) -> Option<Found> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        rt.block_on(locate(&LocalTree(root.to_path_buf())))
+            .expect("locate")
+    }
 
     fn pgdata(root: &Path, rel: &str, version: &str) {
         let dir = root.join(rel);
@@ -165,7 +279,7 @@ mod tests {
     fn root_is_pgdata() {
         let t = tempfile::tempdir().expect("tempdir");
         pgdata(t.path(), "", "16");
-        let f = locate(t.path()).expect("locate").expect("found");
+        let f = locate_in(t.path()).expect("found");
         assert_eq!(f.rel, PathBuf::new());
         assert_eq!(f.version, "16");
     }
@@ -176,7 +290,7 @@ mod tests {
         pgdata(t.path(), "15/main", "15");
         pgdata(t.path(), "17/main", "17");
         symlink("15/main", t.path().join("current")).expect("symlink");
-        let f = locate(t.path()).expect("locate").expect("found");
+        let f = locate_in(t.path()).expect("found");
         assert_eq!(f.rel, PathBuf::from("15/main"));
     }
 
@@ -185,7 +299,7 @@ mod tests {
         let t = tempfile::tempdir().expect("tempdir");
         pgdata(t.path(), "16/main", "16");
         symlink("/var/lib/postgresql/16/main", t.path().join("current")).expect("symlink");
-        let f = locate(t.path()).expect("locate").expect("found");
+        let f = locate_in(t.path()).expect("found");
         assert_eq!(f.rel, PathBuf::from("16/main"));
     }
 
@@ -195,7 +309,7 @@ mod tests {
         pgdata(t.path(), "9.6/main", "9.6");
         pgdata(t.path(), "14/main", "14");
         pgdata(t.path(), "old/13", "13");
-        let f = locate(t.path()).expect("locate").expect("found");
+        let f = locate_in(t.path()).expect("found");
         assert_eq!(f.rel, PathBuf::from("14/main"));
     }
 
@@ -204,7 +318,7 @@ mod tests {
         let t = tempfile::tempdir().expect("tempdir");
         fs::create_dir_all(t.path().join("a/b")).expect("mkdir");
         fs::write(t.path().join("a/PG_VERSION"), "16").expect("write");
-        assert_eq!(locate(t.path()).expect("locate"), None);
+        assert_eq!(locate_in(t.path()), None);
     }
 
     #[test]

@@ -5,6 +5,8 @@ use super::*;
 fn pgdata() -> tempfile::TempDir {
     let d = tempfile::tempdir().unwrap();
     std::fs::write(d.path().join("PG_VERSION"), "16\n").unwrap();
+    std::fs::create_dir(d.path().join("global")).unwrap();
+    std::fs::write(d.path().join("global/pg_control"), [0u8; 8192]).unwrap();
     d
 }
 
@@ -22,6 +24,7 @@ fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
     let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap())
+        .filter(|e| e.file_type().unwrap().is_file())
         .map(|e| {
             (
                 e.file_name().to_string_lossy().into_owned(),
@@ -45,6 +48,10 @@ fn check_pgdata_reads_major_and_tightens_permissions() {
         check_pgdata(empty.path()),
         Err(Error::NotDataDir { .. })
     ));
+    std::fs::remove_file(d.path().join("global/pg_control")).unwrap();
+    let e = check_pgdata(d.path()).unwrap_err();
+    assert!(matches!(e, Error::MissingControlFile { .. }));
+    assert_eq!(e.exit_code(), 3);
 }
 
 #[test]

@@ -146,9 +146,9 @@ async fn reconcile_inner(restore: &PostgresPhysicalRestore, ctx: &Context) -> Re
         .as_ref()
         .is_none_or(|s| s.instance_fixes.is_none());
     let read_fixes = unread && deployment.as_ref().is_some_and(|d| d.ready);
-    let fixes = if read_fixes {
+    let report = if read_fixes {
         match admin_sql::read_fixes(ctx, &ns, &restore.spec.replica.name, &name).await {
-            Ok(fixes) => fixes.as_ref().map(Fix::parse_all),
+            Ok(report) => report,
             Err(e) => {
                 tracing::warn!(restore = %name, error = %e, "reading _pgro.restore_info.fixes failed; retrying later");
                 None
@@ -157,6 +157,11 @@ async fn reconcile_inner(restore: &PostgresPhysicalRestore, ctx: &Context) -> Re
     } else {
         None
     };
+    let fixes = report
+        .as_ref()
+        .and_then(|r| r.fixes.as_ref())
+        .map(Fix::parse_all);
+    let source_state = report.and_then(|r| r.source_state);
     let snapshot_bytes = quantity::to_bytes(&restore.spec.snapshot_size).unwrap_or(0);
     let observed = Observed {
         restore,
@@ -167,6 +172,7 @@ async fn reconcile_inner(restore: &PostgresPhysicalRestore, ctx: &Context) -> Re
         desired_live: specs::live_fields(&replica, &settings),
         ready_timeout: specs::ready_timeout(&settings, snapshot_bytes),
         fixes,
+        source_state,
     };
     let plan = plan::decide(&observed, Timestamp::now());
 

@@ -169,6 +169,8 @@ fn unretryable_exit_codes() -> Vec<i32> {
         Failure::Unsupported,
         Failure::DiskFull,
         Failure::NoPgdata,
+        Failure::TargetNotEmpty,
+        Failure::TablespaceNotInSnapshot,
     ]
     .iter()
     .map(|f| i32::from(f.code()))

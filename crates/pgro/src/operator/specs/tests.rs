@@ -157,7 +157,7 @@ fn restore_job_fails_fast_on_unretryable_exit_codes_and_has_a_size_based_deadlin
     let rule = &spec.pod_failure_policy.expect("policy").rules[0];
     assert_eq!(rule.action, "FailJob");
     let codes = &rule.on_exit_codes.as_ref().expect("codes").values;
-    for code in [2, 4, 5, 9, 10] {
+    for code in [2, 4, 5, 9, 10, 11, 12] {
         assert!(codes.contains(&code), "{code}");
     }
     for retryable in [1, 7] {

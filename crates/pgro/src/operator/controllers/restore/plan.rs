@@ -144,6 +144,8 @@ pub struct Observed<'a> {
     /// `_pgro.restore_info.fixes`, when it was read this pass (only while `status.instanceFixes` is unset
     /// and the instance is ready).
     pub fixes: Option<Vec<Fix>>,
+    /// `_pgro.restore_info.source_state`, read with the fixes.
+    pub source_state: Option<String>,
 }
 
 /// A child to create.
@@ -405,6 +407,7 @@ pub fn decide(o: &Observed<'_>, now: Timestamp) -> Plan {
             })
             .collect();
         status.instance_fixes = Some(reports.into_iter().map(|(line, _)| line).collect());
+        status.source_state.clone_from(&o.source_state);
     }
     // S5: an instance that is not ready fails after the ready timeout, counted from `since`.
     let within = humantime::format_duration(o.ready_timeout);

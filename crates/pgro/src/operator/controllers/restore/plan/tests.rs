@@ -47,6 +47,7 @@ fn observed(r: &PostgresPhysicalRestore) -> Observed<'_> {
         desired_live: live(),
         ready_timeout: Duration::from_secs(1800),
         fixes: None,
+        source_state: None,
     }
 }
 
@@ -71,6 +72,7 @@ fn done() -> JobReport {
         seconds: 1.5,
         snapshot: "k1".into(),
         snapshot_time: "2026-11-21T10:00:00Z".into(),
+        tablespaces: Vec::new(),
     })
 }
 
@@ -306,6 +308,24 @@ fn ready_with(fixes: serde_json::Value) -> Plan {
     let mut o = running(&r, true);
     o.fixes = Some(Fix::parse_all(&fixes));
     decide(&o, at(NOW))
+}
+
+#[test]
+fn source_state_is_recorded_with_the_fixes() {
+    let r =
+        restore("{phase: Restoring, postgresVersion: '16', restoredAt: '2026-11-21T10:18:00Z'}");
+    let mut o = running(&r, true);
+    o.fixes = Some(Vec::new());
+    o.source_state = Some("crash-consistent".into());
+    let p = decide(&o, at(NOW));
+    assert_eq!(p.status.source_state.as_deref(), Some("crash-consistent"));
+    o.fixes = None;
+    o.source_state = None;
+    assert_eq!(
+        decide(&o, at(NOW)).status.source_state,
+        None,
+        "absent until read"
+    );
 }
 
 #[test]
