@@ -6,6 +6,8 @@
 #![allow(clippy::unwrap_used)]
 
 mod e2e_support;
+#[path = "e2e_cases/hardening.rs"]
+mod hardening;
 
 use std::sync::Arc;
 use std::time::Duration;
