@@ -15,6 +15,9 @@ pub mod condition_types {
     pub const RESTORE_SCHEDULING_SUSPENDED: &str = "RestoreSchedulingSuspended";
     /// Replica: the computed PVC size is within `spec.storageSizeMaximum`.
     pub const STORAGE_WITHIN_LIMIT: &str = "StorageWithinLimit";
+    /// Replica (+): a due restore waits because the replica already has three restores outside `Failed`
+    /// (each a full copy on its own volume: active, outgoing in its grace period, and a new one).
+    pub const RESTORE_DEFERRED: &str = "RestoreDeferred";
     /// Restore: the restore Job copied the snapshot.
     pub const RESTORED: &str = "Restored";
     /// Restore: the restore failed.
@@ -29,6 +32,10 @@ pub mod condition_reasons {
     pub const SECRET_INVALID: &str = "SecretInvalid";
     /// `KopiaSecretValid=False`: the repository password does not decrypt the repository.
     pub const REPOSITORY_PASSWORD_INVALID: &str = "RepositoryPasswordInvalid";
+    /// `RestoreDeferred=True`: three restores of the replica exist outside `Failed`.
+    pub const LIVE_RESTORE_LIMIT: &str = "LiveRestoreLimit";
+    /// `RestoreDeferred=False`.
+    pub const NOT_DEFERRED: &str = "NotDeferred";
     /// `KopiaSecretValid=False`: the storage cannot be reached.
     pub const STORAGE_UNREACHABLE: &str = "StorageUnreachable";
     /// `KopiaSecretValid=False`: the repository opened but cannot be used (not a Kopia repository, corrupt
@@ -89,6 +96,8 @@ pub mod event_reasons {
     pub const RESTORE_FAILED: &str = "RestoreFailed";
     /// A scheduled restore was skipped (minimum TTL, same snapshot).
     pub const RESTORE_SKIPPED: &str = "RestoreSkipped";
+    /// (+) A due restore waits for an outgoing restore to be deleted (`RestoreDeferred=True`).
+    pub const RESTORE_DEFERRED: &str = "RestoreDeferred";
     /// A persistent-schema migration had statement errors.
     pub const SCHEMA_MIGRATION_PARTIAL: &str = "SchemaMigrationPartial";
     /// A persistent-schema migration copied every schema it found (the note lists them and any skipped).

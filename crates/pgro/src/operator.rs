@@ -14,6 +14,7 @@ pub mod context;
 pub mod controllers;
 pub mod duration;
 pub mod error;
+pub mod gauges;
 pub mod http;
 pub mod k8s;
 pub mod kopia_secret;

@@ -11,14 +11,14 @@ use crate::cli::repository::{RepositoryArgs, SECRET_KEY_ENV, StorageKind};
 /// Why a Secret does not describe a repository.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SecretProblem {
-    /// A required key is absent or empty.
-    #[error("Secret {secret} has no {key:?} key (needed for {storage} storage)")]
-    MissingKey {
+    /// Required keys are absent or empty (every one of them is named, so one edit fixes the Secret).
+    #[error("Secret {secret} lacks the key(s) {} (needed for {storage} storage)", keys.join(", "))]
+    MissingKeys {
         /// Secret name.
         secret: String,
-        /// The key.
-        key: &'static str,
-        /// Storage type that needs it.
+        /// The keys, in the documented order.
+        keys: Vec<&'static str>,
+        /// Storage type that needs them.
         storage: &'static str,
     },
     /// A value is not valid.
@@ -83,21 +83,27 @@ pub fn repository_args(
         }
     };
     let (storage, required) = required_keys(kind);
-    if let Some(key) = required.iter().find(|k| get(k).is_none()) {
-        return Err(SecretProblem::MissingKey {
+    let missing: Vec<&'static str> = required
+        .iter()
+        .copied()
+        .filter(|k| get(k).is_none())
+        .collect();
+    if !missing.is_empty() {
+        return Err(SecretProblem::MissingKeys {
             secret: secret.to_owned(),
-            key,
+            keys: missing,
             storage,
         });
     }
-    let disable_tls = match get("disableTls").as_deref() {
-        None | Some("false") => false,
-        Some("true") => true,
+    // The usual boolean spellings, as Go's strconv.ParseBool (kopia's own parser) and YAML users write them.
+    let disable_tls = match get("disableTls").map(|v| v.to_ascii_lowercase()).as_deref() {
+        None | Some("false" | "0" | "no" | "off" | "f") => false,
+        Some("true" | "1" | "yes" | "on" | "t") => true,
         Some(other) => {
             return Err(SecretProblem::InvalidValue {
                 secret: secret.to_owned(),
                 key: "disableTls".into(),
-                reason: format!("{other:?} is neither \"true\" nor \"false\""),
+                reason: format!("{other:?} is not a boolean (true/false, 1/0, yes/no)"),
             });
         }
     };
@@ -204,13 +210,40 @@ mod tests {
             let err = repository_args("kc", &d).expect_err(key);
             assert_eq!(
                 err,
-                SecretProblem::MissingKey {
+                SecretProblem::MissingKeys {
                     secret: "kc".into(),
-                    key,
+                    keys: vec![key],
                     storage: "s3"
                 }
             );
             assert!(err.to_string().contains(key));
+        }
+    }
+
+    #[test]
+    fn every_missing_key_is_named_at_once() {
+        let mut d = seed();
+        d.remove("bucket");
+        d.remove("secretAccessKey");
+        let err = repository_args("kc", &d).expect_err("two missing");
+        assert_eq!(
+            err.to_string(),
+            "Secret kc lacks the key(s) bucket, secretAccessKey (needed for s3 storage)"
+        );
+    }
+
+    #[test]
+    fn disable_tls_accepts_the_usual_boolean_spellings() {
+        for (v, want) in [
+            ("1", true),
+            ("True", true),
+            ("yes", true),
+            ("0", false),
+            ("FALSE", false),
+        ] {
+            let mut d = seed();
+            d.insert("disableTls".into(), v.into());
+            assert_eq!(repository_args("kc", &d).expect(v).disable_tls, want, "{v}");
         }
     }
 
@@ -231,9 +264,9 @@ mod tests {
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect();
         let err = repository_args("kc", &fs).expect_err("no path");
-        assert!(matches!(err, SecretProblem::MissingKey { key: "path", .. }));
+        assert!(matches!(err, SecretProblem::MissingKeys { ref keys, .. } if keys == &["path"]));
 
-        d.insert("disableTls".into(), "yes".into());
+        d.insert("disableTls".into(), "maybe".into());
         assert!(repository_args("kc", &d).is_err());
         d.insert("storage".into(), "ftp".into());
         assert!(repository_args("kc", &d).is_err());

@@ -4,12 +4,20 @@
 //! repository (the password KDF and the index load happen once) and one snapshot listing, refreshed at most
 //! once per TTL. Index blobs are immutable, so a refresh only reads blobs it has not seen. Failures are not
 //! cached: the next reconcile tries again.
+//!
+//! Password rotation: an opened handle keeps the repository's keys, so it would go on listing after the
+//! repository password changed — while every restore Job, opening afresh with the Secret's old password,
+//! fails. Each refresh therefore compares the format blob (`kopia.repository`, which holds the key encrypted
+//! with the password) with the one read before the handle was opened; when it changed, the handle is
+//! dropped and the repository opened again with the Secret's current data, so a wrong password shows as a
+//! condition before any restore is created.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::{Duration, Instant};
 
-use kopia::{Indexed, Repository, SnapshotManifest};
+use bytes::Bytes;
+use kopia::{BlobId, FORMAT_BLOB_ID, Indexed, Repository, SnapshotManifest};
 use tokio::sync::Mutex;
 
 use crate::cli::repository::{RepositoryArgs, RepositoryError};
@@ -28,7 +36,8 @@ pub struct Listing {
 
 #[derive(Default)]
 struct Slot {
-    repo: Option<Arc<Repository<Indexed>>>,
+    /// The handle and the format blob as it was read before opening it.
+    repo: Option<(Arc<Repository<Indexed>>, Bytes)>,
     listing: Option<(Instant, Arc<Vec<SnapshotManifest>>)>,
 }
 
@@ -105,13 +114,33 @@ impl RepositoryCache {
         }
         let started = Instant::now();
         let repo = match &slot.repo {
-            Some(r) => {
-                r.refresh_index().await?;
-                r.clone()
+            Some((r, format)) => {
+                let now = r.storage().get(&BlobId::new(FORMAT_BLOB_ID)).await?;
+                if now == *format {
+                    r.refresh_index().await?;
+                    Some(r.clone())
+                } else {
+                    tracing::info!(
+                        repository = %args.location(),
+                        "the repository format blob changed (password rotated?); reopening with the Secret's current data"
+                    );
+                    slot.repo = None;
+                    slot.listing = None;
+                    None
+                }
             }
+            None => None,
+        };
+        let repo = match repo {
+            Some(r) => r,
             None => {
+                let format = args
+                    .storage()
+                    .await?
+                    .get(&BlobId::new(FORMAT_BLOB_ID))
+                    .await?;
                 let r = Arc::new(args.connect().await?);
-                slot.repo = Some(r.clone());
+                slot.repo = Some((r.clone(), format));
                 r
             }
         };

@@ -235,6 +235,12 @@ async fn run_controllers(
 
     let restore_ctrl = Controller::new(restores.clone(), watcher::Config::default());
     let restore_store = restore_ctrl.store();
+    tokio::spawn(super::gauges::run(
+        restore_store.clone(),
+        replica_store.clone(),
+        Arc::clone(&ctx.metrics),
+        stop.clone(),
+    ));
     // Replica spec changes (resources, annotations) reach the running instances of its restores.
     let replica_to_restores = move |p: PostgresPhysicalReplica| {
         let ns = p.namespace().unwrap_or_default();

@@ -12,14 +12,16 @@ use sha2::{Digest, Sha256};
 /// A schedule that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ScheduleError {
-    /// The expression does not parse; the message is the parser's.
-    #[error("invalid schedule {expression:?}: {source}")]
+    /// The expression does not parse; the message is the parser's, then what is expected.
+    #[error("invalid schedule {expression:?}: {source}. {hint}")]
     Parse {
         /// The expression.
         expression: String,
         /// The parser's reason.
         #[source]
         source: cronexpr::Error,
+        /// What the schedule should look like, for this expression.
+        hint: String,
     },
     /// The expression never fires within four years (e.g. `0 0 31 2 *`).
     #[error("schedule {expression:?} never fires within four years after {after}")]
@@ -32,6 +34,28 @@ pub enum ScheduleError {
         #[source]
         source: Option<cronexpr::Error>,
     },
+}
+
+/// What a schedule should look like, said for the mistake `expression` most likely is: six cron fields (a
+/// seconds or year field, which the parser reads as a timezone), or anything else.
+#[must_use]
+pub fn hint(expression: &str) -> String {
+    const FORM: &str = "Expected 5 fields, minute hour day-of-month month day-of-week, and an optional IANA \
+                        timezone, e.g. '0 */6 * * *' (every 6 hours, UTC) or '30 2 * * * Europe/Berlin'; \
+                        H picks a stable value per replica ('H H * * *')";
+    let fields: Vec<&str> = expression.split_whitespace().collect();
+    let cron_like = |t: &str| {
+        t.chars()
+            .all(|c| c.is_ascii_digit() || "*/,-?LW#H".contains(c))
+    };
+    match fields.len() {
+        6 | 7 if fields[5..].iter().all(|t| cron_like(t)) => format!(
+            "{} fields: seconds and year fields are not supported (the sixth token is read as a timezone). {FORM}",
+            fields.len()
+        ),
+        n if n < 5 => format!("only {n} field(s). {FORM}"),
+        _ => FORM.to_owned(),
+    }
 }
 
 /// How far ahead a fire time is searched (the same horizon `cronexpr` uses: leap days recur within it).
@@ -59,6 +83,7 @@ impl Schedule {
             ScheduleError::Parse {
                 expression: expression.to_owned(),
                 source,
+                hint: hint(expression),
             }
         })?;
         // cronexpr parsed the optional sixth token as the timezone, so it resolves here too.

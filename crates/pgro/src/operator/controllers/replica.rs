@@ -362,12 +362,6 @@ async fn admit_and_create(
     let admission = queue::admit(&me, &waiters, in_progress, max);
     plan::admit(plan, admission, now);
     let started = matches!(admission, queue::Admission::Start);
-    ctx.metrics
-        .queue_depth
-        .set(i64::try_from(waiters.len() + usize::from(!started)).unwrap_or(i64::MAX));
-    ctx.metrics
-        .active_restores
-        .set(i64::try_from(in_progress + usize::from(started)).unwrap_or(i64::MAX));
     if !started {
         tracing::info!(replica = %name, position = plan.status.queue_position, in_progress, max, "waiting for a restore slot");
         return Ok(());

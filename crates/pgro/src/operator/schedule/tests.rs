@@ -107,6 +107,28 @@ fn invalid_schedules_report_the_parsers_message() {
 }
 
 #[test]
+fn invalid_schedules_say_what_is_expected_with_an_example() {
+    let err = Schedule::parse("0 0 */6 * * *", UID).expect_err("seconds");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("6 fields: seconds and year fields are not supported"),
+        "{msg}"
+    );
+    assert!(msg.contains("'0 */6 * * *'"), "{msg}");
+    let msg = Schedule::parse("every day", UID)
+        .expect_err("words")
+        .to_string();
+    assert!(
+        msg.contains("only 2 field(s)") && msg.contains("Expected 5 fields"),
+        "{msg}"
+    );
+    let msg = Schedule::parse("61 * * * *", UID)
+        .expect_err("range")
+        .to_string();
+    assert!(msg.contains("Expected 5 fields"), "{msg}");
+}
+
+#[test]
 fn schedule_that_never_fires_is_an_error() {
     let schedule = Schedule::parse("0 0 31 2 *", UID).expect("parses");
     assert!(matches!(

@@ -379,7 +379,11 @@ pub fn decide(o: &Observed<'_>, now: Timestamp) -> Plan {
             || ("Unknown".to_owned(), String::new()),
             |f| (f.reason.clone(), f.message.clone()),
         );
-        c.status.consecutive_restore_failures += 1;
+        // A wrong password is the Secret's problem, not the backup's: the repository condition reports it
+        // and holds new restores until the Secret is fixed, so it never suspends scheduling.
+        if f.0 != crate::cli::exit::Failure::WrongPassword.reason() {
+            c.status.consecutive_restore_failures += 1;
+        }
         c.status.last_restore_failed_at = r.failure.as_ref().map(|f| Time(f.at));
         c.event(
             true,
@@ -585,11 +589,18 @@ pub fn decide(o: &Observed<'_>, now: Timestamp) -> Plan {
     outgoing.sort_by_key(|r| r.activated_at);
     let mut previous = None;
     for r in &outgoing {
-        // Outgoing since its successor took over; without an active successor, since it was activated.
-        let since = if active.is_some() {
-            active_since
-        } else {
-            r.activated_at.unwrap_or(now)
+        // Outgoing since its own successor took over (the next restore activated after it), not since the
+        // newest switchover; without an active successor, since it was activated.
+        let successor = outgoing
+            .iter()
+            .filter_map(|o| o.activated_at)
+            .chain(active.map(|_| active_since))
+            .filter(|t| r.activated_at.is_some_and(|mine| *t > mine))
+            .min();
+        let since = match (active, successor) {
+            (Some(_), Some(t)) => t,
+            (Some(_), None) => active_since,
+            (None, _) => r.activated_at.unwrap_or(now),
         };
         let delete_at = since.saturating_add(grace).unwrap_or(since);
         // P3: never while a migration may be reading from it.
@@ -822,6 +833,7 @@ pub fn decide(o: &Observed<'_>, now: Timestamp) -> Plan {
     let restoring = live.iter().any(|r| in_progress(r));
     let mut wanted = None;
     let mut advance = false;
+    let mut deferred = false;
     if let (Some((s, j)), true) = (&sched, source_ok) {
         let next = c
             .status
@@ -849,7 +861,9 @@ pub fn decide(o: &Observed<'_>, now: Timestamp) -> Plan {
         };
         match trigger::decide(&inputs) {
             Trigger::Suspended | Trigger::InProgress => {}
-            Trigger::AtRestoreLimit => c.requeue_in(QUEUE_POLL),
+            // The deletion of an outgoing restore wakes the replica (restores are watched); its grace
+            // deadline is already a requeue time above.
+            Trigger::AtRestoreLimit => deferred = true,
             Trigger::Wait { until } => c.requeue_at(until),
             Trigger::SkipMinimumTtl { until } => {
                 c.event(
@@ -916,6 +930,40 @@ pub fn decide(o: &Observed<'_>, now: Timestamp) -> Plan {
     if wanted.is_none() {
         c.status.waiting_since = None;
         c.status.queue_position = 0;
+    }
+    let was_deferred = conditions::is_true(&c.status.conditions, types::RESTORE_DEFERRED);
+    if deferred {
+        let names: Vec<&str> = live
+            .iter()
+            .filter(|r| r.phase != RestorePhase::Failed)
+            .map(|r| r.name.as_str())
+            .collect();
+        let message = format!(
+            "a scheduled restore is due, but the replica already has 3 restores on their own volumes ({}); \
+             it starts when the outgoing one is deleted after switchoverGracePeriod",
+            names.join(", ")
+        );
+        if !was_deferred {
+            c.event(
+                false,
+                event_reasons::RESTORE_DEFERRED,
+                message.clone(),
+                None,
+            );
+        }
+        c.cond(
+            types::RESTORE_DEFERRED,
+            true,
+            reasons::LIVE_RESTORE_LIMIT,
+            message,
+        );
+    } else {
+        c.cond(
+            types::RESTORE_DEFERRED,
+            false,
+            reasons::NOT_DEFERRED,
+            "no due restore is held back".into(),
+        );
     }
 
     // R10 and the Ready condition.

@@ -308,6 +308,86 @@ fn outgoing_restore_is_deleted_after_the_grace_period_and_previous_cleared() {
     assert_eq!(after.status.previous_restore, None);
 }
 
+/// Regression: every outgoing restore was timed from the newest switchover, so one made outgoing by an
+/// earlier switchover was kept past its own grace period.
+#[test]
+fn each_outgoing_restore_is_deleted_at_its_own_grace_deadline() {
+    let r = replica(
+        "switchoverGracePeriod: 5m",
+        "{currentRestore: c, previousRestore: b}",
+    );
+    let outgoing = |name: &str, since: &str| RestoreView {
+        activated_at: Some(at(since)),
+        ready: true,
+        outgoing_marked: true,
+        ..view(name, RestorePhase::Ready, name)
+    };
+    // a was demoted at 05:57 (b took over), b at 05:59 (c took over).
+    let restores = [
+        outgoing("a", "2026-11-21T05:50:00Z"),
+        outgoing("b", "2026-11-21T05:57:00Z"),
+        active("c", "c", "2026-11-21T05:59:00Z"),
+    ];
+    let deleted = |now: &str| -> Vec<String> {
+        decide(&observe(&r, &restores, listed("c")), at(now))
+            .actions
+            .into_iter()
+            .filter_map(|a| match a {
+                Action::DeleteRestore { restore, .. } => Some(restore),
+                _ => None,
+            })
+            .collect()
+    };
+    assert!(deleted("2026-11-21T06:01:59Z").is_empty());
+    assert_eq!(deleted("2026-11-21T06:02:00Z"), ["a"]);
+    assert_eq!(deleted("2026-11-21T06:03:59Z"), ["a"]);
+    assert_eq!(deleted("2026-11-21T06:04:00Z"), ["a", "b"]);
+}
+
+/// Regression: the limit of three live restores per replica skipped due refreshes silently.
+#[test]
+fn a_due_restore_held_by_the_live_restore_limit_is_a_condition_and_an_event() {
+    let mut r = replica(
+        "switchoverGracePeriod: 1h",
+        "{currentRestore: c, nextScheduledRestore: '2026-11-21T05:00:00Z'}",
+    );
+    r.status.as_mut().expect("status").schedule_hash =
+        Some(schedule::schedule_hash("0 */6 * * *", "0"));
+    let outgoing = |name: &str, since: &str| RestoreView {
+        activated_at: Some(at(since)),
+        ready: true,
+        outgoing_marked: true,
+        ..view(name, RestorePhase::Ready, name)
+    };
+    let restores = [
+        outgoing("a", "2026-11-21T05:30:00Z"),
+        outgoing("b", "2026-11-21T05:40:00Z"),
+        active("c", "c", "2026-11-21T05:50:00Z"),
+    ];
+    let p = decide(&observe(&r, &restores, listed("k9")), at(NOW));
+    assert!(p.wanted.is_none());
+    let c = cond(&p, types::RESTORE_DEFERRED);
+    assert_eq!(
+        (c.status.as_str(), c.reason.as_str()),
+        ("True", reasons::LIVE_RESTORE_LIMIT)
+    );
+    assert!(c.message.contains("a, b, c"), "{}", c.message);
+    assert!(
+        p.events
+            .iter()
+            .any(|e| e.reason == event_reasons::RESTORE_DEFERRED)
+    );
+    // Once recorded, the event is not repeated.
+    let mut r2 = r.clone();
+    r2.status = Some(p.status.clone());
+    let p2 = decide(&observe(&r2, &restores, listed("k9")), at(NOW));
+    assert!(
+        !p2.events
+            .iter()
+            .any(|e| e.reason == event_reasons::RESTORE_DEFERRED)
+    );
+}
+
 #[test]
 fn same_snapshot_at_the_scheduled_time_creates_nothing_and_advances_the_schedule() {
     let r = replica(
@@ -445,6 +525,36 @@ fn each_failure_is_counted_once_and_three_suspend_scheduling() {
     assert_eq!(c.status, "True");
     assert!(c.message.contains("--subresource=status"), "{}", c.message);
     assert_eq!(p3.status.phase, Some(pgro_api::ReplicaPhase::Failed));
+}
+
+/// Regression: a password rotated before the Secret made restores fail with `WrongPassword`, and three of
+/// them suspended scheduling for good.
+#[test]
+fn wrong_password_failures_never_count_toward_suspension() {
+    let r = replica(
+        "",
+        "{consecutiveRestoreFailures: 2, lastRestoreFailedAt: '2026-11-21T04:00:00Z'}",
+    );
+    let restores = [RestoreView {
+        failure: Some(FailureView {
+            at: at("2026-11-21T05:00:00Z"),
+            reason: "WrongPassword".into(),
+            message: "the repository password is wrong".into(),
+        }),
+        ..failed("f1", "2026-11-21T05:00:00Z", "2026-11-21T04:50:00Z")
+    }];
+    let p = decide(&observe(&r, &restores, listed("k2")), at(NOW));
+    assert_eq!(p.status.consecutive_restore_failures, 2);
+    assert_eq!(
+        cond(&p, types::RESTORE_SCHEDULING_SUSPENDED).status,
+        "False"
+    );
+    assert!(
+        p.events
+            .iter()
+            .any(|e| e.reason == event_reasons::RESTORE_FAILED),
+        "the failure is still reported"
+    );
 }
 
 #[test]
