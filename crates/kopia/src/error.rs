@@ -301,6 +301,9 @@ pub enum Unsupported {
     /// Unknown key derivation algorithm.
     #[error("key derivation algorithm {0:?}")]
     KeyDerivation(String),
+    /// The format blob names no key derivation algorithm (`keyAlgo`), which kopia refuses too.
+    #[error("format blob without a key derivation algorithm (keyAlgo)")]
+    NoKeyDerivation,
     /// Unknown ECC algorithm.
     #[error("error correction algorithm {0:?}")]
     Ecc(String),

@@ -13,9 +13,11 @@ use std::process::{Command, Output};
 use instance_support::{Kopia, free_port, infra, require};
 
 /// Exit codes documented in the README ("Exit codes").
+const EXIT_USAGE: i32 = 2;
 const EXIT_WRONG_PASSWORD: i32 = 4;
 const EXIT_CORRUPTED: i32 = 5;
 const EXIT_UNREACHABLE: i32 = 7;
+const EXIT_UNSUPPORTED: i32 = 8;
 const EXIT_DISK_FULL: i32 = 9;
 const EXIT_NO_PGDATA: i32 = 10;
 
@@ -394,4 +396,101 @@ fn kopia_restore_and_content_verify_succeed_on_a_sound_repository() {
     corrupt_largest_pack(&f.kopia.repo());
     let (out, _, stderr) = output(&mut f.pgro(&["kopia", "content", "verify", "--percent", "100"]));
     assert_eq!(out.status.code(), Some(EXIT_CORRUPTED), "{stderr}");
+}
+
+/// The `files:`/`dirs:` counts of kopia's text listing, in order.
+fn listed_counts(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .filter_map(|l| {
+            let files = l.split("files:").nth(1)?.split_whitespace().next()?;
+            let dirs = l.split("dirs:").nth(1)?.split_whitespace().next()?;
+            Some((files.to_owned(), dirs.to_owned()))
+        })
+        .collect()
+}
+
+#[test]
+fn kopia_snapshot_list_counts_the_snapshot_content_and_reads_a_path_argument_like_kopia() {
+    let Some(f) = fixture() else { return };
+    let src = f.dir(
+        "counted",
+        &[("a", b"1"), ("b/c", b"22"), ("b/d/e", b"333"), ("f", b"4")],
+    );
+    f.kopia.snapshot(&src);
+    // One file changed: this upload hashes one file (stats.fileCount 1), the snapshot still holds four.
+    std::fs::write(src.join("a"), b"9").unwrap();
+    f.kopia.snapshot(&src);
+    let theirs = f.kopia.run(&["snapshot", "list", src.to_str().unwrap()]);
+    let (out, ours, stderr) = output(&mut f.pgro(&["kopia", "snapshot", "list"]));
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(
+        listed_counts(&ours),
+        listed_counts(&theirs),
+        "{ours}\n{theirs}"
+    );
+    assert_eq!(
+        listed_counts(&ours),
+        vec![("4".into(), "3".into()), ("4".into(), "3".into())]
+    );
+
+    // A plain path is this user's and host's source, as in kopia; a subdirectory lists the snapshots
+    // of its parent source.
+    for path in [src.clone(), src.join("b")] {
+        let p = path.to_str().unwrap();
+        let theirs: serde_json::Value =
+            serde_json::from_str(&f.kopia.run(&["snapshot", "list", "--json", p])).unwrap();
+        let (out, ours, stderr) = output(&mut f.pgro(&["kopia", "snapshot", "list", "--json", p]));
+        assert!(out.status.success(), "{stderr}");
+        let ours: serde_json::Value = serde_json::from_str(&ours).unwrap();
+        assert_eq!(ours.as_array().map(Vec::len), Some(2), "{p}");
+        assert_eq!(ours, theirs, "{p}");
+    }
+    let sub = src.join("b");
+    let theirs = f.kopia.run(&["snapshot", "list", sub.to_str().unwrap()]);
+    let (out, ours, _) = output(&mut f.pgro(&["kopia", "snapshot", "list", sub.to_str().unwrap()]));
+    assert!(out.status.success());
+    // Kopia folds the two rows (the subdirectory did not change); pgro lists each snapshot.
+    assert_eq!(
+        listed_counts(&ours)[0],
+        listed_counts(&theirs)[0],
+        "{ours}\n{theirs}"
+    );
+    assert_eq!(listed_counts(&ours)[0], ("2".into(), "2".into()));
+
+    let (out, ours, _) = output(&mut f.pgro(&["kopia", "snapshot", "list", "user@"]));
+    assert_eq!(out.status.code(), Some(EXIT_USAGE), "{ours}");
+}
+
+#[test]
+fn repository_whose_format_blob_has_no_key_algo_is_refused_with_code_8_as_kopia_refuses_it() {
+    let Some(f) = fixture() else { return };
+    let src = f.dir("keyalgo", &[("x", b"1")]);
+    f.kopia.snapshot(&src);
+    let format = f.kopia.repo().join("kopia.repository.f");
+    let mut blob: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&format).unwrap()).unwrap();
+    assert!(blob.as_object_mut().unwrap().remove("keyAlgo").is_some());
+    std::fs::write(&format, serde_json::to_vec_pretty(&blob).unwrap()).unwrap();
+
+    let (out, _, stderr) = output(&mut f.pgro(&["kopia", "snapshot", "list"]));
+    assert_eq!(out.status.code(), Some(EXIT_UNSUPPORTED), "{stderr}");
+    assert!(stderr.contains("keyAlgo"), "{stderr}");
+
+    let fresh = f.root.join("kopia-fresh");
+    let theirs = Command::new(&f.kopia.bin)
+        .args(["repository", "connect", "filesystem", "--path"])
+        .arg(f.kopia.repo())
+        .env("KOPIA_PASSWORD", &f.kopia.password)
+        .env("KOPIA_CONFIG_PATH", fresh.join("config.json"))
+        .env("KOPIA_CACHE_DIRECTORY", fresh.join("cache"))
+        .env("KOPIA_LOG_DIR", fresh.join("logs"))
+        .env("KOPIA_CHECK_FOR_UPDATES", "false")
+        .output()
+        .unwrap();
+    assert!(!theirs.status.success(), "kopia accepted it");
+    assert!(
+        String::from_utf8_lossy(&theirs.stderr).contains("unsupported key derivation algorithm"),
+        "{}",
+        String::from_utf8_lossy(&theirs.stderr)
+    );
 }

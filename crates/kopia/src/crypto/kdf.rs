@@ -10,7 +10,7 @@ use crate::error::Unsupported;
 /// The password key-derivation algorithm of the format blob (`keyAlgo`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyDerivation {
-    /// `scrypt-65536-8-1` (default; also used when `keyAlgo` is empty).
+    /// `scrypt-65536-8-1` (what kopia writes by default).
     Scrypt65536_8_1,
     /// `pbkdf2-sha256-600000`.
     Pbkdf2Sha256_600000,
@@ -22,10 +22,14 @@ impl FromStr for KeyDerivation {
     type Err = Unsupported;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
+        // No default for a missing `keyAlgo`: kopia looks the name up in its registry of
+        // derivers and refuses one it does not know, the empty name included
+        // (`internal/crypto.DeriveKeyFromPassword`).
         match s {
-            "" | "scrypt-65536-8-1" => Ok(Self::Scrypt65536_8_1),
+            "scrypt-65536-8-1" => Ok(Self::Scrypt65536_8_1),
             "pbkdf2-sha256-600000" => Ok(Self::Pbkdf2Sha256_600000),
             "testing-only-insecure" => Ok(Self::TestingOnlyInsecure),
+            "" => Err(Unsupported::NoKeyDerivation),
             other => Err(Unsupported::KeyDerivation(other.to_owned())),
         }
     }

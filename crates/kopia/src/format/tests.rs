@@ -112,3 +112,16 @@ fn garbage_format_blob_is_corrupt_blob() {
         Err(Error::CorruptBlob { .. })
     ));
 }
+
+#[test]
+fn format_blob_without_key_algo_is_refused_like_kopia_does() {
+    let mut outer: serde_json::Value =
+        serde_json::from_slice(&format_blob_json("p", &config())).unwrap();
+    outer.as_object_mut().unwrap().remove("keyAlgo");
+    let err = FormatBlob::parse(&serde_json::to_vec(&outer).unwrap()).unwrap_err();
+    assert!(
+        matches!(err, Error::Unsupported(Unsupported::NoKeyDerivation)),
+        "{err:?}"
+    );
+    assert_eq!(err.kind(), crate::ErrorKind::Unsupported);
+}
