@@ -7,7 +7,7 @@ use bytes::Bytes;
 
 use crate::compression::{DecompressError, decompress};
 use crate::crypto::{Crypter, HashValue, Hasher};
-use crate::error::{Corruption, Error};
+use crate::error::{Corruption, Error, StorageError};
 use crate::ids::{BlobId, ContentId};
 use crate::index::{ContentInfo, IndexLoader, MergedIndex};
 
@@ -68,11 +68,20 @@ impl ContentReader {
     async fn fetch_exact(&self, info: &ContentInfo) -> Result<Bytes, Error> {
         let start = u64::from(info.pack_offset);
         let end = start + u64::from(info.packed_length);
-        self.loader
+        match self
+            .loader
             .storage
             .get_range(&info.pack_blob_id, start..end)
             .await
-            .map_err(|e| Error::from_storage(&info.pack_blob_id, e))
+        {
+            Ok(b) => Ok(b),
+            // Blobs are immutable: a pack shorter than its index entry says is permanent damage
+            // of this content, reported like any other (exit code "corrupted", never retried).
+            Err(StorageError::InvalidRange { len, .. }) => {
+                Err(corrupt(info, Corruption::Truncated { end, len }))
+            }
+            Err(e) => Err(Error::from_storage(&info.pack_blob_id, e)),
+        }
     }
 
     /// Reads `range` of a pack: several neighbouring contents in one request.

@@ -21,13 +21,15 @@ pub enum ErrorKind {
     Unsupported,
     /// Storage could not be reached (network, timeouts, server errors).
     Unreachable,
-    /// Storage answered with a non-transient failure (permissions, configuration).
+    /// Storage answered with a non-transient failure (permissions, a refused request).
     Storage,
     /// The repository is locked for a format upgrade.
     Locked,
     /// Writing the restore target failed.
     Io,
-    /// The caller passed an invalid argument.
+    /// The caller passed an invalid argument, or the storage configuration cannot work as given
+    /// (a bad endpoint scheme, a bucket region that differs from the configured one): retrying
+    /// with the same settings fails the same way.
     InvalidArgument,
 }
 
@@ -161,10 +163,15 @@ impl Error {
             Self::Storage { source, .. } => match source {
                 StorageError::NotFound { .. } => ErrorKind::NotFound,
                 StorageError::Unreachable { .. } => ErrorKind::Unreachable,
-                StorageError::Io { .. }
-                | StorageError::Backend { .. }
-                | StorageError::Config { .. }
-                | StorageError::InvalidRange { .. } => ErrorKind::Storage,
+                StorageError::Io { .. } | StorageError::Backend { .. } => ErrorKind::Storage,
+                // Deterministic: the same settings fail the same way, so callers must not retry
+                // them as if storage were away.
+                StorageError::Config { .. }
+                | StorageError::WrongRegion { .. }
+                | StorageError::EndpointScheme { .. } => ErrorKind::InvalidArgument,
+                // A blob shorter than the index says is damage, not a storage outage. Content
+                // reads turn it into `CorruptContent`; this covers any other range read.
+                StorageError::InvalidRange { .. } => ErrorKind::Corrupted,
             },
             Self::CorruptContent { .. }
             | Self::CorruptBlob { .. }
@@ -234,6 +241,14 @@ pub enum Corruption {
         expected: u32,
         /// From the data.
         actual: u32,
+    },
+    /// The pack blob ends before the content's recorded extent (a truncated pack).
+    #[error("the pack is {len} bytes long, but the index places the content up to byte {end}")]
+    Truncated {
+        /// End of the content in the pack, from the index.
+        end: u64,
+        /// Length of the pack blob.
+        len: u64,
     },
     /// A length differs from what was recorded.
     #[error("length {actual} differs from expected {expected}")]
@@ -374,6 +389,32 @@ pub enum StorageError {
         /// Why.
         reason: String,
     },
+    /// Requests to an S3 bucket were signed for another region than the bucket's.
+    #[error(
+        "bucket {bucket:?} refuses requests signed for region {used:?}{}",
+        match expected {
+            Some(r) => format!("; it is in region {r:?}"),
+            None => String::new(),
+        }
+    )]
+    WrongRegion {
+        /// The bucket.
+        bucket: String,
+        /// The region requests were signed for (configured, discovered or the default).
+        used: String,
+        /// The bucket's region, when the server named it.
+        expected: Option<String>,
+    },
+    /// An endpoint URL whose scheme is neither `http` nor `https`.
+    #[error(
+        "endpoint {endpoint:?} has the scheme {scheme:?}; expected host[:port], http://host[:port] or https://host[:port]"
+    )]
+    EndpointScheme {
+        /// The endpoint as given.
+        endpoint: String,
+        /// Its scheme.
+        scheme: String,
+    },
     /// A range read reached past the end of a blob.
     #[error("range {start}..{end} of blob {blob_id} is beyond its length {len}")]
     InvalidRange {
@@ -400,6 +441,8 @@ impl StorageError {
             Self::NotFound { .. }
             | Self::Backend { .. }
             | Self::Config { .. }
+            | Self::WrongRegion { .. }
+            | Self::EndpointScheme { .. }
             | Self::InvalidRange { .. } => false,
         }
     }

@@ -5,103 +5,18 @@
 
 mod common;
 
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
+use common::minio::{Minio, SECRET, USER, free_port, minio_binary};
 use common::{Kopia, assert_trees_equal, kopia_binary, make_tree, our_snapshot_list};
 use kopia::{
     ObjectStorage, Repository, RestoreOptions, RetryPolicy, RetryingStorage, S3Config, Storage,
 };
 
-const USER: &str = "pgro-test";
-const SECRET: &str = "pgro-test-secret";
 const BUCKET: &str = "kopia-conformance";
 
-fn minio_binary() -> Option<PathBuf> {
-    if let Ok(p) = std::env::var("PGRO_MINIO") {
-        return Some(PathBuf::from(p));
-    }
-    let root = std::env::var("PGRO_TESTINFRA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/pgro-testinfra")
-        });
-    let found = std::fs::read_dir(&root).ok().and_then(|rd| {
-        rd.flatten()
-            .map(|e| e.path().join("bin/minio"))
-            .filter(|p| p.is_file())
-            .max()
-    });
-    if found.is_none() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "minio binary not found; CI=true makes this a failure"
-        );
-        eprintln!(
-            "skipping: minio binary not found (set PGRO_MINIO or run the test-infrastructure install)"
-        );
-    }
-    found
-}
-
-/// A MinIO server on a free loopback port, killed on drop.
-struct Minio {
-    child: Child,
-    endpoint: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Minio {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn start_minio(bin: PathBuf) -> Minio {
-    let dir = tempfile::tempdir().unwrap();
-    // MinIO treats a top-level directory of a fresh single-drive data dir as a bucket.
-    std::fs::create_dir_all(dir.path().join("data").join(BUCKET)).unwrap();
-    let (port, console) = (free_port(), free_port());
-    let child = Command::new(bin)
-        .args(["server", dir.path().join("data").to_str().unwrap()])
-        .args([
-            "--address",
-            &format!("127.0.0.1:{port}"),
-            "--console-address",
-            &format!("127.0.0.1:{console}"),
-        ])
-        .env("MINIO_ROOT_USER", USER)
-        .env("MINIO_ROOT_PASSWORD", SECRET)
-        .env("MINIO_BROWSER", "off")
-        .env("MINIO_UPDATE", "off")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let endpoint = format!("127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(&endpoint).is_err() {
-        assert!(Instant::now() < deadline, "minio did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    std::thread::sleep(Duration::from_millis(500));
-    Minio {
-        child,
-        endpoint,
-        _dir: dir,
-    }
+fn start_minio(bin: std::path::PathBuf) -> Minio {
+    Minio::start(bin, &[BUCKET], None)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -107,6 +107,59 @@ async fn missing_pack_fails_restore_with_missing_blob() {
     assert_eq!(err.kind(), ErrorKind::NotFound);
 }
 
+/// A pack shorter than its index says is permanent damage: restore and verify report the content
+/// it cuts off as corrupted (exit code 5 in pgro), never as unreachable storage to retry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn truncated_pack_fails_restore_as_corruption_naming_content_and_pack() {
+    let Some((k, id)) = setup(&[]) else { return };
+    let victim = largest_data_content(&k).await;
+    let st = fs_storage(&k).await;
+    let path = st.blob_path(&victim.pack_blob_id);
+    let cut = u64::from(victim.pack_offset) + u64::from(victim.packed_length) / 2;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(cut)
+        .unwrap();
+
+    let repo = k.open_ours().await;
+    let err = repo
+        .restore(&id, &k.dir.path().join("out"), &RestoreOptions::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Corrupted, "{err:?}");
+    assert!(!err.is_retryable());
+    match &err {
+        Error::CorruptContent {
+            content_id,
+            pack,
+            cause: kopia::Corruption::Truncated { len, .. },
+            ..
+        } => {
+            assert_eq!(*pack, victim.pack_blob_id);
+            assert_eq!(*len, cut);
+            // The victim or a content after it in the same pack: all are cut off.
+            assert!(
+                repo.content_info(content_id).unwrap().pack_offset >= victim.pack_offset,
+                "{err:?}"
+            );
+        }
+        other => panic!("expected a truncated CorruptContent, got {other:?}"),
+    }
+    assert!(err.to_string().contains(victim.pack_blob_id.as_str()));
+
+    let report = repo.verify_contents(100.0, 4).await.unwrap();
+    assert!(
+        report
+            .failures
+            .iter()
+            .any(|(c, e)| *c == victim.content_id && e.kind() == ErrorKind::Corrupted),
+        "{:?}",
+        report.failures
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn truncated_index_blob_fails_index_load_naming_the_blob() {
     let Some((k, _)) = setup(&[]) else { return };

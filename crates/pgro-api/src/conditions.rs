@@ -18,6 +18,8 @@ pub mod condition_types {
     /// Replica (+): a due restore waits because the replica already has three restores outside `Failed`
     /// (each a full copy on its own volume: active, outgoing in its grace period, and a new one).
     pub const RESTORE_DEFERRED: &str = "RestoreDeferred";
+    /// Replica (+): every notification header has a valid shape.
+    pub const NOTIFICATIONS_VALID: &str = "NotificationsValid";
     /// Restore: the restore Job copied the snapshot.
     pub const RESTORED: &str = "Restored";
     /// Restore: the restore failed.
@@ -36,6 +38,10 @@ pub mod condition_reasons {
     pub const LIVE_RESTORE_LIMIT: &str = "LiveRestoreLimit";
     /// `RestoreDeferred=False`.
     pub const NOT_DEFERRED: &str = "NotDeferred";
+    /// `NotificationsValid=True`.
+    pub const NOTIFICATIONS_VALID: &str = "NotificationsValid";
+    /// `NotificationsValid=False`: a header is neither a string nor a `secretKeyRef`.
+    pub const INVALID_HEADER: &str = "InvalidHeader";
     /// `KopiaSecretValid=False`: the storage cannot be reached.
     pub const STORAGE_UNREACHABLE: &str = "StorageUnreachable";
     /// `KopiaSecretValid=False`: the repository opened but cannot be used (not a Kopia repository, corrupt

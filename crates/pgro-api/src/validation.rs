@@ -93,8 +93,9 @@ pub(crate) fn secret_ref_name() -> Rule {
 }
 
 pub(crate) fn http_url() -> Rule {
-    Rule::new("isURL(self) && (self.startsWith('http://') || self.startsWith('https://'))")
-        .message("url must be an absolute http:// or https:// URL")
+    // The scheme is case-insensitive (RFC 3986); a host is required (`http://` alone is no target).
+    Rule::new("isURL(self) && self.matches('^(?i)https?://[^/?#]+')")
+        .message("url must be an absolute http:// or https:// URL with a host, e.g. https://hooks.example.com/pgro")
 }
 
 pub(crate) fn graphql_fields() -> Rule {

@@ -232,11 +232,24 @@ fn graphql_requires_mutation_and_variables_template() {
 
 #[test]
 fn notification_urls_must_be_http() {
-    for bad in ["ftp://example.com/x", "not a url", "/relative/path"] {
+    for bad in [
+        "ftp://example.com/x",
+        "not a url",
+        "/relative/path",
+        "http://",
+        "https:///path",
+    ] {
         assert_rejected(
             json!({"notifications": [{"target": "webhook", "url": bad}]}),
             "url must be an absolute http",
         );
+    }
+    for good in [
+        "HTTP://hooks.example.com/x",
+        "https://h:8443",
+        "http://10.0.0.1/hook?x=1",
+    ] {
+        assert_admitted(json!({"notifications": [{"target": "webhook", "url": good}]}));
     }
 }
 

@@ -5,10 +5,14 @@
 #![allow(clippy::unwrap_used)]
 
 mod instance_support;
+// The kopia crate's loopback MinIO (with MINIO_SITE_REGION when a test needs a region).
+#[path = "../../kopia/tests/common/minio.rs"]
+mod minio;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
 use instance_support::{Kopia, free_port, infra, require};
 
@@ -212,9 +216,19 @@ fn restore_with_wrong_password_fails_with_code_4() {
     );
 }
 
-/// Flips one byte in the middle of the largest pack blob; returns its blob ID. Pack blobs start with `p`;
-/// the sharded layout splits the ID into directories (`pab/cde/f….f`).
+/// Flips one byte in the middle of the largest pack blob; returns its blob ID.
 fn corrupt_largest_pack(repo: &Path) -> String {
+    let (path, id) = largest_pack(repo);
+    let mut data = std::fs::read(&path).unwrap();
+    let mid = data.len() / 2;
+    data[mid] ^= 0x55;
+    std::fs::write(&path, data).unwrap();
+    id
+}
+
+/// The largest pack blob: its file and blob ID. Pack blobs start with `p`; the sharded layout splits the
+/// ID into directories (`pab/cde/f….f`).
+fn largest_pack(repo: &Path) -> (PathBuf, String) {
     let mut packs = Vec::new();
     let mut stack = vec![repo.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -240,12 +254,8 @@ fn corrupt_largest_pack(repo: &Path) -> String {
         }
     }
     packs.sort();
-    let (len, path, id) = packs.pop().expect("a pack blob");
-    let mut data = std::fs::read(&path).unwrap();
-    let mid = usize::try_from(len / 2).unwrap();
-    data[mid] ^= 0x55;
-    std::fs::write(&path, data).unwrap();
-    id
+    let (_, path, id) = packs.pop().expect("a pack blob");
+    (path, id)
 }
 
 #[test]
@@ -396,6 +406,190 @@ fn kopia_restore_and_content_verify_succeed_on_a_sound_repository() {
     corrupt_largest_pack(&f.kopia.repo());
     let (out, _, stderr) = output(&mut f.pgro(&["kopia", "content", "verify", "--percent", "100"]));
     assert_eq!(out.status.code(), Some(EXIT_CORRUPTED), "{stderr}");
+}
+
+/// A pack shorter than its index says is permanent damage: every command exits 5 naming the pack, never 7
+/// (which the restore Job retries).
+#[test]
+fn truncated_pack_fails_with_code_5_in_restore_snapshot_restore_and_content_verify() {
+    let Some(f) = fixture() else { return };
+    let big: Vec<u8> = (0..3_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+        .collect();
+    let mut files = fake_pgdata("", "16");
+    files.push(("base/1/16385".into(), big));
+    let src = f.dir("truncated", &as_refs(&files));
+    let id = f.kopia.snapshot(&src);
+    let (path, pack) = largest_pack(&f.kopia.repo());
+    let len = std::fs::metadata(&path).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+
+    let (out, stdout, stderr) = output(&mut restore(&f, &id, &f.root.join("t"), &[]));
+    assert_eq!(out.status.code(), Some(EXIT_CORRUPTED), "{stderr}");
+    let json: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(json["error"], "CorruptedContent");
+    let message = json["message"].as_str().unwrap();
+    assert!(message.contains(&pack), "{pack} not named in {message}");
+
+    let (out, _, stderr) = output(
+        f.pgro(&["kopia", "snapshot", "restore", &id])
+            .arg(f.root.join("t2"))
+            .arg("--no-progress-bar"),
+    );
+    assert_eq!(out.status.code(), Some(EXIT_CORRUPTED), "{stderr}");
+    assert!(stderr.contains(&pack), "{stderr}");
+    let (out, _, stderr) = output(&mut f.pgro(&["kopia", "content", "verify"]));
+    assert_eq!(out.status.code(), Some(EXIT_CORRUPTED), "{stderr}");
+}
+
+/// A kopia repository in a MinIO bucket, created by kopia with no `--region`.
+struct S3Repo {
+    minio: minio::Minio,
+    kopia: Kopia,
+    tmp: tempfile::TempDir,
+    id: String,
+}
+
+const BUCKET: &str = "pgro-cli";
+const PREFIX: &str = "db1/";
+
+fn s3_repo(region: Option<&str>) -> Option<S3Repo> {
+    let env = infra();
+    let bin = PathBuf::from(require(&env, "PGRO_KOPIA")?);
+    let minio = minio::Minio::start(minio::minio_binary()?, &[BUCKET], region);
+    let tmp = tempfile::Builder::new()
+        .prefix("pgro-restore-cli-s3")
+        .tempdir()
+        .unwrap();
+    let kopia = Kopia {
+        bin,
+        dir: tmp.path().join("kopia"),
+        password: "s3-cli-pw".into(),
+    };
+    kopia.run(&[
+        "repository",
+        "create",
+        "s3",
+        "--bucket",
+        BUCKET,
+        "--endpoint",
+        &minio.endpoint,
+        "--disable-tls",
+        "--access-key",
+        minio::USER,
+        "--secret-access-key",
+        minio::SECRET,
+        "--prefix",
+        PREFIX,
+    ]);
+    let src = tmp.path().join("pgdata");
+    for (rel, data) in fake_pgdata("", "16") {
+        let p = src.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, data).unwrap();
+    }
+    let id = kopia.snapshot(&src);
+    Some(S3Repo {
+        minio,
+        kopia,
+        tmp,
+        id,
+    })
+}
+
+impl S3Repo {
+    /// `pgro <args> --storage s3 …` with `endpoint` as given and credentials in the environment (as the
+    /// restore Job gets them from the Kopia Secret).
+    fn pgro(&self, args: &[&str], endpoint: &str) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_pgro"));
+        c.args(args)
+            .args(["--storage", "s3", "--bucket", BUCKET, "--prefix", PREFIX])
+            .args(["--endpoint", endpoint, "--storage-attempts", "3"])
+            .env("KOPIA_PASSWORD", &self.kopia.password)
+            .env("AWS_ACCESS_KEY_ID", minio::USER)
+            .env("AWS_SECRET_ACCESS_KEY", minio::SECRET)
+            .env_remove("KOPIA_REGION")
+            .env_remove("KOPIA_DISABLE_TLS")
+            .env("NO_COLOR", "1");
+        c
+    }
+
+    fn restore(&self, target: &Path, endpoint: &str) -> Command {
+        let mut c = self.pgro(&["restore", "--snapshot", &self.id], endpoint);
+        c.arg("--target").arg(target);
+        c
+    }
+}
+
+#[test]
+fn http_endpoint_url_decides_tls_and_kopia_disable_tls_takes_the_usual_booleans() {
+    let Some(r) = s3_repo(None) else { return };
+    let url = format!("http://{}", r.minio.endpoint);
+    let (out, stdout, stderr) = output(&mut r.restore(&r.tmp.path().join("t1"), &url));
+    assert!(out.status.success(), "{stderr}");
+    let json: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(json["snapshot"], r.id.as_str());
+
+    for spelling in ["1", "True", "yes"] {
+        let (out, _, stderr) = output(
+            r.pgro(&["kopia", "snapshot", "list", "--json"], &r.minio.endpoint)
+                .env("KOPIA_DISABLE_TLS", spelling),
+        );
+        assert!(
+            out.status.success(),
+            "KOPIA_DISABLE_TLS={spelling}: {stderr}"
+        );
+    }
+
+    let started = Instant::now();
+    let ftp = format!("ftp://{}", r.minio.endpoint);
+    let (out, stdout, stderr) = output(&mut r.restore(&r.tmp.path().join("t2"), &ftp));
+    assert_eq!(out.status.code(), Some(EXIT_USAGE), "{stderr}");
+    let json: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(json["error"], "InvalidArguments");
+    assert!(
+        json["message"].as_str().unwrap().contains("`endpoint`"),
+        "{json}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5), "retried?");
+}
+
+#[test]
+fn bucket_outside_us_east_1_restores_without_a_region_and_a_wrong_region_is_code_2_naming_it() {
+    let Some(r) = s3_repo(Some("ap-southeast-2")) else {
+        return;
+    };
+    let (out, stdout, stderr) = output(
+        r.restore(&r.tmp.path().join("t1"), &r.minio.endpoint)
+            .arg("--disable-tls"),
+    );
+    assert!(out.status.success(), "{stderr}");
+    let json: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(json["postgresVersion"], "16");
+
+    let started = Instant::now();
+    let (out, stdout, stderr) = output(
+        r.restore(&r.tmp.path().join("t2"), &r.minio.endpoint)
+            .args(["--disable-tls", "--region", "us-west-1"]),
+    );
+    assert_eq!(out.status.code(), Some(EXIT_USAGE), "{stderr}");
+    let json: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(json["error"], "InvalidArguments");
+    let message = json["message"].as_str().unwrap();
+    assert!(
+        message.contains("`region`") && message.contains("\"ap-southeast-2\""),
+        "{message}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "a wrong region is not retried: {:?}",
+        started.elapsed()
+    );
 }
 
 /// The `files:`/`dirs:` counts of kopia's text listing, in order.

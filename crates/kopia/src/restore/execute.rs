@@ -128,8 +128,9 @@ impl<T> std::future::Future for AbortOnDrop<T> {
 }
 
 /// Performs one pack read and splits it into its chunks. A read of several contents that fails
-/// because the pack is gone falls back to reading them one by one, which refreshes the index
-/// when maintenance moved them (`ContentReader::fetch`).
+/// because the pack is gone or shorter than the read falls back to reading them one by one,
+/// which refreshes the index when maintenance moved them and reports the content a truncated
+/// pack cuts off (`ContentReader::fetch`).
 async fn fetch_read<T: RestoreTarget>(
     contents: Arc<ContentReader>,
     read: coalesce::PackRead<(Arc<FileState<T>>, Chunk)>,
@@ -155,7 +156,15 @@ async fn fetch_read<T: RestoreTarget>(
         .await
     {
         Ok(d) => d,
-        Err(Error::MissingBlob { .. }) => {
+        // Per-content reads refresh the index for a vanished pack and name the first content a
+        // truncated pack cuts off.
+        Err(
+            Error::MissingBlob { .. }
+            | Error::Storage {
+                source: StorageError::InvalidRange { .. },
+                ..
+            },
+        ) => {
             let mut out = Vec::with_capacity(parts.len());
             for (key, info) in parts {
                 let (info, stored) = contents.fetch(info).await?;

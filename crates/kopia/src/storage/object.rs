@@ -8,48 +8,55 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use object_store::list::{PaginatedListOptions, PaginatedListStore};
 use object_store::path::Path;
-use object_store::{
-    ObjectStore, aws::AmazonS3Builder, azure::MicrosoftAzureBuilder, gcp::GoogleCloudStorageBuilder,
-};
+use object_store::{ObjectStore, azure::MicrosoftAzureBuilder, gcp::GoogleCloudStorageBuilder};
+use tokio::sync::OnceCell;
 
 use super::{BlobMetadata, Storage};
 use crate::error::StorageError;
 use crate::ids::BlobId;
 
-/// S3 (or S3-compatible, e.g. MinIO) location and credentials, named like kopia's
-/// `repository connect s3` flags. Unset credentials fall back to the standard AWS environment
-/// variables and instance metadata.
-#[derive(Debug, Clone, Default)]
-pub struct S3Config {
-    /// Bucket name.
-    pub bucket: String,
-    /// Key prefix inside the bucket (kopia `--prefix`).
-    pub prefix: String,
-    /// Region; defaults to `us-east-1` when unset.
-    pub region: Option<String>,
-    /// Custom endpoint `host[:port]` (kopia `--endpoint`) or a full URL.
-    pub endpoint: Option<String>,
-    /// Use plain HTTP for the custom endpoint (kopia `--disable-tls`).
-    pub disable_tls: bool,
-    /// Access key ID.
-    pub access_key_id: Option<String>,
-    /// Secret access key.
-    pub secret_access_key: Option<String>,
-    /// Session token.
-    pub session_token: Option<String>,
-    /// Retries object_store makes on transient HTTP failures (its default is 10).
-    pub max_retries: Option<usize>,
-    /// Upper bound on the time spent retrying one request (object_store's default is 3 min).
-    pub retry_timeout: Option<std::time::Duration>,
-}
+mod s3;
+
+pub use s3::S3Config;
 
 /// Blobs in an object store bucket under a key prefix.
 #[derive(Clone)]
 pub struct ObjectStorage {
-    store: Arc<dyn ObjectStore>,
-    lister: Arc<dyn PaginatedListStore>,
+    backend: Arc<Backend>,
     prefix: String,
     description: String,
+}
+
+/// The store, ready or (an S3 bucket without a configured region) built on first use.
+enum Backend {
+    Ready(Client),
+    S3Discover {
+        cfg: Box<S3Config>,
+        client: OnceCell<Client>,
+    },
+}
+
+/// An object_store client and what its errors are reported against.
+#[derive(Clone)]
+struct Client {
+    store: Arc<dyn ObjectStore>,
+    lister: Arc<dyn PaginatedListStore>,
+    /// For S3: the bucket and the region requests are signed for.
+    signing: Option<(String, String)>,
+}
+
+impl Client {
+    fn new<T>(store: T, signing: Option<(String, String)>) -> Self
+    where
+        T: ObjectStore + PaginatedListStore,
+    {
+        let store = Arc::new(store);
+        Self {
+            store: Arc::clone(&store) as Arc<dyn ObjectStore>,
+            lister: store,
+            signing,
+        }
+    }
 }
 
 impl std::fmt::Debug for ObjectStorage {
@@ -73,59 +80,45 @@ impl ObjectStorage {
     where
         T: ObjectStore + PaginatedListStore,
     {
-        let store = Arc::new(store);
+        Self::with_backend(
+            Backend::Ready(Client::new(store, None)),
+            prefix,
+            description,
+        )
+    }
+
+    fn with_backend(backend: Backend, prefix: &str, description: impl Into<String>) -> Self {
         Self {
-            store: Arc::clone(&store) as Arc<dyn ObjectStore>,
-            lister: store,
+            backend: Arc::new(backend),
             prefix: prefix.trim_start_matches('/').to_owned(),
             description: description.into(),
         }
     }
 
-    /// An S3 or S3-compatible bucket.
+    /// An S3 or S3-compatible bucket. Without [`S3Config::region`], the bucket's region is
+    /// discovered with the first request (see [`S3Config`]).
     ///
     /// # Errors
     ///
-    /// Fails on an invalid configuration (e.g. a malformed endpoint).
+    /// Fails on an invalid configuration: a malformed endpoint, or an endpoint URL whose scheme
+    /// is neither `http` nor `https` ([`StorageError::EndpointScheme`]).
     pub fn s3(cfg: &S3Config) -> Result<Self, StorageError> {
-        let mut b = AmazonS3Builder::from_env()
-            .with_bucket_name(&cfg.bucket)
-            .with_region(cfg.region.clone().unwrap_or_else(|| "us-east-1".to_owned()));
-        if let Some(ep) = &cfg.endpoint {
-            let url = if ep.contains("://") {
-                ep.clone()
-            } else if cfg.disable_tls {
-                format!("http://{ep}")
-            } else {
-                format!("https://{ep}")
-            };
-            b = b.with_endpoint(url).with_allow_http(cfg.disable_tls);
-        }
-        if let Some(v) = &cfg.access_key_id {
-            b = b.with_access_key_id(v);
-        }
-        if let Some(v) = &cfg.secret_access_key {
-            b = b.with_secret_access_key(v);
-        }
-        if let Some(v) = &cfg.session_token {
-            b = b.with_token(v);
-        }
-        if cfg.max_retries.is_some() || cfg.retry_timeout.is_some() {
-            let mut retry = object_store::RetryConfig::default();
-            if let Some(n) = cfg.max_retries {
-                retry.max_retries = n;
+        let description = format!("s3://{}/{}", cfg.bucket, cfg.prefix);
+        let backend = match cfg.region.as_deref().filter(|r| !r.is_empty()) {
+            Some(region) => Backend::Ready(Client::new(
+                cfg.build(region)?,
+                Some((cfg.bucket.clone(), region.to_owned())),
+            )),
+            None => {
+                // Built once now so that a malformed configuration fails here, not on first use.
+                cfg.build(s3::DEFAULT_REGION)?;
+                Backend::S3Discover {
+                    cfg: Box::new(cfg.clone()),
+                    client: OnceCell::new(),
+                }
             }
-            if let Some(t) = cfg.retry_timeout {
-                retry.retry_timeout = t;
-            }
-            b = b.with_retry(retry);
-        }
-        let store = b.build().map_err(config_err)?;
-        Ok(Self::from_store(
-            store,
-            &cfg.prefix,
-            format!("s3://{}/{}", cfg.bucket, cfg.prefix),
-        ))
+        };
+        Ok(Self::with_backend(backend, &cfg.prefix, description))
     }
 
     /// A Google Cloud Storage bucket. Credentials come from `credentials_file` or the standard
@@ -181,7 +174,27 @@ impl ObjectStorage {
         Path::from(format!("{}{}", self.prefix, id))
     }
 
-    fn map_err(id: Option<&BlobId>, e: object_store::Error) -> StorageError {
+    /// The client, discovering the bucket's region first when it has to.
+    async fn client(&self) -> Result<&Client, StorageError> {
+        match &*self.backend {
+            Backend::Ready(c) => Ok(c),
+            Backend::S3Discover { cfg, client } => {
+                client
+                    .get_or_try_init(|| async {
+                        let found = cfg.discover_region().await?;
+                        if let Some(region) = &found {
+                            tracing::debug!(bucket = %cfg.bucket, region = %region, "discovered the bucket's region");
+                        }
+                        let region = found.unwrap_or_else(|| s3::DEFAULT_REGION.to_owned());
+                        let store = cfg.build(&region)?;
+                        Ok(Client::new(store, Some((cfg.bucket.clone(), region))))
+                    })
+                    .await
+            }
+        }
+    }
+
+    fn map_err(client: &Client, id: Option<&BlobId>, e: object_store::Error) -> StorageError {
         match e {
             object_store::Error::NotFound { .. } if id.is_some() => StorageError::NotFound {
                 blob_id: id.cloned().unwrap_or_else(|| BlobId::new("")),
@@ -189,6 +202,17 @@ impl ObjectStorage {
             // object_store already retried transient HTTP failures; what remains as `Generic` is
             // connection/server trouble (transient) or a client error such as bad credentials.
             e @ (object_store::Error::Generic { .. } | object_store::Error::JoinError { .. }) => {
+                if let Some((bucket, used)) = &client.signing
+                    && let Some(expected) = s3::wrong_region(&error_text(&e))
+                {
+                    // Signing for another region fails every request the same way: a setting
+                    // to fix, never a storage outage to wait out.
+                    return StorageError::WrongRegion {
+                        bucket: bucket.clone(),
+                        used: used.clone(),
+                        expected,
+                    };
+                }
                 match http_status(&e) {
                     Some(s) if (400..500).contains(&s) && s != 408 && s != 429 => {
                         StorageError::Backend {
@@ -207,6 +231,18 @@ impl ObjectStorage {
     }
 }
 
+/// An error and its sources, for recognising what a server said.
+fn error_text(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        cur = s.source();
+    }
+    out
+}
+
 /// The HTTP status inside an object_store error. object_store keeps its `RetryError` type
 /// private, so the status is read from the error's debug form (`… Status { status: 403, …`).
 fn http_status(e: &object_store::Error) -> Option<u16> {
@@ -221,9 +257,13 @@ fn http_status(e: &object_store::Error) -> Option<u16> {
     })
 }
 
+/// `416 Range Not Satisfiable`: the range starts at or after the end of the object.
+const RANGE_NOT_SATISFIABLE: u16 = 416;
+
 #[async_trait]
 impl Storage for ObjectStorage {
     async fn list(&self, prefix: &str) -> Result<Vec<BlobMetadata>, StorageError> {
+        let client = self.client().await?;
         let full = format!("{}{}", self.prefix, prefix);
         let mut out = Vec::new();
         let mut token = None;
@@ -232,11 +272,11 @@ impl Storage for ObjectStorage {
                 page_token: token.take(),
                 ..Default::default()
             };
-            let page = self
+            let page = client
                 .lister
                 .list_paginated(Some(&full), opts)
                 .await
-                .map_err(|e| Self::map_err(None, e))?;
+                .map_err(|e| Self::map_err(client, None, e))?;
             for o in page.result.objects {
                 let key = o.location.as_ref();
                 let Some(name) = key.strip_prefix(self.prefix.as_str()) else {
@@ -259,24 +299,42 @@ impl Storage for ObjectStorage {
     }
 
     async fn get(&self, id: &BlobId) -> Result<Bytes, StorageError> {
-        let r = self
+        let client = self.client().await?;
+        let r = client
             .store
             .get(&self.key(id))
             .await
-            .map_err(|e| Self::map_err(Some(id), e))?;
-        r.bytes().await.map_err(|e| Self::map_err(Some(id), e))
+            .map_err(|e| Self::map_err(client, Some(id), e))?;
+        r.bytes()
+            .await
+            .map_err(|e| Self::map_err(client, Some(id), e))
     }
 
     async fn get_range(&self, id: &BlobId, range: Range<u64>) -> Result<Bytes, StorageError> {
         if range.start == range.end {
             return Ok(Bytes::new());
         }
+        let client = self.client().await?;
         let want = range.end - range.start;
-        let b = self
-            .store
-            .get_range(&self.key(id), range.clone())
-            .await
-            .map_err(|e| Self::map_err(Some(id), e))?;
+        let key = self.key(id);
+        let b = match client.store.get_range(&key, range.clone()).await {
+            Ok(b) => b,
+            Err(e) if http_status(&e) == Some(RANGE_NOT_SATISFIABLE) => {
+                // The blob ends before the range starts; report its length like a short read.
+                let meta = client
+                    .store
+                    .head(&key)
+                    .await
+                    .map_err(|e| Self::map_err(client, Some(id), e))?;
+                return Err(StorageError::InvalidRange {
+                    blob_id: id.clone(),
+                    start: range.start,
+                    end: range.end,
+                    len: meta.size,
+                });
+            }
+            Err(e) => return Err(Self::map_err(client, Some(id), e)),
+        };
         if b.len() as u64 != want {
             return Err(StorageError::InvalidRange {
                 blob_id: id.clone(),

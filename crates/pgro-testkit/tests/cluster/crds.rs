@@ -44,6 +44,15 @@ async fn crds_install_and_the_apiserver_rejects_invalid_specs_with_the_cel_messa
     )
     .await
     .expect("a valid replica is admitted");
+    api.create(
+        &PostParams::default(),
+        &replica(
+            "upper-scheme",
+            json!({"notifications": [{"target": "webhook", "url": "HTTP://hooks.example.com/x"}]}),
+        ),
+    )
+    .await
+    .expect("a scheme in capitals is admitted");
 
     let graphql = json!({"notifications": [{"target": "graphQL", "url": "https://hooks.example.com/graphql"}]});
     let cases = [
@@ -62,6 +71,10 @@ async fn crds_install_and_the_apiserver_rejects_invalid_specs_with_the_cel_messa
         (
             json!({"storageSizeMaximum": "lots"}),
             "storageSizeMaximum must be a positive quantity",
+        ),
+        (
+            json!({"notifications": [{"target": "webhook", "url": "http://"}]}),
+            "url must be an absolute http:// or https:// URL with a host",
         ),
     ];
     for (i, (spec, message)) in cases.into_iter().enumerate() {

@@ -69,17 +69,25 @@ pub struct RepositoryArgs {
     /// Bucket name (S3, GCS).
     #[arg(long, env = "KOPIA_BUCKET", global = true)]
     pub bucket: Option<String>,
-    /// S3 endpoint, `host[:port]` or a URL (default: AWS).
+    /// S3 endpoint: `host[:port]` (TLS unless --disable-tls), or `http://host[:port]` /
+    /// `https://host[:port]`, whose scheme decides TLS (default: AWS).
     #[arg(long, env = "KOPIA_ENDPOINT", global = true)]
     pub endpoint: Option<String>,
-    /// S3 region.
+    /// S3 region (default: the bucket's own, asked from the server; `us-east-1` if it names none).
     #[arg(long, env = "KOPIA_REGION", global = true)]
     pub region: Option<String>,
     /// Object key prefix of the repository inside the bucket or container.
     #[arg(long, env = "KOPIA_PREFIX", default_value = "", global = true)]
     pub prefix: String,
-    /// Use plain HTTP for the S3 endpoint.
-    #[arg(long, env = "KOPIA_DISABLE_TLS", global = true)]
+    /// Use plain HTTP for a `host[:port]` S3 endpoint. KOPIA_DISABLE_TLS takes true/false, 1/0, yes/no,
+    /// on/off or t/f, in any case.
+    #[arg(
+        long,
+        env = "KOPIA_DISABLE_TLS",
+        global = true,
+        action = clap::ArgAction::SetTrue,
+        value_parser = parse_bool
+    )]
     pub disable_tls: bool,
     /// S3 access key ID.
     #[arg(long, env = "AWS_ACCESS_KEY_ID", hide_env_values = true, global = true)]
@@ -126,6 +134,23 @@ impl std::fmt::Debug for RepositoryArgs {
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct ConfigError(pub String);
+
+/// A boolean setting as people write it in Secrets and environment variables: `true`/`false`, `1`/`0`,
+/// `yes`/`no`, `y`/`n`, `on`/`off`, `t`/`f`, in any case and with surrounding whitespace (a value
+/// written with `echo` ends in a newline); empty is false.
+///
+/// # Errors
+///
+/// Any other value, with a message listing the accepted ones.
+pub fn parse_bool(value: &str) -> Result<bool, String> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" | "t" | "1" | "yes" | "y" | "on" => Ok(true),
+        "false" | "f" | "0" | "no" | "n" | "off" | "" => Ok(false),
+        _ => Err(format!(
+            "{value:?} is not a boolean (true/false, 1/0, yes/no, on/off)"
+        )),
+    }
+}
 
 fn required<'a>(v: &'a Option<String>, what: &str) -> Result<&'a str, ConfigError> {
     v.as_deref()
@@ -239,15 +264,58 @@ pub enum RepositoryError {
     Config(#[from] ConfigError),
     /// The repository could not be opened.
     #[error(transparent)]
-    Kopia(#[from] kopia::Error),
+    Kopia(kopia::Error),
+}
+
+impl From<kopia::Error> for RepositoryError {
+    /// Storage settings that cannot work as given (a bucket in another region, an endpoint with a
+    /// scheme other than http/https) become configuration errors naming the Secret key and flag to
+    /// change: retrying them fails the same way, and the operator reports them on the Secret.
+    fn from(e: kopia::Error) -> Self {
+        match settings_hint(&e) {
+            Some(hint) => Self::Config(ConfigError(format!(
+                "{hint} ({})",
+                super::kopia::error_chain(&e)
+            ))),
+            None => Self::Kopia(e),
+        }
+    }
 }
 
 impl From<kopia::StorageError> for RepositoryError {
     fn from(e: kopia::StorageError) -> Self {
-        Self::Kopia(kopia::Error::Storage {
+        kopia::Error::Storage {
             target: "repository".into(),
             source: e,
-        })
+        }
+        .into()
+    }
+}
+
+/// What to change when a storage error is a setting that cannot work, naming the Kopia Secret key and
+/// the flag / environment variable it maps to.
+fn settings_hint(e: &kopia::Error) -> Option<String> {
+    let kopia::Error::Storage { source, .. } = e else {
+        return None;
+    };
+    match source {
+        kopia::StorageError::WrongRegion {
+            expected: Some(region),
+            ..
+        } => Some(format!(
+            "set the Kopia Secret key `region` (flag --region, KOPIA_REGION) to {region:?}"
+        )),
+        kopia::StorageError::WrongRegion { expected: None, .. } => Some(
+            "set the Kopia Secret key `region` (flag --region, KOPIA_REGION) to the bucket's region; \
+             the server did not name it"
+                .to_owned(),
+        ),
+        kopia::StorageError::EndpointScheme { .. } => Some(
+            "set the Kopia Secret key `endpoint` (flag --endpoint, KOPIA_ENDPOINT) to host[:port], \
+             http://host[:port] or https://host[:port]"
+                .to_owned(),
+        ),
+        _ => None,
     }
 }
 
@@ -310,6 +378,51 @@ mod tests {
         for (key, var) in SECRET_KEY_ENV {
             assert!(envs.iter().any(|e| e == var), "{key} → {var} has no flag");
         }
+    }
+
+    #[test]
+    fn disable_tls_accepts_the_usual_boolean_spellings() {
+        for v in ["1", "True", "yes", "Y", "on", "t", " true\n"] {
+            assert_eq!(parse_bool(v), Ok(true), "{v:?}");
+        }
+        for v in ["0", "False", "no", "N", "off", "f", ""] {
+            assert_eq!(parse_bool(v), Ok(false), "{v:?}");
+        }
+        assert!(parse_bool("maybe").is_err());
+        let t = T::parse_from(["t", "--bucket", "b", "--disable-tls"]);
+        assert!(t.repo.disable_tls);
+        let t = T::parse_from(["t", "--bucket", "b"]);
+        assert!(!t.repo.disable_tls);
+    }
+
+    #[test]
+    fn wrong_region_and_endpoint_scheme_are_config_errors_naming_the_secret_key() {
+        let storage = |source| kopia::Error::Storage {
+            target: "kopia.repository".into(),
+            source,
+        };
+        let e = RepositoryError::from(storage(kopia::StorageError::WrongRegion {
+            bucket: "b".into(),
+            used: "us-east-1".into(),
+            expected: Some("ap-southeast-2".into()),
+        }));
+        assert!(matches!(e, RepositoryError::Config(_)), "{e:?}");
+        assert_eq!(e.failure(), super::super::exit::Failure::Usage);
+        let msg = e.to_string();
+        assert!(
+            msg.contains("`region`")
+                && msg.contains("KOPIA_REGION")
+                && msg.contains("ap-southeast-2"),
+            "{msg}"
+        );
+        let e = RepositoryError::from(storage(kopia::StorageError::EndpointScheme {
+            endpoint: "ftp://h".into(),
+            scheme: "ftp".into(),
+        }));
+        assert!(e.to_string().contains("`endpoint`"), "{e}");
+        assert_eq!(e.failure(), super::super::exit::Failure::Usage);
+        let e = RepositoryError::from(kopia::Error::WrongPassword);
+        assert!(matches!(e, RepositoryError::Kopia(_)));
     }
 
     #[tokio::test]

@@ -43,14 +43,28 @@ where
             class.requeue_after()
         }
     };
-    tracing::warn!(
-        kind = controller,
-        namespace = obj.namespace().unwrap_or_default(),
-        name = obj.name_any(),
-        class = ?class,
-        error = %err,
-        "reconcile failed; requeueing"
-    );
+    let retry_in = humantime::format_duration(after).to_string();
+    // A conflict is routine (a stale view, retried at once): debug, not a warning per write.
+    if err.label() == "conflict" {
+        tracing::debug!(
+            kind = controller,
+            namespace = obj.namespace().unwrap_or_default(),
+            name = obj.name_any(),
+            error = %err,
+            retry_in,
+            "reconcile saw a stale object; retrying"
+        );
+    } else {
+        tracing::warn!(
+            kind = controller,
+            namespace = obj.namespace().unwrap_or_default(),
+            name = obj.name_any(),
+            class = ?class,
+            error = %err,
+            retry_in,
+            "reconcile failed; requeueing"
+        );
+    }
     // The event puts the reason where users look (`kubectl describe`); repeats fold into one series. A
     // conflict only means this pass saw a stale object and is retried at once: nothing to tell.
     if err.label() != "conflict" {

@@ -9,7 +9,7 @@ use super::specs::BuildError;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The API server refused or failed a request.
-    #[error("kubernetes API: {0}")]
+    #[error("{}", describe_kube(.0))]
     Kube(#[from] kube::Error),
     /// An object lacks a field the API server always sets.
     #[error("object has no {0}")]
@@ -85,6 +85,33 @@ impl Error {
             Self::Serde { .. } => "serde",
             Self::Postgres { .. } => "postgres",
             Self::Random(_) => "random",
+        }
+    }
+}
+
+/// A Kubernetes client error in words: the API server's own message and status for a refused request
+/// (kube's `Display` of those is a debug dump of the response), the cause chain otherwise.
+fn describe_kube(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(r) => format!(
+            "the API server answered {} {}: {}",
+            r.code,
+            if r.reason.is_empty() {
+                "error"
+            } else {
+                r.reason.as_str()
+            },
+            r.message
+        ),
+        other => {
+            let mut out = format!("talking to the API server failed: {other}");
+            let mut src = std::error::Error::source(other);
+            while let Some(s) = src {
+                out.push_str(": ");
+                out.push_str(&s.to_string());
+                src = s.source();
+            }
+            out
         }
     }
 }

@@ -145,10 +145,22 @@ impl World {
 
     /// The Kopia Secret (seed keys plus endpoint, disableTls and prefix) for `repo` in `ns`.
     pub async fn kopia_secret(&self, ns: &TestNamespace, name: &str, repo: &KopiaRepo) {
+        self.kopia_secret_with_password(ns, name, repo, REPO_PASSWORD)
+            .await;
+    }
+
+    /// The same Secret with another repository password (after a rotation).
+    pub async fn kopia_secret_with_password(
+        &self,
+        ns: &TestNamespace,
+        name: &str,
+        repo: &KopiaRepo,
+        password: &str,
+    ) {
         let data = BTreeMap::from([
             ("bucket".to_owned(), BUCKET.to_owned()),
             ("region".to_owned(), "us-east-1".to_owned()),
-            ("repositoryPassword".to_owned(), REPO_PASSWORD.to_owned()),
+            ("repositoryPassword".to_owned(), password.to_owned()),
             ("accessKeyId".to_owned(), MINIO_USER.to_owned()),
             ("secretAccessKey".to_owned(), MINIO_SECRET.to_owned()),
             ("endpoint".to_owned(), self.pod_endpoint()),

@@ -966,6 +966,28 @@ pub fn decide(o: &Observed<'_>, now: Timestamp) -> Plan {
         );
     }
 
+    // Notification headers are shape-checked here, not at the first delivery after a restore.
+    let bad_headers = invalid_headers(spec);
+    if bad_headers.is_empty() {
+        c.cond(
+            types::NOTIFICATIONS_VALID,
+            true,
+            reasons::NOTIFICATIONS_VALID,
+            "every notification header is a string or a secretKeyRef".into(),
+        );
+    } else {
+        c.cond(
+            types::NOTIFICATIONS_VALID,
+            false,
+            reasons::INVALID_HEADER,
+            format!(
+                "header(s) {} must each be a string or {{secretKeyRef: {{name, key}}}}; deliveries to these \
+                 targets will fail until fixed",
+                bad_headers.join(", ")
+            ),
+        );
+    }
+
     // R10 and the Ready condition.
     c.status.phase = Some(phase::replica_phase(active.is_some(), restoring, suspended));
     match active {
@@ -1053,3 +1075,20 @@ pub fn snapshot_size(s: &SnapshotInfo) -> Quantity {
 
 #[cfg(test)]
 mod tests;
+
+/// `<target>.<header>` of every notification header that is neither a string nor a `secretKeyRef`.
+fn invalid_headers(spec: &pgro_api::PostgresPhysicalReplicaSpec) -> Vec<String> {
+    spec.notifications
+        .iter()
+        .enumerate()
+        .flat_map(|(i, n)| {
+            let target = crate::operator::notify::target_name(n, i);
+            n.headers
+                .iter()
+                .flatten()
+                .filter(|(_, v)| matches!(v, pgro_api::HeaderValue::Invalid(_)))
+                .map(move |(h, _)| format!("{target}.{h}"))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}

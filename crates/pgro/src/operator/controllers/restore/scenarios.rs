@@ -317,7 +317,9 @@ async fn failed_reconcile_is_retried_and_told_in_a_warning_event() {
         assert_eq!(event.body["regarding"]["name"], NAME);
         let note = event.body["note"].as_str().expect("note");
         assert!(
-            note.contains("InternalError (scripted)") && note.ends_with("retrying in 10s"),
+            note.contains("the API server answered 500 InternalError: InternalError (scripted)")
+                && note.ends_with("retrying in 10s")
+                && !note.contains('{'),
             "{note}"
         );
         api.done().await;

@@ -388,6 +388,35 @@ fn a_due_restore_held_by_the_live_restore_limit_is_a_condition_and_an_event() {
     );
 }
 
+/// Regression: a malformed header value was only found when a delivery failed after a restore.
+#[test]
+fn malformed_notification_headers_are_a_condition_at_reconcile() {
+    let r = replica(
+        "notifications: [{target: webhook, name: hook, url: 'https://h.example/x', headers: {X-Token: {value: 1}, X-Ok: plain}}]",
+        "{}",
+    );
+    let p = decide(&observe(&r, &[], listed("k1")), at(NOW));
+    let c = cond(&p, types::NOTIFICATIONS_VALID);
+    assert_eq!(
+        (c.status.as_str(), c.reason.as_str()),
+        ("False", reasons::INVALID_HEADER)
+    );
+    assert!(
+        c.message.contains("hook.X-Token") && !c.message.contains("X-Ok"),
+        "{}",
+        c.message
+    );
+    let ok = replica("", "{}");
+    assert_eq!(
+        cond(
+            &decide(&observe(&ok, &[], listed("k1")), at(NOW)),
+            types::NOTIFICATIONS_VALID
+        )
+        .status,
+        "True"
+    );
+}
+
 #[test]
 fn same_snapshot_at_the_scheduled_time_creates_nothing_and_advances_the_schedule() {
     let r = replica(
