@@ -1,5 +1,6 @@
 //! Executing a [`RestorePlan`] with bounded, pipelined parallelism.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -11,6 +12,7 @@ use super::{
 };
 use crate::content::ContentReader;
 use crate::error::{Error, StorageError};
+use crate::ids::ObjectId;
 use crate::index::ContentInfo;
 use crate::object::{Chunk, finish_direct, read_object_bytes};
 use crate::repository::{Indexed, Repository};
@@ -95,12 +97,33 @@ async fn blocking<T: Send + 'static>(
 /// gained nothing more) and a small batch keeps more of the `parallel` slots fetching.
 const HASH_BATCH: usize = 2;
 
+/// Objects of this restore that decoded to nothing but zeros, with their length. PostgreSQL data
+/// holds long runs of zero pages (new relation extents, preallocated WAL), and kopia's splitter
+/// cuts a run of zeros into identical chunks (2 MiB each with the default DYNAMIC-4M-BUZHASH),
+/// so one such object recurs many times: after its first read it is neither fetched nor decoded
+/// again, only allocated at each place.
+#[derive(Debug, Default)]
+struct ZeroObjects(Mutex<HashMap<ObjectId, u64>>);
+
+impl ZeroObjects {
+    fn contains(&self, chunk: &Chunk) -> bool {
+        let known = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        known.get(&chunk.object_id) == Some(&chunk.length)
+    }
+
+    fn insert(&self, chunk: &Chunk) {
+        let mut known = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        known.insert(chunk.object_id, chunk.length);
+    }
+}
+
 /// A chunk's stored bytes, ready to decode.
 struct Fetched<T: RestoreTarget> {
     st: Arc<FileState<T>>,
     chunk: Chunk,
     info: ContentInfo,
-    stored: bytes::Bytes,
+    /// `None` for an object known to decode to zeros ([`ZeroObjects`]): nothing was fetched.
+    stored: Option<bytes::Bytes>,
     /// The read's slot, held until its last chunk is written.
     permit: Arc<tokio::sync::OwnedSemaphorePermit>,
 }
@@ -133,14 +156,15 @@ impl<T> std::future::Future for AbortOnDrop<T> {
 /// pack cuts off (`ContentReader::fetch`).
 async fn fetch_read<T: RestoreTarget>(
     contents: Arc<ContentReader>,
+    zeros: Arc<ZeroObjects>,
     read: coalesce::PackRead<(Arc<FileState<T>>, Chunk)>,
     permit: Arc<tokio::sync::OwnedSemaphorePermit>,
 ) -> Result<Vec<Fetched<T>>, Error> {
-    let fetched = |((st, chunk), info, stored)| Fetched {
+    let fetched = |((st, chunk), info, stored): (_, _, bytes::Bytes)| Fetched {
         st,
         chunk,
         info,
-        stored,
+        stored: Some(stored),
         permit: Arc::clone(&permit),
     };
     let mut parts = read.parts;
@@ -148,6 +172,16 @@ async fn fetch_read<T: RestoreTarget>(
         let Some((key, info)) = parts.pop() else {
             return Ok(Vec::new());
         };
+        if zeros.contains(&key.1) {
+            let (st, chunk) = key;
+            return Ok(vec![Fetched {
+                st,
+                chunk,
+                info,
+                stored: None,
+                permit,
+            }]);
+        }
         let (info, stored) = contents.fetch(info).await?;
         return Ok(vec![fetched((key, info, stored))]);
     }
@@ -197,25 +231,45 @@ async fn fetch_read<T: RestoreTarget>(
     Ok(out)
 }
 
-/// Decodes a batch of fetched chunks and writes each at its offset (on the blocking pool).
+/// Decodes a batch of fetched chunks and writes each at its offset (on the blocking pool). A
+/// chunk of zeros is handed to [`RestoreTarget::write_zeros`] and its object remembered.
 fn decode_and_write<T: RestoreTarget>(
     contents: &ContentReader,
+    zeros: &ZeroObjects,
     t: &T,
     progress: &Progress,
     batch: Vec<Fetched<T>>,
 ) -> Result<(), Error> {
     let mut metas = Vec::with_capacity(batch.len());
-    let items = batch
-        .into_iter()
-        .map(|f| {
-            metas.push((f.st, f.chunk, f.permit));
-            (f.info, f.stored)
-        })
-        .collect();
-    for ((st, chunk, permit), data) in metas.into_iter().zip(contents.decode_many(items)) {
-        let data = finish_direct(chunk.object_id, data?, Some(chunk.length))?;
+    let mut items = Vec::with_capacity(batch.len());
+    for f in batch {
+        let fetched = f.stored.is_some();
+        if let Some(stored) = f.stored {
+            items.push((f.info, stored));
+        }
+        metas.push((f.st, f.chunk, f.permit, fetched));
+    }
+    let mut decoded = contents.decode_many(items).into_iter();
+    for (st, chunk, permit, fetched) in metas {
+        let data = if fetched {
+            let data = decoded.next().ok_or_else(|| {
+                Error::Task("decoder returned fewer contents than it was given".into())
+            })?;
+            Some(finish_direct(chunk.object_id, data?, Some(chunk.length))?)
+        } else {
+            None
+        };
         let file = st.file(t)?;
-        t.write_at(&file, &st.path, chunk.start, &data)?;
+        match data {
+            Some(data) if !super::fsops::is_zero(&data) => {
+                t.write_at(&file, &st.path, chunk.start, &data)?;
+            }
+            Some(_) => {
+                zeros.insert(&chunk);
+                t.write_zeros(&file, &st.path, chunk.start, chunk.length)?;
+            }
+            None => t.write_zeros(&file, &st.path, chunk.start, chunk.length)?,
+        }
         drop(file);
         let last = st.remaining.fetch_sub(1, Ordering::AcqRel) == 1;
         if last {
@@ -321,16 +375,24 @@ pub(super) async fn execute<T: RestoreTarget>(
         .collect::<Result<Vec<_>, Error>>()?;
     let reads = coalesce::group(work);
     let in_flight = Arc::new(tokio::sync::Semaphore::new(parallel + workers * HASH_BATCH));
+    let zeros = Arc::new(ZeroObjects::default());
     futures::stream::iter(reads)
         .map(|read| {
             let contents = Arc::clone(contents);
+            let zeros = Arc::clone(&zeros);
             let in_flight = Arc::clone(&in_flight);
             async move {
                 let permit = in_flight
                     .acquire_owned()
                     .await
                     .map_err(|e| Error::Task(Box::new(e)))?;
-                AbortOnDrop(tokio::spawn(fetch_read(contents, read, Arc::new(permit)))).await
+                AbortOnDrop(tokio::spawn(fetch_read(
+                    contents,
+                    zeros,
+                    read,
+                    Arc::new(permit),
+                )))
+                .await
             }
         })
         .buffer_unordered(parallel)
@@ -339,11 +401,13 @@ pub(super) async fn execute<T: RestoreTarget>(
         .ready_chunks(HASH_BATCH)
         .map(|batch| {
             let contents = Arc::clone(contents);
+            let zeros = Arc::clone(&zeros);
             let progress = Arc::clone(&progress);
             let t = Arc::clone(&target);
             async move {
                 let batch = batch.into_iter().collect::<Result<Vec<_>, Error>>()?;
-                blocking(move || decode_and_write(&contents, t.as_ref(), &progress, batch)).await
+                blocking(move || decode_and_write(&contents, &zeros, t.as_ref(), &progress, batch))
+                    .await
             }
         })
         .buffer_unordered(workers)

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, PoisonError};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use super::{Attributes, fsops};
 use crate::error::Error;
@@ -54,6 +55,31 @@ pub trait RestoreTarget: Send + Sync + 'static {
         data: &[u8],
     ) -> Result<(), Error>;
 
+    /// Makes `len` bytes at `offset` read as zeros: a chunk that decoded to nothing but zeros.
+    /// The default writes them; [`LocalDir`] allocates the range instead (or, sparse, leaves it
+    /// a hole), so no page is copied.
+    ///
+    /// # Errors
+    ///
+    /// I/O failures.
+    fn write_zeros(
+        &self,
+        file: &Self::File,
+        path: &Path,
+        offset: u64,
+        len: u64,
+    ) -> Result<(), Error> {
+        const PIECE: usize = 64 << 10;
+        let zeros = vec![0u8; PIECE];
+        let mut done = 0;
+        while done < len {
+            let n = (len - done).min(PIECE as u64);
+            self.write_at(file, path, offset + done, &zeros[..n as usize])?;
+            done += n;
+        }
+        Ok(())
+    }
+
     /// Applies attributes once all data is written.
     ///
     /// # Errors
@@ -82,8 +108,10 @@ pub struct LocalDir {
     root: PathBuf,
     /// Restore uid/gid where permitted.
     pub restore_owner: bool,
-    /// Leave holes for zero runs.
+    /// Leave holes for zero runs (otherwise runs of zeros are allocated without being written).
     pub sparse: bool,
+    /// Whether the target's filesystem supports `fallocate`, as far as known.
+    can_allocate: Arc<AtomicBool>,
 }
 
 impl LocalDir {
@@ -93,6 +121,14 @@ impl LocalDir {
             root: root.into(),
             restore_owner: true,
             sparse: false,
+            can_allocate: Arc::new(AtomicBool::new(true)),
+        }
+    }
+
+    fn zeros(&self) -> fsops::Zeros<'_> {
+        fsops::Zeros {
+            sparse: self.sparse,
+            can_allocate: &self.can_allocate,
         }
     }
 
@@ -134,7 +170,11 @@ impl RestoreTarget for LocalDir {
     }
 
     fn write_at(&self, file: &File, path: &Path, offset: u64, data: &[u8]) -> Result<(), Error> {
-        fsops::write_chunk(file, &self.abs(path), offset, data, self.sparse)
+        fsops::write_chunk(file, &self.abs(path), offset, data, self.zeros())
+    }
+
+    fn write_zeros(&self, file: &File, path: &Path, offset: u64, len: u64) -> Result<(), Error> {
+        fsops::zero_range(file, &self.abs(path), offset, len, self.zeros())
     }
 
     fn finish_file(&self, file: &File, path: &Path, attrs: &Attributes) -> Result<(), Error> {
