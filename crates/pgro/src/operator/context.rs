@@ -5,6 +5,8 @@ use std::sync::{Arc, RwLock};
 
 use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::Store;
+use pgro_api::{PostgresPhysicalReplica, PostgresPhysicalRestore};
 
 use super::metrics::Metrics;
 use super::notify::Notifier;
@@ -23,11 +25,29 @@ pub struct Context {
     pub settings: Arc<RwLock<Arc<Settings>>>,
     /// Opened repositories and their snapshot listings, shared by replicas.
     pub repos: RepositoryCache,
-    /// Serialises restore admission: count, decide and create under one lock, so two replicas cannot take
-    /// the same slot (behaviour R6). Only the leader reconciles, so a process-wide lock suffices.
+    /// Serialises restore creation: the in-progress count is re-read from the API server and the restore
+    /// created under one lock, so two replicas cannot take the same slot (behaviour R6). Only the leader
+    /// reconciles, so a process-wide lock suffices.
     pub admission: tokio::sync::Mutex<()>,
     /// Notification delivery, off the reconcile path.
     pub notifier: Arc<Notifier>,
+    /// The controllers' caches, once they run (admission decides from them).
+    pub stores: std::sync::OnceLock<Stores>,
+}
+
+/// The controllers' watch caches.
+#[derive(Clone)]
+pub struct Stores {
+    /// Every replica.
+    pub replicas: Store<PostgresPhysicalReplica>,
+    /// Every restore.
+    pub restores: Store<PostgresPhysicalRestore>,
+}
+
+impl std::fmt::Debug for Stores {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stores").finish_non_exhaustive()
+    }
 }
 
 impl std::fmt::Debug for Context {
@@ -60,6 +80,7 @@ impl Context {
             repos: RepositoryCache::default(),
             admission: tokio::sync::Mutex::new(()),
             notifier,
+            stores: std::sync::OnceLock::new(),
         }
     }
 

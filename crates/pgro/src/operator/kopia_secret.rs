@@ -12,7 +12,7 @@ use crate::cli::repository::{RepositoryArgs, SECRET_KEY_ENV, StorageKind};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SecretProblem {
     /// Required keys are absent or empty (every one of them is named, so one edit fixes the Secret).
-    #[error("Secret {secret} lacks the key(s) {} (needed for {storage} storage)", keys.join(", "))]
+    #[error("Secret {secret} lacks the key(s) {} (needed for {storage} storage)", quoted(keys))]
     MissingKeys {
         /// Secret name.
         secret: String,
@@ -31,6 +31,13 @@ pub enum SecretProblem {
         /// Why.
         reason: String,
     },
+}
+
+fn quoted(keys: &[&str]) -> String {
+    keys.iter()
+        .map(|k| format!("{k:?}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Keys every storage type needs.
@@ -228,7 +235,7 @@ mod tests {
         let err = repository_args("kc", &d).expect_err("two missing");
         assert_eq!(
             err.to_string(),
-            "Secret kc lacks the key(s) bucket, secretAccessKey (needed for s3 storage)"
+            "Secret kc lacks the key(s) \"bucket\", \"secretAccessKey\" (needed for s3 storage)"
         );
     }
 

@@ -18,7 +18,7 @@ use kube::{Client, ResourceExt};
 use pgro_api::{LABEL_REPLICA, PostgresPhysicalReplica, PostgresPhysicalRestore};
 use tokio::signal::unix::{SignalKind, signal};
 
-use super::context::Context;
+use super::context::{Context, Stores};
 use super::controllers::{self, replica, restore};
 use super::http;
 use super::leader::Elector;
@@ -80,6 +80,7 @@ pub async fn run(args: OperatorArgs) -> ExitCode {
         () = &mut shutdown => return ExitCode::SUCCESS,
     }
     let (wake_tx, wake_rx) = tokio::sync::mpsc::unbounded_channel();
+    let queue_wake = wake_tx.clone();
     let notifier = match Notifier::new(client.clone(), Arc::clone(&metrics), wake_tx) {
         Ok(n) => Arc::new(n),
         Err(e) => {
@@ -95,7 +96,7 @@ pub async fn run(args: OperatorArgs) -> ExitCode {
         notifier,
     ));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let controllers = tokio::spawn(run_controllers(client, ctx, stop_rx, wake_rx));
+    let controllers = tokio::spawn(run_controllers(client, ctx, stop_rx, wake_rx, queue_wake));
     let code = tokio::select! {
         () = elector.hold() => ExitCode::FAILURE,
         () = &mut shutdown => ExitCode::SUCCESS,
@@ -169,6 +170,7 @@ async fn run_controllers(
     ctx: Arc<Context>,
     mut stop: tokio::sync::watch::Receiver<bool>,
     wake: tokio::sync::mpsc::UnboundedReceiver<ObjectRef<PostgresPhysicalReplica>>,
+    queue_wake: tokio::sync::mpsc::UnboundedSender<ObjectRef<PostgresPhysicalReplica>>,
 ) {
     // Finished notification attempts wake their replica so the outcome is recorded.
     let woken = futures::stream::unfold(
@@ -181,20 +183,11 @@ async fn run_controllers(
 
     let replica_ctrl = Controller::new(replicas.clone(), watcher::Config::default());
     let replica_store = replica_ctrl.store();
-    let waiting_store = replica_store.clone();
-    // Any restore change can free a slot: wake its replica and every replica waiting in the queue.
+    // A restore's change concerns its own replica; replicas waiting for a slot are woken by the queue
+    // watch when the queue moves, not by every restore's status change.
     let restore_to_replicas = move |r: PostgresPhysicalRestore| {
         let ns = r.namespace().unwrap_or_default();
-        let mut refs =
-            vec![ObjectRef::<PostgresPhysicalReplica>::new(&r.spec.replica.name).within(&ns)];
-        refs.extend(
-            waiting_store
-                .state()
-                .iter()
-                .filter(|p| p.status.as_ref().is_some_and(|s| s.waiting_since.is_some()))
-                .map(|p| ObjectRef::from_obj(p.as_ref())),
-        );
-        refs
+        Some(ObjectRef::<PostgresPhysicalReplica>::new(&r.spec.replica.name).within(&ns))
     };
     let secret_store = replica_store.clone();
     // A changed Kopia Secret re-checks the replicas that use it (metadata only: Secret data is not cached).
@@ -235,10 +228,16 @@ async fn run_controllers(
 
     let restore_ctrl = Controller::new(restores.clone(), watcher::Config::default());
     let restore_store = restore_ctrl.store();
-    tokio::spawn(super::gauges::run(
+    let _ = ctx.stores.set(Stores {
+        replicas: replica_store.clone(),
+        restores: restore_store.clone(),
+    });
+    tokio::spawn(super::queue_watch::run(
         restore_store.clone(),
         replica_store.clone(),
         Arc::clone(&ctx.metrics),
+        Arc::clone(&ctx.settings),
+        queue_wake,
         stop.clone(),
     ));
     // Replica spec changes (resources, annotations) reach the running instances of its restores.

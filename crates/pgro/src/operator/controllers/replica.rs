@@ -34,6 +34,7 @@ use super::super::notify;
 use super::super::notify::plan::Transition;
 use super::super::quantity;
 use super::super::queue::{self, Waiter};
+use super::super::queue_watch;
 use super::super::snapshots::{CompiledFilter, SnapshotInfo, choose_newest};
 use super::super::specs::{self, FIELD_MANAGER, USERNAME_KEY};
 use crate::cli::kopia::error_chain;
@@ -299,8 +300,9 @@ async fn discover(ctx: &Context, replica: &PostgresPhysicalReplica, ns: &str) ->
     })
 }
 
-/// R6: counts restores in progress cluster-wide and the replicas waiting, under the admission lock, then
-/// creates the restore if a slot is free.
+/// R6: decides from the watch caches whether a slot is free (a waiting replica makes no API request); at
+/// the moment of creation the in-progress count is re-read from the API server under the admission lock, so
+/// a stale cache or a second operator cannot take a slot twice.
 async fn admit_and_create(
     ctx: &Context,
     replica: &PostgresPhysicalReplica,
@@ -312,43 +314,6 @@ async fn admit_and_create(
     };
     let ns = replica.namespace().unwrap_or_default();
     let name = replica.name_any();
-    let _slot = ctx.admission.lock().await;
-    // Quorum reads, not caches: the count must include the restore this process created a moment ago.
-    let all: Api<PostgresPhysicalRestore> = Api::all(ctx.client.clone());
-    let restores = all
-        .list(&ListParams::default().labels(LABEL_REPLICA))
-        .await?;
-    let in_progress = restores
-        .items
-        .iter()
-        .filter(|r| r.metadata.deletion_timestamp.is_none())
-        .filter(|r| {
-            r.status
-                .as_ref()
-                .and_then(|s| s.phase.clone())
-                .unwrap_or(RestorePhase::Pending)
-                .is_in_progress()
-        })
-        .count();
-    let replicas: Api<PostgresPhysicalReplica> = Api::all(ctx.client.clone());
-    let all_replicas = replicas.list(&ListParams::default()).await?;
-    let waiting: Vec<(String, String, Timestamp)> = all_replicas
-        .items
-        .iter()
-        .filter(|r| !(r.namespace().as_deref() == Some(ns.as_str()) && r.name_any() == name))
-        .filter_map(|r| {
-            let since = r.status.as_ref()?.waiting_since.as_ref()?.0;
-            Some((r.namespace().unwrap_or_default(), r.name_any(), since))
-        })
-        .collect();
-    let waiters: Vec<Waiter<'_>> = waiting
-        .iter()
-        .map(|(n, m, s)| Waiter {
-            namespace: n,
-            name: m,
-            since: *s,
-        })
-        .collect();
     let me = Waiter {
         namespace: &ns,
         name: &name,
@@ -359,11 +324,46 @@ async fn admit_and_create(
             .map_or(now, |t| t.0),
     };
     let max = usize::try_from(ctx.settings().max_concurrent_restores).unwrap_or(usize::MAX);
-    let admission = queue::admit(&me, &waiters, in_progress, max);
+    let others = |all: Vec<(String, String, Timestamp, u32)>| -> Vec<(String, String, Timestamp, u32)> {
+        all.into_iter()
+            .filter(|(n, m, _, _)| !(n == &ns && m == &name))
+            .collect()
+    };
+    let waiting = match ctx.stores.get() {
+        Some(stores) => {
+            let waiting = others(queue_watch::waiters(&stores.replicas.state()));
+            let restores = stores.restores.state();
+            let (cached, _) = queue_watch::counts(restores.iter().map(AsRef::as_ref), []);
+            let view = waiters_view(&waiting);
+            let admission = queue::admit(&me, &view, usize::try_from(cached).unwrap_or(0), max);
+            if let queue::Admission::Wait { .. } = admission {
+                plan::admit(plan, admission, now);
+                tracing::debug!(replica = %name, position = plan.status.queue_position, max, "waiting for a restore slot");
+                return Ok(());
+            }
+            waiting
+        }
+        // No caches (the scripted-apiserver tests): the queue from the API server.
+        None => {
+            let replicas: Api<PostgresPhysicalReplica> = Api::all(ctx.client.clone());
+            let all = replicas.list(&ListParams::default()).await?;
+            others(queue_watch::waiters(
+                &all.items.into_iter().map(Arc::new).collect::<Vec<_>>(),
+            ))
+        }
+    };
+    let _slot = ctx.admission.lock().await;
+    // Quorum read, not the cache: the count must include the restore this process created a moment ago.
+    let all: Api<PostgresPhysicalRestore> = Api::all(ctx.client.clone());
+    let restores = all
+        .list(&ListParams::default().labels(LABEL_REPLICA))
+        .await?;
+    let (in_progress, _) = queue_watch::counts(restores.items.iter(), []);
+    let in_progress = usize::try_from(in_progress).unwrap_or(usize::MAX);
+    let admission = queue::admit(&me, &waiters_view(&waiting), in_progress, max);
     plan::admit(plan, admission, now);
-    let started = matches!(admission, queue::Admission::Start);
-    if !started {
-        tracing::info!(replica = %name, position = plan.status.queue_position, in_progress, max, "waiting for a restore slot");
+    if !matches!(admission, queue::Admission::Start) {
+        tracing::info!(replica = %name, position = plan.status.queue_position, in_progress, max, "no restore slot after all; waiting");
         return Ok(());
     }
     let restore = specs::new_restore(
@@ -379,6 +379,17 @@ async fn admit_and_create(
     ctx.metrics.restores_started.inc();
     tracing::info!(replica = %name, restore = %wanted.name, snapshot_id = %wanted.snapshot.id, "restore created");
     Ok(())
+}
+
+fn waiters_view(waiting: &[(String, String, Timestamp, u32)]) -> Vec<Waiter<'_>> {
+    waiting
+        .iter()
+        .map(|(n, m, s, _)| Waiter {
+            namespace: n,
+            name: m,
+            since: *s,
+        })
+        .collect()
 }
 
 /// Whether the restore's PostgreSQL pod is ready right now (read live, not from status, just before the

@@ -82,3 +82,39 @@ proptest! {
         prop_assert_eq!(positions, expected);
     }
 }
+
+proptest! {
+    /// The whole-queue decision is exactly each replica's own decision: a replica woken by the queue task
+    /// decides the same from the same view.
+    #[test]
+    fn deciding_the_whole_queue_equals_deciding_each(
+        sinces in proptest::collection::vec(0i64..50, 0..40),
+        in_progress in 0usize..6,
+        max in 0usize..6,
+    ) {
+        let names: Vec<String> = (0..sinces.len()).map(|i| format!("r{i:02}")).collect();
+        let waiting: Vec<Waiter<'_>> = names
+            .iter()
+            .zip(&sinces)
+            .map(|(n, s)| Waiter {
+                namespace: "ns",
+                name: n,
+                since: Timestamp::from_second(1_800_000_000 + s).expect("ts"),
+            })
+            .collect();
+        let all = admit_all(&waiting, in_progress, max);
+        for (i, w) in waiting.iter().enumerate() {
+            prop_assert_eq!(all[i], admit(w, &waiting, in_progress, max));
+        }
+        // Positions are an exact ranking: 1..=n without gaps or duplicates.
+        let mut positions: Vec<u32> = all
+            .iter()
+            .filter_map(|a| match a {
+                Admission::Wait { position } => Some(*position),
+                Admission::Start => None,
+            })
+            .collect();
+        positions.sort_unstable();
+        prop_assert!(positions.iter().enumerate().all(|(i, p)| *p == u32::try_from(i + 1).unwrap_or(0)));
+    }
+}

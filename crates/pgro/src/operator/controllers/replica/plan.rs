@@ -29,8 +29,9 @@ use crate::operator::{duration, naming, phase, quantity};
 pub const ANALYTICS_DATABASE: &str = "postgres";
 /// How often a replica looks at its repository when nothing else wakes it.
 const HEARTBEAT: Duration = Duration::from_secs(120);
-/// How often a replica waiting for a slot re-checks its position.
-const QUEUE_POLL: Duration = Duration::from_secs(10);
+/// The queue watch wakes a waiting replica when the queue moves; this only bounds how long a lost wake
+/// could delay it.
+const QUEUE_POLL: Duration = Duration::from_secs(300);
 /// How often a replica without an active restore polls for a matching snapshot.
 const SNAPSHOT_POLL: Duration = Duration::from_secs(60);
 
