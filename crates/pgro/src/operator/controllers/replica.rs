@@ -324,11 +324,12 @@ async fn admit_and_create(
             .map_or(now, |t| t.0),
     };
     let max = usize::try_from(ctx.settings().max_concurrent_restores).unwrap_or(usize::MAX);
-    let others = |all: Vec<(String, String, Timestamp, u32)>| -> Vec<(String, String, Timestamp, u32)> {
-        all.into_iter()
-            .filter(|(n, m, _, _)| !(n == &ns && m == &name))
-            .collect()
-    };
+    let others =
+        |all: Vec<(String, String, Timestamp, u32)>| -> Vec<(String, String, Timestamp, u32)> {
+            all.into_iter()
+                .filter(|(n, m, _, _)| !(n == &ns && m == &name))
+                .collect()
+        };
     let waiting = match ctx.stores.get() {
         Some(stores) => {
             let waiting = others(queue_watch::waiters(&stores.replicas.state()));
