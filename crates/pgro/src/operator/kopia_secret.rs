@@ -12,7 +12,10 @@ use crate::cli::repository::{RepositoryArgs, SECRET_KEY_ENV, StorageKind};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SecretProblem {
     /// Required keys are absent or empty (every one of them is named, so one edit fixes the Secret).
-    #[error("Secret {secret} lacks the key(s) {} (needed for {storage} storage)", quoted(keys))]
+    #[error(
+        "Secret {secret} lacks the key(s) {} (needed for {storage} storage)",
+        quoted(keys)
+    )]
     MissingKeys {
         /// Secret name.
         secret: String,

@@ -63,7 +63,11 @@ pub fn admit(
 /// [`admit`] for every waiting replica at once (same order as `waiting`): one sort instead of one scan per
 /// replica, so the whole queue is decided from one view.
 #[must_use]
-pub fn admit_all(waiting: &[Waiter<'_>], in_progress: usize, max_concurrent: usize) -> Vec<Admission> {
+pub fn admit_all(
+    waiting: &[Waiter<'_>],
+    in_progress: usize,
+    max_concurrent: usize,
+) -> Vec<Admission> {
     let mut order: Vec<usize> = (0..waiting.len()).collect();
     order.sort_by(|a, b| waiting[*a].order_key().cmp(&waiting[*b].order_key()));
     let free = max_concurrent.saturating_sub(in_progress);

@@ -49,14 +49,21 @@ pub fn counts<'a>(
 
 /// Replicas waiting for a slot, as the queue orders them.
 #[must_use]
-pub fn waiters(replicas: &[std::sync::Arc<PostgresPhysicalReplica>]) -> Vec<(String, String, jiff::Timestamp, u32)> {
+pub fn waiters(
+    replicas: &[std::sync::Arc<PostgresPhysicalReplica>],
+) -> Vec<(String, String, jiff::Timestamp, u32)> {
     replicas
         .iter()
         .filter(|r| r.metadata.deletion_timestamp.is_none())
         .filter_map(|r| {
             let s = r.status.as_ref()?;
             let since = s.waiting_since.as_ref()?.0;
-            Some((r.namespace().unwrap_or_default(), r.name_any(), since, s.queue_position))
+            Some((
+                r.namespace().unwrap_or_default(),
+                r.name_any(),
+                since,
+                s.queue_position,
+            ))
         })
         .collect()
 }
@@ -103,9 +110,9 @@ pub async fn run(
             counts(r.iter().map(AsRef::as_ref), p.iter().map(AsRef::as_ref));
         metrics.active_restores.set(in_progress);
         metrics.queue_depth.set(waiting_count);
-        let max = settings
-            .read()
-            .map_or(2, |s| usize::try_from(s.max_concurrent_restores).unwrap_or(usize::MAX));
+        let max = settings.read().map_or(2, |s| {
+            usize::try_from(s.max_concurrent_restores).unwrap_or(usize::MAX)
+        });
         let in_progress = usize::try_from(in_progress).unwrap_or(usize::MAX);
         for (ns, name) in to_wake(&waiters(&p), in_progress, max) {
             let _ = wake.send(ObjectRef::new(&name).within(&ns));
@@ -142,7 +149,9 @@ mod tests {
     #[test]
     fn only_replicas_the_queue_moved_are_woken() {
         let t = |s: i64| jiff::Timestamp::from_second(1_800_000_000 + s).expect("ts");
-        let w = |name: &str, since: i64, recorded: u32| ("ns".to_string(), name.to_string(), t(since), recorded);
+        let w = |name: &str, since: i64, recorded: u32| {
+            ("ns".to_string(), name.to_string(), t(since), recorded)
+        };
         // Two slots busy: positions 1, 2, 3 recorded correctly → nobody is woken.
         let queue = [w("a", 0, 1), w("b", 1, 2), w("c", 2, 3)];
         assert!(to_wake(&queue, 2, 2).is_empty());
