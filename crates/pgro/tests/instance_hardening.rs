@@ -62,20 +62,7 @@ async fn build_source(e: &Env, root: &Path) -> Source {
     for d in [&top, &dir, &ts, &sock] {
         e.user.mkdir(d);
     }
-    run(e
-        .user
-        .command(e.bin.join("initdb"))
-        .args([
-            "-U",
-            "postgres",
-            "-A",
-            "trust",
-            "-E",
-            "UTF8",
-            "--locale=C.UTF-8",
-            "-D",
-        ])
-        .arg(&dir));
+    e.initdb(&dir);
     let port = free_port();
     // A Debian-layout source keeps pg_ident.conf outside PGDATA.
     std::fs::remove_file(dir.join("pg_ident.conf")).unwrap();

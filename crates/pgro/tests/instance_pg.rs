@@ -43,20 +43,7 @@ async fn build_source(e: &Env, root: &Path) -> (Source, HashMap<String, (i64, St
     let sock = root.join("srcsock");
     e.user.mkdir(&dir);
     e.user.mkdir(&sock);
-    run(e
-        .user
-        .command(e.bin.join("initdb"))
-        .args([
-            "-U",
-            "postgres",
-            "-A",
-            "trust",
-            "-E",
-            "UTF8",
-            "--locale=C.UTF-8",
-            "-D",
-        ])
-        .arg(&dir));
+    e.initdb(&dir);
     let port = free_port();
     std::fs::write(
         dir.join("extra.conf"),

@@ -25,6 +25,27 @@ pub struct Env {
     pub user: PgUser,
 }
 
+impl Env {
+    /// `initdb` of a UTF-8 cluster with the `C.UTF-8` locale and superuser `postgres` (trust) at `dir`.
+    pub fn initdb(&self, dir: &Path) {
+        super::run(
+            self.user
+                .command(self.bin.join("initdb"))
+                .args([
+                    "-U",
+                    "postgres",
+                    "-A",
+                    "trust",
+                    "-E",
+                    "UTF8",
+                    "--locale=C.UTF-8",
+                    "-D",
+                ])
+                .arg(dir),
+        );
+    }
+}
+
 pub fn env_for(major: u32) -> Option<Env> {
     let env = infra();
     let bin = PathBuf::from(require(&env, &format!("PGRO_PG{major}_BIN"))?);
