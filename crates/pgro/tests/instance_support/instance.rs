@@ -63,15 +63,24 @@ pub fn env_for(major: u32) -> Option<Env> {
     })
 }
 
+/// Connects as `postgres` over the socket, waiting up to 60 s while the server still starts up (its socket
+/// exists before it accepts connections, which a loaded machine makes visible).
 pub async fn connect_socket(sock: &Path, port: u16, db: &str) -> Client {
     let mut cfg = tokio_postgres::Config::new();
     cfg.host_path(sock).port(port).user("postgres").dbname(db);
-    let (c, conn) = cfg
-        .connect(NoTls)
-        .await
-        .unwrap_or_else(|e| panic!("connect {db}: {e}"));
-    tokio::spawn(conn);
-    c
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match cfg.connect(NoTls).await {
+            Ok((c, conn)) => {
+                tokio::spawn(conn);
+                return c;
+            }
+            Err(e) if Instant::now() < deadline && e.code().is_none_or(|c| c.code() == "57P03") => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("connect {db}: {e:?}"),
+        }
+    }
 }
 
 pub async fn connect_tcp(
