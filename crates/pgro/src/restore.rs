@@ -194,15 +194,6 @@ async fn restore(args: &RestoreArgs, started: Instant) -> Result<RestoreResult, 
 
     // Decided before anything is downloaded: the target is ours, the snapshot holds PGDATA, and every
     // tablespace has its copy inside it.
-    match claim::claim(&args.target, &id).map_err(|e| Failed::io("claiming the target", &e))? {
-        Ok(()) => {}
-        Err(refusal) => {
-            return Err(Failed::new(
-                Failure::TargetNotEmpty,
-                refusal.message(&args.target, &id),
-            ));
-        }
-    }
     let root = snapshot.root_entry.clone().ok_or_else(|| {
         Failed::new(
             Failure::Corrupted,
@@ -233,6 +224,16 @@ async fn restore(args: &RestoreArgs, started: Instant) -> Result<RestoreResult, 
             }
         })?;
     drop(tree);
+    // Claimed only for a snapshot that can be restored, so a refused one leaves the target as it was.
+    match claim::claim(&args.target, &id).map_err(|e| Failed::io("claiming the target", &e))? {
+        Ok(()) => {}
+        Err(refusal) => {
+            return Err(Failed::new(
+                Failure::TargetNotEmpty,
+                refusal.message(&args.target, &id),
+            ));
+        }
+    }
 
     let dest = args.target.join("snapshot");
     std::fs::create_dir_all(&dest).map_err(|e| Failed::io("creating the target", &e))?;

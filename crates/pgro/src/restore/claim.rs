@@ -47,20 +47,24 @@ impl Refusal {
 /// `Ok(Err(refusal))` when it belongs to something else; `Err` when it cannot be read or written.
 pub fn claim(target: &Path, snapshot: &str) -> io::Result<Result<(), Refusal>> {
     std::fs::create_dir_all(target)?;
-    match std::fs::read_to_string(target.join(MARKER)) {
+    let marked = match std::fs::read_to_string(target.join(MARKER)) {
         Ok(s) if s.trim() == snapshot => return Ok(Ok(())),
-        Ok(s) => return Ok(Err(Refusal::OtherSnapshot(s.trim().to_string()))),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Ok(s) => Some(s.trim().to_string()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
         Err(e) => return Err(e),
-    }
+    };
     let mut names: Vec<String> = std::fs::read_dir(target)?
         .filter_map(Result::ok)
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|n| !IGNORED.contains(&n.as_str()))
         .collect();
     names.sort();
+    // A marker over an otherwise empty target is a claim that restored nothing yet: it may be taken over.
     if let Some(first) = names.into_iter().next() {
-        return Ok(Err(Refusal::NotEmpty(first)));
+        return Ok(Err(match marked {
+            Some(other) => Refusal::OtherSnapshot(other),
+            None => Refusal::NotEmpty(first),
+        }));
     }
     std::fs::write(target.join(MARKER), format!("{snapshot}\n"))?;
     Ok(Ok(()))
@@ -93,5 +97,16 @@ mod tests {
             Err(Refusal::NotEmpty("PG_VERSION".into()))
         );
         assert!(!t.path().join(MARKER).exists());
+    }
+
+    #[test]
+    fn a_claim_that_restored_nothing_can_be_taken_over() {
+        let t = tempfile::tempdir().expect("tempdir");
+        assert_eq!(claim(t.path(), "aaa").expect("claim"), Ok(()));
+        assert_eq!(claim(t.path(), "bbb").expect("claim"), Ok(()));
+        assert_eq!(
+            std::fs::read_to_string(t.path().join(MARKER)).expect("marker"),
+            "bbb\n"
+        );
     }
 }
