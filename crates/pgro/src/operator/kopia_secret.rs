@@ -105,17 +105,16 @@ pub fn repository_args(
             storage,
         });
     }
-    // The usual boolean spellings, as Go's strconv.ParseBool (kopia's own parser) and YAML users write them.
-    let disable_tls = match get("disableTls").map(|v| v.to_ascii_lowercase()).as_deref() {
-        None | Some("false" | "0" | "no" | "off" | "f") => false,
-        Some("true" | "1" | "yes" | "on" | "t") => true,
-        Some(other) => {
-            return Err(SecretProblem::InvalidValue {
+    // The usual boolean spellings, one definition with the CLI's KOPIA_DISABLE_TLS.
+    let disable_tls = match get("disableTls") {
+        None => false,
+        Some(v) => crate::cli::repository::parse_bool(&v).map_err(|reason| {
+            SecretProblem::InvalidValue {
                 secret: secret.to_owned(),
                 key: "disableTls".into(),
-                reason: format!("{other:?} is not a boolean (true/false, 1/0, yes/no)"),
-            });
-        }
+                reason,
+            }
+        })?,
     };
     Ok(RepositoryArgs {
         password: get("repositoryPassword"),
