@@ -65,6 +65,16 @@ fn view(name: &str, phase: RestorePhase, snapshot: &str) -> RestoreView {
     }
 }
 
+/// A restore that served until a successor took over: back in `Ready`, marked outgoing.
+fn outgoing(name: &str, since: &str) -> RestoreView {
+    RestoreView {
+        activated_at: Some(at(since)),
+        ready: true,
+        outgoing_marked: true,
+        ..view(name, RestorePhase::Ready, name)
+    }
+}
+
 fn active(name: &str, snapshot: &str, since: &str) -> RestoreView {
     RestoreView {
         activated_at: Some(at(since)),
@@ -321,12 +331,6 @@ fn each_outgoing_restore_is_deleted_at_its_own_grace_deadline() {
         "switchoverGracePeriod: 5m",
         "{currentRestore: c, previousRestore: b}",
     );
-    let outgoing = |name: &str, since: &str| RestoreView {
-        activated_at: Some(at(since)),
-        ready: true,
-        outgoing_marked: true,
-        ..view(name, RestorePhase::Ready, name)
-    };
     // a was demoted at 05:57 (b took over), b at 05:59 (c took over).
     let restores = [
         outgoing("a", "2026-11-21T05:50:00Z"),
@@ -358,12 +362,6 @@ fn a_due_restore_held_by_the_live_restore_limit_is_a_condition_and_an_event() {
     );
     r.status.as_mut().expect("status").schedule_hash =
         Some(schedule::schedule_hash("0 */6 * * *", "0"));
-    let outgoing = |name: &str, since: &str| RestoreView {
-        activated_at: Some(at(since)),
-        ready: true,
-        outgoing_marked: true,
-        ..view(name, RestorePhase::Ready, name)
-    };
     let restores = [
         outgoing("a", "2026-11-21T05:30:00Z"),
         outgoing("b", "2026-11-21T05:40:00Z"),
