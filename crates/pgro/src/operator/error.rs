@@ -103,16 +103,10 @@ fn describe_kube(e: &kube::Error) -> String {
             },
             r.message
         ),
-        other => {
-            let mut out = format!("talking to the API server failed: {other}");
-            let mut src = std::error::Error::source(other);
-            while let Some(s) = src {
-                out.push_str(": ");
-                out.push_str(&s.to_string());
-                src = s.source();
-            }
-            out
-        }
+        other => format!(
+            "talking to the API server failed: {}",
+            crate::cli::kopia::error_chain(other)
+        ),
     }
 }
 
