@@ -305,6 +305,25 @@ async fn concurrency_limit_queues_replicas_in_order_across_an_operator_restart()
         assert_eq!((st.queue_position, st.waiting_since.is_none()), (0, true));
     }
     assert_no_orphans(&ns).await;
+    // The gauges follow the state, not the last admission: the queue drained, so both read 0.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let all = operator_metrics(w).await;
+        let drained = !all.is_empty()
+            && all.iter().all(|m| {
+                m.lines().any(|l| l == "pgro_restores_in_progress 0")
+                    && m.lines().any(|l| l == "pgro_restore_queue_depth 0")
+            });
+        if drained {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "gauges did not return to 0:\n{}",
+            all.join("\n---\n")
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     set_operator_settings(&client, &[]).await;
     ns.delete().await.unwrap();
 }

@@ -666,3 +666,31 @@ impl Receiver {
 pub fn accept_all() -> Behaviour {
     Arc::new(|_, _| (200, "{}".to_owned(), Duration::ZERO))
 }
+
+/// The `/metrics` text of every operator pod (through a port forward into its network namespace).
+pub async fn operator_metrics(w: &World) -> Vec<String> {
+    let mut out = Vec::new();
+    for pod in operator_pods(&w.client()).await {
+        let Some(ip) = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.pod_ip.clone())
+            .and_then(|ip| ip.parse::<Ipv4Addr>().ok())
+        else {
+            continue;
+        };
+        let fwd = w
+            .env
+            .kubelet()
+            .port_forward(std::net::SocketAddr::from((ip, 8080)))
+            .unwrap();
+        let text = reqwest::get(format!("http://{}/metrics", fwd.addr()))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        out.push(text);
+    }
+    out
+}
