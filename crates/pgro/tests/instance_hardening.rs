@@ -13,7 +13,6 @@
 
 mod instance_support;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -22,7 +21,7 @@ use instance_support::instance::{
     ADMIN_PW, ANALYTICS, ANALYTICS_PW, Env, Instance, Source, connect_socket, connect_tcp, env_for,
     start_instance,
 };
-use instance_support::{Kopia, free_port, run};
+use instance_support::{Kopia, file_tree, free_port, run, test_root};
 use tokio_postgres::Client;
 
 /// Exit codes documented in the README ("Exit codes").
@@ -31,27 +30,6 @@ const EXIT_MISSING_TABLESPACE: i32 = 12;
 const EXIT_INSTANCE_DATA_DIR: i32 = 3;
 const EXIT_INSTANCE_START: i32 = 4;
 const EXIT_INSTANCE_NO_BINARIES: i32 = 5;
-
-/// Every file under `dir` with its contents (the source tablespace, compared before and after).
-fn tree(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            let m = std::fs::symlink_metadata(&p).unwrap();
-            if m.is_dir() {
-                stack.push(p);
-            } else {
-                out.insert(
-                    p.strip_prefix(dir).unwrap().to_path_buf(),
-                    std::fs::read(&p).unwrap(),
-                );
-            }
-        }
-    }
-    out
-}
 
 /// The source: `src/data` (PGDATA) and `src/ts1` (tablespace `ts1`), with a hostile `analytics` role.
 async fn build_source(e: &Env, root: &Path) -> Source {
@@ -384,16 +362,12 @@ async fn serve_and_attack(e: &Env, target: &Path, pgdata: &Path, snapshot: &str,
 async fn hardening(major: u32) {
     let Some(e) = env_for(major) else { return };
     let t0 = Instant::now();
-    let tmp = tempfile::Builder::new()
-        .prefix("pgro-hard")
-        .tempdir()
-        .unwrap();
+    let tmp = test_root("pgro-hard");
     let root = tmp.path();
-    std::fs::set_permissions(root, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let mut src = build_source(&e, root).await;
     src.stop();
     let source_ts = root.join("src/ts1");
-    let before = tree(&source_ts);
+    let before = file_tree(&source_ts);
     let kopia = Kopia::create(e.kopia.clone(), root.join("kopia"));
     let with_ts = kopia.snapshot(&root.join("src"));
     let again = kopia.snapshot(&root.join("src"));
@@ -421,7 +395,10 @@ async fn hardening(major: u32) {
         link.display()
     );
     serve_and_attack(&e, &target, &pgdata, &with_ts, &source_ts).await;
-    assert!(tree(&source_ts) == before, "the source tablespace changed");
+    assert!(
+        file_tree(&source_ts) == before,
+        "the source tablespace changed"
+    );
 
     // A target that holds another snapshot is refused before anything is fetched; the same one resumes.
     let (out, res) = pgro_restore(&kopia, &again, &target);
@@ -461,7 +438,10 @@ async fn hardening(major: u32) {
         "something was created at the source path"
     );
     std::fs::rename(&away, root.join("src")).unwrap();
-    assert!(tree(&source_ts) == before, "the source tablespace changed");
+    assert!(
+        file_tree(&source_ts) == before,
+        "the source tablespace changed"
+    );
 
     // A snapshot without the tablespace: refused before the download, naming it.
     let target = restores.join("missing");

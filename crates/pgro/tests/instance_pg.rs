@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use instance_support::instance::{
     ADMIN_PW, Env, Source, connect_socket, connect_tcp, env_for, start_instance, wait_socket,
 };
-use instance_support::{Kopia, Proc, copy_dir, free_port, frozen_copy, run};
+use instance_support::{Kopia, Proc, copy_dir, free_port, frozen_copy, run, test_root};
 use nix::sys::signal::Signal;
 use tokio_postgres::Client;
 
@@ -531,12 +531,8 @@ async fn scenario(
 async fn instance_scenarios(major: u32) {
     let Some(e) = env_for(major) else { return };
     let t0 = Instant::now();
-    let tmp = tempfile::Builder::new()
-        .prefix("pgro-inst")
-        .tempdir()
-        .unwrap();
+    let tmp = test_root("pgro-inst");
     let root = tmp.path();
-    std::fs::set_permissions(root, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let with_nowal = e.bin.join("pg_resetwal").exists();
     if !with_nowal {
         assert!(

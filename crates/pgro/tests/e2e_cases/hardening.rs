@@ -4,30 +4,9 @@
 //! tablespace's copy from the snapshot, the source's tablespace untouched, and the shared analytics login
 //! working and read-only (I3, I4, S2).
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-
+use crate::e2e_support::instance_support::file_tree;
 use crate::e2e_support::*;
 use crate::{READY_TIMEOUT, quick_start};
-
-fn files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if std::fs::symlink_metadata(&p).unwrap().is_dir() {
-                stack.push(p);
-            } else {
-                out.insert(
-                    p.strip_prefix(dir).unwrap().to_path_buf(),
-                    std::fs::read(&p).unwrap(),
-                );
-            }
-        }
-    }
-    out
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn tablespace_and_hostile_analytics_role_are_contained() {
@@ -62,7 +41,7 @@ async fn tablespace_and_hostile_analytics_role_are_contained() {
              ALTER ROLE analytics IN DATABASE postgres SET default_transaction_read_only = off;",
     )
     .unwrap();
-    let before = files(&ts);
+    let before = file_tree(&ts);
     repo.snap(&top, &["--tags", "area:postgres"]);
     w.kopia_secret(&ns, "kopia-credentials", &repo).await;
     create_replica(&ns, &replica_yaml("hard", &quick_start(""))).await;
@@ -110,7 +89,7 @@ async fn tablespace_and_hostile_analytics_role_are_contained() {
     );
     drop(c);
     assert!(
-        files(&ts) == before,
+        file_tree(&ts) == before,
         "the source's tablespace files changed"
     );
 }
