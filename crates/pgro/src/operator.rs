@@ -9,6 +9,7 @@
 //! * [`run`] — `pgro operator`: HTTP endpoints, live settings, leader election, controllers.
 
 pub mod admin_sql;
+pub mod caches;
 pub mod conditions;
 pub mod context;
 pub mod controllers;

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Secret, Service};
-use kube::api::Api;
 
+use super::caches;
 use super::context::Context;
 use super::error::{Error, Result};
 use super::naming;
@@ -25,26 +25,28 @@ pub async fn connect(
     replica: &str,
     restore: &str,
 ) -> Result<Option<tokio_postgres::Client>> {
-    let services: Api<Service> = Api::namespaced(ctx.client.clone(), ns);
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
-    let Some(ip) = services
-        .get_opt(restore)
+    let cached = ctx.caches();
+    let Some(ip) = caches::lookup::<Service>(cached.map(|c| &c.services), &ctx.client, ns, restore)
         .await?
-        .and_then(|s| s.spec)
-        .and_then(|s| s.cluster_ip)
+        .and_then(|s| s.spec.as_ref()?.cluster_ip.clone())
         .filter(|ip| ip != "None")
     else {
         return Ok(None);
     };
-    let password = secrets
-        .get(&naming::admin_secret(replica))
-        .await?
-        .data
-        .and_then(|d| {
-            d.get(PASSWORD_KEY)
-                .map(|v| String::from_utf8_lossy(&v.0).into_owned())
-        })
-        .unwrap_or_default();
+    let password = caches::lookup::<Secret>(
+        cached.map(|c| &c.secrets),
+        &ctx.client,
+        ns,
+        &naming::admin_secret(replica),
+    )
+    .await?
+    .and_then(|s| {
+        s.data
+            .as_ref()?
+            .get(PASSWORD_KEY)
+            .map(|v| String::from_utf8_lossy(&v.0).into_owned())
+    })
+    .unwrap_or_default();
     let mut cfg = tokio_postgres::Config::new();
     cfg.host(&ip)
         .port(5432)

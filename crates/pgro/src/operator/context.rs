@@ -5,9 +5,8 @@ use std::sync::{Arc, RwLock};
 
 use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::Store;
-use pgro_api::{PostgresPhysicalReplica, PostgresPhysicalRestore};
 
+use super::caches::Caches;
 use super::metrics::Metrics;
 use super::notify::Notifier;
 use super::repos::RepositoryCache;
@@ -31,23 +30,9 @@ pub struct Context {
     pub admission: tokio::sync::Mutex<()>,
     /// Notification delivery, off the reconcile path.
     pub notifier: Arc<Notifier>,
-    /// The controllers' caches, once they run (admission decides from them).
-    pub stores: std::sync::OnceLock<Stores>,
-}
-
-/// The controllers' watch caches.
-#[derive(Clone)]
-pub struct Stores {
-    /// Every replica.
-    pub replicas: Store<PostgresPhysicalReplica>,
-    /// Every restore.
-    pub restores: Store<PostgresPhysicalRestore>,
-}
-
-impl std::fmt::Debug for Stores {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Stores").finish_non_exhaustive()
-    }
+    /// The controllers' watch caches, once they run; absent in the scripted-apiserver tests, where every
+    /// read goes to the API server.
+    pub caches: std::sync::OnceLock<Caches>,
 }
 
 impl std::fmt::Debug for Context {
@@ -80,8 +65,14 @@ impl Context {
             repos: RepositoryCache::default(),
             admission: tokio::sync::Mutex::new(()),
             notifier,
-            stores: std::sync::OnceLock::new(),
+            caches: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The watch caches, once the controllers run.
+    #[must_use]
+    pub fn caches(&self) -> Option<&Caches> {
+        self.caches.get()
     }
 
     /// The settings in force now.

@@ -11,14 +11,15 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
 use kube::api::Api;
 use kube::core::PartialObjectMeta;
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{self, ObjectRef, Store, reflector};
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::{Controller, WatchStreamExt};
 use kube::{Client, ResourceExt};
 use pgro_api::{LABEL_REPLICA, PostgresPhysicalReplica, PostgresPhysicalRestore};
 use tokio::signal::unix::{SignalKind, signal};
 
-use super::context::{Context, Stores};
+use super::caches::{Caches, Readers};
+use super::context::Context;
 use super::controllers::{self, replica, restore};
 use super::http;
 use super::leader::Elector;
@@ -165,6 +166,35 @@ async fn watch_settings(
     }
 }
 
+/// A watch that keeps `store`'s writer current, without the objects' `managedFields` (never read; a good
+/// part of each object's size).
+fn reflected<K>(
+    api: Api<K>,
+    cfg: watcher::Config,
+) -> (
+    Store<K>,
+    impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+)
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let (reader, writer) = reflector::store();
+    let stream = reflector(
+        writer,
+        watcher::watcher(api, cfg).modify(|o| {
+            o.meta_mut().managed_fields = None;
+        }),
+    )
+    .touched_objects();
+    (reader, stream)
+}
+
 async fn run_controllers(
     client: Client,
     ctx: Arc<Context>,
@@ -177,12 +207,44 @@ async fn run_controllers(
         wake,
         |mut rx| async move { rx.recv().await.map(|r| (r, rx)) },
     );
+    let all = watcher::Config::default;
     let children = watcher::Config::default().labels(LABEL_REPLICA);
-    let replicas = Api::<PostgresPhysicalReplica>::all(client.clone());
-    let restores = Api::<PostgresPhysicalRestore>::all(client.clone());
+    let c = client.clone();
 
-    let replica_ctrl = Controller::new(replicas.clone(), watcher::Config::default());
-    let replica_store = replica_ctrl.store();
+    // Every read of a reconcile comes from these caches (see `caches`); each is fed by the watch that also
+    // triggers the controller concerned, so a reconcile woken by a change sees it.
+    let (replica_store, replica_stream) =
+        reflected(Api::<PostgresPhysicalReplica>::all(c.clone()), all());
+    let (restore_store, restore_stream) =
+        reflected(Api::<PostgresPhysicalRestore>::all(c.clone()), all());
+    let (services, service_stream) = reflected(Api::<Service>::all(c.clone()), children.clone());
+    let (secrets, secret_stream) = reflected(Api::<Secret>::all(c.clone()), children.clone());
+    // Every Secret, metadata only: a repository Secret's data is read once per resourceVersion.
+    let (secret_meta, secret_meta_stream) =
+        reflected(Api::<PartialObjectMeta<Secret>>::all(c.clone()), all());
+    let (own_restores, own_restore_stream) =
+        reflected(Api::<PostgresPhysicalRestore>::all(c.clone()), all());
+    let (replicas_for_restores, replica_for_restore_stream) =
+        reflected(Api::<PostgresPhysicalReplica>::all(c.clone()), all());
+    let (jobs, job_stream) = reflected(Api::<Job>::all(c.clone()), children.clone());
+    let (deployments, deployment_stream) =
+        reflected(Api::<Deployment>::all(c.clone()), children.clone());
+    let (pvcs, pvc_stream) = reflected(
+        Api::<PersistentVolumeClaim>::all(c.clone()),
+        children.clone(),
+    );
+    let _ = ctx.caches.set(Caches::new(Readers {
+        replicas: replica_store.clone(),
+        restores: restore_store.clone(),
+        replicas_for_restores,
+        jobs,
+        deployments,
+        pvcs,
+        services,
+        secrets,
+        secret_meta,
+    }));
+
     // A restore's change concerns its own replica; replicas waiting for a slot are woken by the queue
     // watch when the queue moves, not by every restore's status change.
     let restore_to_replicas = move |r: PostgresPhysicalRestore| {
@@ -190,7 +252,7 @@ async fn run_controllers(
         Some(ObjectRef::<PostgresPhysicalReplica>::new(&r.spec.replica.name).within(&ns))
     };
     let secret_store = replica_store.clone();
-    // A changed Kopia Secret re-checks the replicas that use it (metadata only: Secret data is not cached).
+    // A changed repository Secret re-checks the replicas that use it.
     let secret_to_replicas = move |s: PartialObjectMeta<Secret>| {
         let ns = s.namespace().unwrap_or_default();
         let name = s.name_any();
@@ -204,17 +266,12 @@ async fn run_controllers(
             .map(|p| ObjectRef::from_obj(p.as_ref()))
             .collect::<Vec<_>>()
     };
-    let secrets_meta = watcher::watcher(
-        Api::<PartialObjectMeta<Secret>>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .touched_objects();
     let mut stop_a = stop.clone();
-    let replica_run = replica_ctrl
-        .watches(restores.clone(), children.clone(), restore_to_replicas)
-        .owns(Api::<Service>::all(client.clone()), children.clone())
-        .owns(Api::<Secret>::all(client.clone()), children.clone())
-        .watches_stream(secrets_meta, secret_to_replicas)
+    let replica_run = Controller::for_stream(replica_stream, replica_store.clone())
+        .watches_stream(restore_stream, restore_to_replicas)
+        .owns_stream(service_stream)
+        .owns_stream(secret_stream)
+        .watches_stream(secret_meta_stream, secret_to_replicas)
         .reconcile_on(woken)
         .graceful_shutdown_on(async move {
             let _ = stop_a.wait_for(|s| *s).await;
@@ -226,25 +283,20 @@ async fn run_controllers(
         )
         .for_each(|_| futures::future::ready(()));
 
-    let restore_ctrl = Controller::new(restores.clone(), watcher::Config::default());
-    let restore_store = restore_ctrl.store();
-    let _ = ctx.stores.set(Stores {
-        replicas: replica_store.clone(),
-        restores: restore_store.clone(),
-    });
     tokio::spawn(super::queue_watch::run(
-        restore_store.clone(),
-        replica_store.clone(),
+        restore_store,
+        replica_store,
         Arc::clone(&ctx.metrics),
         Arc::clone(&ctx.settings),
         queue_wake,
         stop.clone(),
     ));
     // Replica spec changes (resources, annotations) reach the running instances of its restores.
+    let restores_of = own_restores.clone();
     let replica_to_restores = move |p: PostgresPhysicalReplica| {
         let ns = p.namespace().unwrap_or_default();
         let name = p.name_any();
-        restore_store
+        restores_of
             .state()
             .iter()
             .filter(|r| {
@@ -253,15 +305,12 @@ async fn run_controllers(
             .map(|r| ObjectRef::from_obj(r.as_ref()))
             .collect::<Vec<_>>()
     };
-    let restore_run = restore_ctrl
-        .owns(Api::<Job>::all(client.clone()), children.clone())
-        .owns(Api::<Deployment>::all(client.clone()), children.clone())
-        .owns(
-            Api::<PersistentVolumeClaim>::all(client.clone()),
-            children.clone(),
-        )
-        .owns(Api::<Service>::all(client.clone()), children)
-        .watches(replicas, watcher::Config::default(), replica_to_restores)
+    let restore_run = Controller::for_stream(own_restore_stream, own_restores)
+        .owns_stream(job_stream)
+        .owns_stream(deployment_stream)
+        .owns_stream(pvc_stream)
+        .owns(Api::<Service>::all(client), children)
+        .watches_stream(replica_for_restore_stream, replica_to_restores)
         .graceful_shutdown_on(async move {
             let _ = stop.wait_for(|s| *s).await;
         })

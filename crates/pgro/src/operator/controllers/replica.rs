@@ -21,6 +21,7 @@ use pgro_api::{
 };
 
 use super::super::admin_sql;
+use super::super::caches;
 use super::super::conditions;
 use super::super::context::Context;
 use super::super::error::{Error, Result};
@@ -89,9 +90,10 @@ fn random_password() -> Result<String> {
 /// `<replica>-admin`.
 async fn ensure_secrets(ctx: &Context, replica: &PostgresPhysicalReplica, ns: &str) -> Result<()> {
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    let cache = ctx.caches().map(|c| &c.secrets);
     let name = replica.name_any();
     let creds = naming::credentials_secret(&name);
-    match secrets.get_opt(&creds).await? {
+    match caches::lookup(cache, &ctx.client, ns, &creds).await? {
         None => {
             let s = specs::credentials_secret(replica, &random_password()?)?;
             if create_if_absent(&secrets, &s).await? {
@@ -114,7 +116,10 @@ async fn ensure_secrets(ctx: &Context, replica: &PostgresPhysicalReplica, ns: &s
         }
     }
     let admin = naming::admin_secret(&name);
-    if secrets.get_opt(&admin).await?.is_none() {
+    if caches::lookup(cache, &ctx.client, ns, &admin)
+        .await?
+        .is_none()
+    {
         let s = specs::admin_secret(replica, &random_password()?)?;
         if create_if_absent(&secrets, &s).await? {
             tracing::info!(secret = %admin, "created the admin Secret");
@@ -167,9 +172,9 @@ async fn observe_migration(
     ns: &str,
     replica: &str,
 ) -> Result<Option<MigrationView>> {
-    let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), ns);
     let name = naming::schema_migration_job(replica);
-    let Some(job) = jobs.get_opt(&name).await? else {
+    let cache = ctx.caches().map(|c| &c.jobs);
+    let Some(job) = caches::lookup::<Job>(cache, &ctx.client, ns, &name).await? else {
         return Ok(None);
     };
     if job.metadata.deletion_timestamp.is_some() {
@@ -180,7 +185,11 @@ async fn observe_migration(
         .get(pgro_api::LABEL_RESTORE)
         .cloned()
         .unwrap_or_default();
-    let conds = job.status.and_then(|s| s.conditions).unwrap_or_default();
+    let conds = job
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.clone())
+        .unwrap_or_default();
     let is = |t: &str| conds.iter().any(|c| c.type_ == t && c.status == "True");
     let message = || async {
         Ok::<_, Error>(
@@ -220,16 +229,20 @@ async fn discover(ctx: &Context, replica: &PostgresPhysicalReplica, ns: &str) ->
         });
     }
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
-    let secret = match secrets.get(&secret_name).await {
-        Ok(s) => s,
-        Err(e) if is_not_found(&e) => {
-            return Ok(Source::SecretNotFound {
-                secret: secret_name,
-            });
-        }
-        Err(e) => return Err(e.into()),
+    let secret_data = match ctx.caches() {
+        // Read again only when the Secret's resourceVersion moved.
+        Some(c) => c.secret_data(&secrets, ns, &secret_name).await?,
+        None => secrets
+            .get_opt(&secret_name)
+            .await?
+            .map(|s| Arc::new(s.data.unwrap_or_default())),
     };
-    let data = match kopia_secret::decode(&secret_name, &secret.data.unwrap_or_default()) {
+    let Some(secret_data) = secret_data else {
+        return Ok(Source::SecretNotFound {
+            secret: secret_name,
+        });
+    };
+    let data = match kopia_secret::decode(&secret_name, &secret_data) {
         Ok(d) => d,
         Err(e) => {
             return Ok(Source::SecretInvalid {
@@ -302,15 +315,17 @@ async fn discover(ctx: &Context, replica: &PostgresPhysicalReplica, ns: &str) ->
 
 /// R6: decides from the watch caches whether a slot is free (a waiting replica makes no API request); at
 /// the moment of creation the in-progress count is re-read from the API server under the admission lock, so
-/// a stale cache or a second operator cannot take a slot twice.
+/// a stale cache or a second operator cannot take a slot twice. Returns `false` when that read shows a
+/// restore of this replica the plan did not see (a stale cache): nothing is created and the pass is redone.
 async fn admit_and_create(
     ctx: &Context,
     replica: &PostgresPhysicalReplica,
+    seen: &BTreeMap<String, PostgresPhysicalRestore>,
     plan: &mut plan::Plan,
     now: Timestamp,
-) -> Result<()> {
+) -> Result<bool> {
     let Some(wanted) = plan.wanted.clone() else {
-        return Ok(());
+        return Ok(true);
     };
     let ns = replica.namespace().unwrap_or_default();
     let name = replica.name_any();
@@ -330,7 +345,7 @@ async fn admit_and_create(
                 .filter(|(n, m, _, _)| !(n == &ns && m == &name))
                 .collect()
         };
-    let waiting = match ctx.stores.get() {
+    let waiting = match ctx.caches() {
         Some(stores) => {
             let waiting = others(queue_watch::waiters(&stores.replicas.state()));
             let restores = stores.restores.state();
@@ -340,7 +355,7 @@ async fn admit_and_create(
             if let queue::Admission::Wait { .. } = admission {
                 plan::admit(plan, admission, now);
                 tracing::debug!(replica = %name, position = plan.status.queue_position, max, "waiting for a restore slot");
-                return Ok(());
+                return Ok(true);
             }
             waiting
         }
@@ -359,13 +374,26 @@ async fn admit_and_create(
     let restores = all
         .list(&ListParams::default().labels(LABEL_REPLICA))
         .await?;
+    let uid = replica.uid().unwrap_or_default();
+    let unseen = caches::owned_restores(
+        restores.items.iter(),
+        &ns,
+        &naming::label_value(&name),
+        &uid,
+    )
+    .into_keys()
+    .find(|r| !seen.contains_key(r));
+    if let Some(unseen) = unseen {
+        tracing::debug!(replica = %name, restore = %unseen, "the cache lags behind a restore of this replica; deciding again");
+        return Ok(false);
+    }
     let (in_progress, _) = queue_watch::counts(restores.items.iter(), []);
     let in_progress = usize::try_from(in_progress).unwrap_or(usize::MAX);
     let admission = queue::admit(&me, &waiters_view(&waiting), in_progress, max);
     plan::admit(plan, admission, now);
     if !matches!(admission, queue::Admission::Start) {
         tracing::info!(replica = %name, position = plan.status.queue_position, in_progress, max, "no restore slot after all; waiting");
-        return Ok(());
+        return Ok(true);
     }
     let restore = specs::new_restore(
         replica,
@@ -379,7 +407,7 @@ async fn admit_and_create(
     api.create(&Default::default(), &restore).await?;
     ctx.metrics.restores_started.inc();
     tracing::info!(replica = %name, restore = %wanted.name, snapshot_id = %wanted.snapshot.id, "restore created");
-    Ok(())
+    Ok(true)
 }
 
 fn waiters_view(waiting: &[(String, String, Timestamp, u32)]) -> Vec<Waiter<'_>> {
@@ -415,13 +443,22 @@ async fn apply_service(
     let services: Api<Service> = Api::namespaced(ctx.client.clone(), ns);
     let svc = specs::replica_service(replica, target)?;
     let name = svc.name_any();
-    services
+    if ctx
+        .caches()
+        .is_some_and(|c| c.service_unchanged(ns, &name, &svc))
+    {
+        return Ok(());
+    }
+    let applied = services
         .patch(
             &name,
             &PatchParams::apply(FIELD_MANAGER).force(),
             &Patch::Apply(&svc),
         )
         .await?;
+    if let (Some(c), Some(rv)) = (ctx.caches(), applied.resource_version()) {
+        c.service_applied(ns, &name, &svc, rv);
+    }
     Ok(())
 }
 
@@ -512,6 +549,9 @@ async fn reconcile_inner(replica: &PostgresPhysicalReplica, ctx: &Context) -> Re
     if replica.metadata.deletion_timestamp.is_some() {
         return Ok(KubeAction::await_change());
     }
+    if let Some(c) = ctx.caches() {
+        c.ready().await;
+    }
     let uid = replica
         .metadata
         .uid
@@ -521,22 +561,32 @@ async fn reconcile_inner(replica: &PostgresPhysicalReplica, ctx: &Context) -> Re
     ensure_secrets(ctx, replica, &ns).await?;
 
     let restores_api: Api<PostgresPhysicalRestore> = Api::namespaced(ctx.client.clone(), &ns);
-    let listed = restores_api
-        .list(
-            &ListParams::default()
-                .labels(&format!("{LABEL_REPLICA}={}", naming::label_value(&name))),
-        )
-        .await?;
-    // Owned by this incarnation of the replica (a label alone could match a hashed namesake).
-    let owned: BTreeMap<String, PostgresPhysicalRestore> = listed
-        .items
-        .into_iter()
-        .filter(|r| r.owner_references().iter().any(|o| o.uid == uid))
-        .map(|r| (r.name_any(), r))
-        .collect();
+    let label = naming::label_value(&name);
+    let owned: BTreeMap<String, PostgresPhysicalRestore> = match ctx.caches() {
+        Some(c) => {
+            let all = c.restores.state();
+            caches::owned_restores(all.iter().map(AsRef::as_ref), &ns, &label, &uid)
+        }
+        None => {
+            let listed = restores_api
+                .list(&ListParams::default().labels(&format!("{LABEL_REPLICA}={label}")))
+                .await?;
+            caches::owned_restores(listed.items.iter(), &ns, &label, &uid)
+        }
+    };
     let views: Vec<RestoreView> = owned.values().map(view).collect();
     let source = discover(ctx, replica, &ns).await?;
-    let migration = observe_migration(ctx, &ns, &name).await?;
+    // Only replicas with persistent schemas ever migrate (the others need not look for a Job).
+    let migration = if replica
+        .spec
+        .persistent_schemas
+        .as_ref()
+        .is_some_and(|s| !s.is_empty())
+    {
+        observe_migration(ctx, &ns, &name).await?
+    } else {
+        None
+    };
     let now = Timestamp::now();
     let mut plan = plan::decide(
         &Observed {
@@ -548,7 +598,9 @@ async fn reconcile_inner(replica: &PostgresPhysicalReplica, ctx: &Context) -> Re
         },
         now,
     );
-    admit_and_create(ctx, replica, &mut plan, now).await?;
+    if !admit_and_create(ctx, replica, &owned, &mut plan, now).await? {
+        return Ok(KubeAction::requeue(Duration::from_secs(1)));
+    }
 
     let deletes = DeleteParams::foreground();
     for action in &plan.actions {

@@ -16,6 +16,7 @@ use kube::{Resource, ResourceExt};
 use pgro_api::{PostgresPhysicalReplica, PostgresPhysicalRestore, RestorePhase};
 
 use super::super::admin_sql;
+use super::super::caches;
 use super::super::context::Context;
 use super::super::error::{Error, Result};
 use super::super::k8s::{
@@ -27,14 +28,14 @@ use super::super::quantity;
 use super::super::specs::{self, LiveFields, RestoreInputs};
 use plan::{Child, DeploymentView, Fix, JobReport, JobView, Observed};
 
-/// Reads the restore Job and its pods' termination messages.
+/// Reads the restore Job, and its pods' termination messages once it has finished.
 async fn observe_job(ctx: &Context, ns: &str, restore: &str) -> Result<Option<JobView>> {
-    let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), ns);
     let name = naming::restore_job(restore);
-    let Some(job) = jobs.get_opt(&name).await? else {
+    let cache = ctx.caches().map(|c| &c.jobs);
+    let Some(job) = caches::lookup::<Job>(cache, &ctx.client, ns, &name).await? else {
         return Ok(None);
     };
-    let status = job.status.unwrap_or_default();
+    let status = job.status.clone().unwrap_or_default();
     let conds = status.conditions.unwrap_or_default();
     let cond = |t: &str| conds.iter().find(|c| c.type_ == t && c.status == "True");
     let complete_at = cond("Complete")
@@ -53,9 +54,13 @@ async fn observe_job(ctx: &Context, ns: &str, restore: &str) -> Result<Option<Jo
             c.message.clone().unwrap_or_default(),
         )
     });
-    let report = newest_termination_message(&ctx.client, ns, &name, "restore")
-        .await?
-        .and_then(|m| JobReport::parse(&m));
+    let report = if complete_at.is_some() || failed.is_some() {
+        newest_termination_message(&ctx.client, ns, &name, "restore")
+            .await?
+            .and_then(|m| JobReport::parse(&m))
+    } else {
+        None
+    };
     Ok(Some(JobView {
         complete_at,
         failed,
@@ -99,8 +104,18 @@ async fn reconcile_inner(restore: &PostgresPhysicalRestore, ctx: &Context) -> Re
     if restore.metadata.deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
-    let replicas: Api<PostgresPhysicalReplica> = Api::namespaced(ctx.client.clone(), &ns);
-    let Some(replica) = replicas.get_opt(&restore.spec.replica.name).await? else {
+    let cached = ctx.caches();
+    if let Some(c) = cached {
+        c.ready().await;
+    }
+    let Some(replica) = caches::lookup::<PostgresPhysicalReplica>(
+        cached.map(|c| &c.replicas_for_restores),
+        &ctx.client,
+        &ns,
+        &restore.spec.replica.name,
+    )
+    .await?
+    else {
         // Orphaned: the garbage collector deletes it with its replica.
         return Ok(Action::await_change());
     };
@@ -117,8 +132,21 @@ async fn reconcile_inner(restore: &PostgresPhysicalRestore, ctx: &Context) -> Re
         .and_then(|s| s.phase.clone())
         .unwrap_or(RestorePhase::Pending);
     let terminal = phase == RestorePhase::Failed;
-    let pvc = terminal || pvcs.get_opt(&naming::data_pvc(&name)).await?.is_some();
-    let job = if terminal {
+    let pvc = terminal
+        || caches::lookup::<PersistentVolumeClaim>(
+            cached.map(|c| &c.pvcs),
+            &client,
+            &ns,
+            &naming::data_pvc(&name),
+        )
+        .await?
+        .is_some();
+    let report_needed = restore
+        .status
+        .as_ref()
+        .is_none_or(|s| s.restored_at.is_none());
+    // Once the Job's result is recorded the plan no longer reads the Job (which may be gone by then).
+    let job = if terminal || !report_needed {
         None
     } else {
         observe_job(ctx, &ns, &name).await?
@@ -126,20 +154,27 @@ async fn reconcile_inner(restore: &PostgresPhysicalRestore, ctx: &Context) -> Re
     let deployment = if terminal {
         None
     } else {
-        deployments
-            .get_opt(&naming::restore_deployment(&name))
-            .await?
-            .map(|d| DeploymentView {
-                ready: d
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.ready_replicas)
-                    .unwrap_or(0)
-                    >= 1,
-                live: LiveFields::of(&d),
-            })
+        caches::lookup::<Deployment>(
+            cached.map(|c| &c.deployments),
+            &client,
+            &ns,
+            &naming::restore_deployment(&name),
+        )
+        .await?
+        .map(|d| DeploymentView {
+            ready: d
+                .status
+                .as_ref()
+                .and_then(|s| s.ready_replicas)
+                .unwrap_or(0)
+                >= 1,
+            live: LiveFields::of(&d),
+        })
     };
-    let service = terminal || services.get_opt(&name).await?.is_some();
+    let service = terminal
+        || caches::lookup::<Service>(cached.map(|c| &c.services), &client, &ns, &name)
+            .await?
+            .is_some();
     // I1/I6: once the instance is ready, what it had to change is read (once) from `_pgro.restore_info`.
     let unread = restore
         .status

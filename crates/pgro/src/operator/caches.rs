@@ -1,0 +1,328 @@
+//! The watch caches reconciles read from, so that a reconcile of a replica or restore that has nothing to do
+//! makes no API request (issue 18: 1,000 mostly idle replicas must not poll the API server).
+//!
+//! A cache is trusted for what it holds, never for an absence: an object created a moment ago may not have
+//! reached it yet, so a miss is confirmed with a GET ([`lookup`]). Decisions that must not be made twice (a
+//! restore's creation) are checked against the API server at that moment (see the replica controller).
+//!
+//! Secrets are cached in two ways: pgro's own (labelled `pgro.bes.au/replica`: credentials and admin) whole,
+//! and every other Secret as metadata only — the repository Secret's data is read once per `resourceVersion`
+//! ([`Caches::secret_data`]) instead of on every reconcile, and no user Secret's data is held for Secrets no
+//! replica refers to.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret, Service};
+use kube::api::Api;
+use kube::core::PartialObjectMeta;
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Resource, ResourceExt};
+use pgro_api::{PostgresPhysicalReplica, PostgresPhysicalRestore};
+use serde::de::DeserializeOwned;
+
+use super::error::Result;
+
+/// The controllers' watch caches (all cluster-wide; children by pgro's replica label).
+#[derive(Clone)]
+pub struct Caches {
+    /// Every replica (the replica controller's own store).
+    pub replicas: Store<PostgresPhysicalReplica>,
+    /// Every restore, updated by the same watch that triggers replica reconciles (so a replica woken by a
+    /// restore's change sees that change).
+    pub restores: Store<PostgresPhysicalRestore>,
+    /// Every replica, as the restore controller's replica watch sees it.
+    pub replicas_for_restores: Store<PostgresPhysicalReplica>,
+    /// Restore and schema-migration Jobs.
+    pub jobs: Store<Job>,
+    /// Restore Deployments.
+    pub deployments: Store<Deployment>,
+    /// Restore data claims.
+    pub pvcs: Store<PersistentVolumeClaim>,
+    /// Replica and restore Services.
+    pub services: Store<Service>,
+    /// pgro's own Secrets (credentials, admin).
+    pub secrets: Store<Secret>,
+    /// Every Secret's metadata.
+    pub secret_meta: Store<PartialObjectMeta<Secret>>,
+    /// Data of Secrets replicas refer to, by (namespace, name), with the `resourceVersion` it was read at.
+    secret_data: Arc<Mutex<HashMap<Key, CachedData>>>,
+    /// Services this process applied: (namespace, name) → (hash of the applied body, `resourceVersion` the
+    /// apply returned).
+    applied: Arc<Mutex<HashMap<Key, (u64, String)>>>,
+}
+
+/// (namespace, name).
+type Key = (String, String);
+
+/// A Secret's data as read at one `resourceVersion`.
+type CachedData = (String, Arc<BTreeMap<String, ByteString>>);
+
+impl std::fmt::Debug for Caches {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Caches").finish_non_exhaustive()
+    }
+}
+
+/// The readers of [`Caches`], as `run` builds them.
+pub struct Readers {
+    /// See [`Caches::replicas`].
+    pub replicas: Store<PostgresPhysicalReplica>,
+    /// See [`Caches::restores`].
+    pub restores: Store<PostgresPhysicalRestore>,
+    /// See [`Caches::replicas_for_restores`].
+    pub replicas_for_restores: Store<PostgresPhysicalReplica>,
+    /// See [`Caches::jobs`].
+    pub jobs: Store<Job>,
+    /// See [`Caches::deployments`].
+    pub deployments: Store<Deployment>,
+    /// See [`Caches::pvcs`].
+    pub pvcs: Store<PersistentVolumeClaim>,
+    /// See [`Caches::services`].
+    pub services: Store<Service>,
+    /// See [`Caches::secrets`].
+    pub secrets: Store<Secret>,
+    /// See [`Caches::secret_meta`].
+    pub secret_meta: Store<PartialObjectMeta<Secret>>,
+}
+
+impl std::fmt::Debug for Readers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Readers").finish_non_exhaustive()
+    }
+}
+
+impl Caches {
+    /// Caches over the given stores.
+    #[must_use]
+    pub fn new(r: Readers) -> Self {
+        Self {
+            replicas: r.replicas,
+            restores: r.restores,
+            replicas_for_restores: r.replicas_for_restores,
+            jobs: r.jobs,
+            deployments: r.deployments,
+            pvcs: r.pvcs,
+            services: r.services,
+            secrets: r.secrets,
+            secret_meta: r.secret_meta,
+            secret_data: Arc::default(),
+            applied: Arc::default(),
+        }
+    }
+
+    /// Whether applying `body` as Service `name` would change nothing: this process applied the same body,
+    /// and the cached Service is still at the `resourceVersion` that apply returned (anyone else's change
+    /// moves it, and the Service is applied again).
+    #[must_use]
+    pub fn service_unchanged(&self, ns: &str, name: &str, body: &Service) -> bool {
+        let Some(live) = self
+            .services
+            .get(&ObjectRef::new(name).within(ns))
+            .and_then(|s| s.resource_version())
+        else {
+            return false;
+        };
+        let key = (ns.to_owned(), name.to_owned());
+        self.applied.lock().is_ok_and(|applied| {
+            applied
+                .get(&key)
+                .is_some_and(|(hash, rv)| *hash == body_hash(body) && *rv == live)
+        })
+    }
+
+    /// Records that `body` was applied as Service `name`, which is now at `resource_version`.
+    pub fn service_applied(&self, ns: &str, name: &str, body: &Service, resource_version: String) {
+        if let Ok(mut applied) = self.applied.lock() {
+            applied.insert(
+                (ns.to_owned(), name.to_owned()),
+                (body_hash(body), resource_version),
+            );
+        }
+    }
+
+    /// Waits until every store has had its first complete listing (before that, an empty store would read
+    /// as "nothing exists").
+    pub async fn ready(&self) {
+        // Errors mean the writer was dropped: the controllers are stopping and nothing is read any more.
+        let _ = futures::join!(
+            self.replicas.wait_until_ready(),
+            self.restores.wait_until_ready(),
+            self.replicas_for_restores.wait_until_ready(),
+            self.jobs.wait_until_ready(),
+            self.deployments.wait_until_ready(),
+            self.pvcs.wait_until_ready(),
+            self.services.wait_until_ready(),
+            self.secrets.wait_until_ready(),
+            self.secret_meta.wait_until_ready(),
+        );
+    }
+
+    /// A Secret's data, read from the API server only when its `resourceVersion` (from the metadata cache)
+    /// differs from the one last read; `None` when the Secret does not exist.
+    ///
+    /// # Errors
+    ///
+    /// API errors reading it.
+    pub async fn secret_data(
+        &self,
+        api: &Api<Secret>,
+        ns: &str,
+        name: &str,
+    ) -> Result<Option<Arc<BTreeMap<String, ByteString>>>> {
+        let key = (ns.to_owned(), name.to_owned());
+        let known = self
+            .secret_meta
+            .get(&ObjectRef::new(name).within(ns))
+            .and_then(|m| m.resource_version());
+        if let Some(rv) = &known
+            && let Ok(cache) = self.secret_data.lock()
+            && let Some((at, data)) = cache.get(&key)
+            && at == rv
+        {
+            return Ok(Some(Arc::clone(data)));
+        }
+        let Some(secret) = api.get_opt(name).await? else {
+            if let Ok(mut cache) = self.secret_data.lock() {
+                cache.remove(&key);
+            }
+            return Ok(None);
+        };
+        let data = Arc::new(secret.data.clone().unwrap_or_default());
+        if let (Some(rv), Ok(mut cache)) = (secret.resource_version(), self.secret_data.lock()) {
+            cache.insert(key, (rv, Arc::clone(&data)));
+        }
+        Ok(Some(data))
+    }
+}
+
+/// A hash of an object's serialised form (what was applied, not what the server made of it).
+fn body_hash(body: &Service) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    serde_json::to_string(body).unwrap_or_default().hash(&mut h);
+    h.finish()
+}
+
+/// `name` in `ns` from `store` when it holds it, otherwise from the API server (a cache is not trusted for
+/// an absence); always from the API server without caches (the scripted-apiserver tests).
+///
+/// # Errors
+///
+/// API errors of the confirming GET.
+pub async fn lookup<K>(
+    store: Option<&Store<K>>,
+    client: &kube::Client,
+    ns: &str,
+    name: &str,
+) -> Result<Option<Arc<K>>>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + 'static,
+{
+    if let Some(hit) = store.and_then(|s| s.get(&ObjectRef::new(name).within(ns))) {
+        return Ok(Some(hit));
+    }
+    let api: Api<K> = Api::namespaced(client.clone(), ns);
+    Ok(api.get_opt(name).await?.map(Arc::new))
+}
+
+/// The restores of one replica incarnation (label and owner UID), from a cache snapshot or a list.
+#[must_use]
+pub fn owned_restores<'a>(
+    all: impl IntoIterator<Item = &'a PostgresPhysicalRestore>,
+    ns: &str,
+    label: &str,
+    uid: &str,
+) -> BTreeMap<String, PostgresPhysicalRestore> {
+    all.into_iter()
+        .filter(|r| r.namespace().as_deref() == Some(ns))
+        .filter(|r| r.labels().get(pgro_api::LABEL_REPLICA).map(String::as_str) == Some(label))
+        // A label alone could match a hashed namesake, or an earlier incarnation of the replica.
+        .filter(|r| r.owner_references().iter().any(|o| o.uid == uid))
+        .map(|r| (r.name_any(), r.clone()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use pgro_api::testutil::from_yaml;
+
+    use super::*;
+
+    fn restore(ns: &str, name: &str, label: &str, uid: &str) -> PostgresPhysicalRestore {
+        from_yaml(&format!(
+            "apiVersion: pgro.bes.au/v1alpha1\nkind: PostgresPhysicalRestore\n\
+             metadata: {{name: {name}, namespace: {ns}, labels: {{pgro.bes.au/replica: {label}}},\n\
+             ownerReferences: [{{apiVersion: pgro.bes.au/v1alpha1, kind: PostgresPhysicalReplica, name: {label}, uid: {uid}}}]}}\n\
+             spec: {{replica: {{name: {label}}}, snapshot: k, snapshotSize: '1', storageSize: '1'}}"
+        ))
+        .expect("restore")
+    }
+
+    fn service(rv: &str, selector: &str) -> Service {
+        from_yaml(&format!(
+            "apiVersion: v1\nkind: Service\nmetadata: {{name: s, namespace: n, resourceVersion: '{rv}'}}\n\
+             spec: {{selector: {{restore: {selector}}}}}"
+        ))
+        .expect("service")
+    }
+
+    fn empty<K>() -> Store<K>
+    where
+        K: kube::runtime::reflector::Lookup + Clone + 'static,
+        K::DynamicType: Eq + std::hash::Hash + Clone + Default,
+    {
+        kube::runtime::reflector::store().0
+    }
+
+    fn caches_with(services: Store<Service>) -> Caches {
+        Caches::new(Readers {
+            replicas: empty(),
+            restores: empty(),
+            replicas_for_restores: empty(),
+            jobs: empty(),
+            deployments: empty(),
+            pvcs: empty(),
+            services,
+            secrets: empty(),
+            secret_meta: empty(),
+        })
+    }
+
+    #[test]
+    fn a_service_is_applied_again_unless_this_body_was_applied_at_the_cached_version() {
+        let (reader, mut writer) = kube::runtime::reflector::store();
+        let c = caches_with(reader);
+        let body = service("", "a");
+        // Not in the cache yet, or never applied by this process: apply.
+        assert!(!c.service_unchanged("n", "s", &body));
+        writer.apply_watcher_event(&kube::runtime::watcher::Event::Apply(service("5", "a")));
+        assert!(!c.service_unchanged("n", "s", &body));
+        c.service_applied("n", "s", &body, "5".into());
+        assert!(c.service_unchanged("n", "s", &body));
+        // Another target, or someone else's change (a new resourceVersion): apply.
+        assert!(!c.service_unchanged("n", "s", &service("", "b")));
+        writer.apply_watcher_event(&kube::runtime::watcher::Event::Apply(service("6", "a")));
+        assert!(!c.service_unchanged("n", "s", &body));
+    }
+
+    #[test]
+    fn owned_restores_need_namespace_label_and_owner_uid() {
+        let all = [
+            restore("a", "r1", "x", "u1"),
+            restore("b", "r2", "x", "u1"),
+            restore("a", "r3", "y", "u1"),
+            restore("a", "r4", "x", "u-old"),
+            restore("a", "r5", "x", "u1"),
+        ];
+        let names: Vec<String> = owned_restores(&all, "a", "x", "u1").into_keys().collect();
+        assert_eq!(names, ["r1", "r5"]);
+    }
+}
