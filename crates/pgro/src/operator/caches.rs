@@ -11,6 +11,7 @@
 //! replica refers to.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use k8s_openapi::ByteString;
@@ -48,6 +49,8 @@ pub struct Caches {
     pub secrets: Store<Secret>,
     /// Every Secret's metadata.
     pub secret_meta: Store<PartialObjectMeta<Secret>>,
+    /// Whether every store has had its first complete listing.
+    readiness: Arc<Readiness>,
     /// Data of Secrets replicas refer to, by (namespace, name), with the `resourceVersion` it was read at.
     secret_data: Arc<Mutex<HashMap<Key, CachedData>>>,
     /// Services this process applied: (namespace, name) → (hash of the applied body, `resourceVersion` the
@@ -87,6 +90,49 @@ pub struct Readers {
     pub secrets: Store<Secret>,
     /// See [`Caches::secret_meta`].
     pub secret_meta: Store<PartialObjectMeta<Secret>>,
+    /// Told by each store's watch when its first listing is in.
+    pub readiness: Arc<Readiness>,
+}
+
+/// Whether every registered watch has delivered its first complete listing.
+///
+/// `Store::wait_until_ready` remembers one waiting task only (a oneshot receiver's single waker): with many
+/// reconciles waiting at once, all but the last would never wake. A watch channel wakes them all.
+#[derive(Debug)]
+pub struct Readiness {
+    remaining: AtomicUsize,
+    ready: tokio::sync::watch::Sender<bool>,
+}
+
+impl Readiness {
+    /// Nothing registered yet (and so not ready).
+    #[must_use]
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self {
+            remaining: AtomicUsize::new(0),
+            ready: tokio::sync::watch::Sender::new(false),
+        })
+    }
+
+    /// One more watch to wait for; call [`Readiness::listed`] once it has listed. All registrations come
+    /// before any watch runs.
+    pub fn register(&self) {
+        self.remaining.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// A registered watch delivered its first complete listing.
+    pub fn listed(&self) {
+        if self.remaining.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.ready.send_replace(true);
+        }
+    }
+
+    /// Waits until every registered watch has listed.
+    pub async fn wait(&self) {
+        let mut rx = self.ready.subscribe();
+        // An error means the sender is gone: the controllers are stopping and nothing is read any more.
+        let _ = rx.wait_for(|ready| *ready).await;
+    }
 }
 
 impl std::fmt::Debug for Readers {
@@ -109,6 +155,7 @@ impl Caches {
             services: r.services,
             secrets: r.secrets,
             secret_meta: r.secret_meta,
+            readiness: r.readiness,
             secret_data: Arc::default(),
             applied: Arc::default(),
         }
@@ -147,18 +194,7 @@ impl Caches {
     /// Waits until every store has had its first complete listing (before that, an empty store would read
     /// as "nothing exists").
     pub async fn ready(&self) {
-        // Errors mean the writer was dropped: the controllers are stopping and nothing is read any more.
-        let _ = futures::join!(
-            self.replicas.wait_until_ready(),
-            self.restores.wait_until_ready(),
-            self.replicas_for_restores.wait_until_ready(),
-            self.jobs.wait_until_ready(),
-            self.deployments.wait_until_ready(),
-            self.pvcs.wait_until_ready(),
-            self.services.wait_until_ready(),
-            self.secrets.wait_until_ready(),
-            self.secret_meta.wait_until_ready(),
-        );
+        self.readiness.wait().await;
     }
 
     /// A Secret's data, read from the API server only when its `resourceVersion` (from the metadata cache)
@@ -293,6 +329,7 @@ mod tests {
             services,
             secrets: empty(),
             secret_meta: empty(),
+            readiness: Readiness::new(),
         })
     }
 
@@ -311,6 +348,34 @@ mod tests {
         assert!(!c.service_unchanged("n", "s", &service("", "b")));
         writer.apply_watcher_event(&kube::runtime::watcher::Event::Apply(service("6", "a")));
         assert!(!c.service_unchanged("n", "s", &body));
+    }
+
+    #[tokio::test]
+    async fn every_waiter_wakes_once_every_watch_has_listed() {
+        let r = Readiness::new();
+        r.register();
+        r.register();
+        // Many reconciles wait at once (a oneshot's single waker would wake only the last).
+        let waiters: Vec<_> = (0..8)
+            .map(|_| {
+                let r = Arc::clone(&r);
+                tokio::spawn(async move { r.wait().await })
+            })
+            .collect();
+        tokio::task::yield_now().await;
+        r.listed();
+        tokio::task::yield_now().await;
+        assert!(
+            waiters.iter().all(|w| !w.is_finished()),
+            "one of two listed"
+        );
+        r.listed();
+        for w in waiters {
+            tokio::time::timeout(std::time::Duration::from_secs(5), w)
+                .await
+                .expect("every waiter wakes")
+                .expect("joins");
+        }
     }
 
     #[test]

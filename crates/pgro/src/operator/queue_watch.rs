@@ -4,8 +4,9 @@
 //! only when that decision differs from what its status says — a slot freed for it, or its position moved —
 //! instead of every waiting replica polling on a timer or waking on every restore's status change.
 
+use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use kube::ResourceExt;
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -16,8 +17,16 @@ use super::metrics::Metrics;
 use super::queue::{self, Admission, Waiter};
 use super::settings::Settings;
 
-/// How often the gauges are recomputed from the caches.
+/// How often the gauges are recomputed from the caches when no restore changes.
 const INTERVAL: Duration = Duration::from_secs(1);
+
+/// After a restore changed, how long to let a burst of changes settle before deciding (a slot that frees is
+/// taken within about this long, not at the next tick).
+const SETTLE: Duration = Duration::from_millis(50);
+
+/// A replica woken for a decision is not woken again for the same decision within this time (its reconcile
+/// may be queued or writing).
+const RESEND: Duration = Duration::from_secs(5);
 
 /// (restores in `Pending`/`Restoring`, replicas waiting for a slot).
 #[must_use]
@@ -68,13 +77,14 @@ pub fn waiters(
         .collect()
 }
 
-/// The replicas to wake: a slot is free for them, or their recorded position is not the queue's.
+/// The replicas to wake, with the queue's decision for each: a slot is free for them, or their recorded
+/// position is not the queue's.
 #[must_use]
 pub fn to_wake(
     waiting: &[(String, String, jiff::Timestamp, u32)],
     in_progress: usize,
     max_concurrent: usize,
-) -> Vec<(String, String)> {
+) -> Vec<(String, String, Admission)> {
     let view: Vec<Waiter<'_>> = waiting
         .iter()
         .map(|(ns, name, since, _)| Waiter {
@@ -90,19 +100,39 @@ pub fn to_wake(
             Admission::Start => true,
             Admission::Wait { position } => position != recorded,
         })
-        .map(|(_, (ns, name, _, _))| (ns.clone(), name.clone()))
+        .map(|(decision, (ns, name, _, _))| (ns.clone(), name.clone(), decision))
         .collect()
 }
 
-/// Keeps the gauges in step with the caches and wakes the replicas the queue moved, until `stop` is set.
-pub async fn run(
-    restores: Store<PostgresPhysicalRestore>,
-    replicas: Store<PostgresPhysicalReplica>,
-    metrics: Arc<Metrics>,
-    settings: Arc<RwLock<Arc<Settings>>>,
-    wake: UnboundedSender<ObjectRef<PostgresPhysicalReplica>>,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) {
+/// What the queue watch reads and whom it tells.
+#[derive(Debug)]
+pub struct Inputs {
+    /// Every restore.
+    pub restores: Store<PostgresPhysicalRestore>,
+    /// Every replica.
+    pub replicas: Store<PostgresPhysicalReplica>,
+    /// Notified on every restore change seen by the restore cache.
+    pub changed: Arc<tokio::sync::Notify>,
+    /// The gauges.
+    pub metrics: Arc<Metrics>,
+    /// `maxConcurrentRestores` in force.
+    pub settings: Arc<RwLock<Arc<Settings>>>,
+    /// Wakes a replica's reconcile.
+    pub wake: UnboundedSender<ObjectRef<PostgresPhysicalReplica>>,
+}
+
+/// Keeps the gauges in step with the caches and wakes the replicas the queue moved, until `stop` is set:
+/// at once (after [`SETTLE`]) when a restore changed, and every [`INTERVAL`] for everything else.
+pub async fn run(inputs: Inputs, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let Inputs {
+        restores,
+        replicas,
+        changed,
+        metrics,
+        settings,
+        wake,
+    } = inputs;
+    let mut sent: HashMap<(String, String), (Admission, Instant)> = HashMap::new();
     loop {
         let r = restores.state();
         let p = replicas.state();
@@ -114,12 +144,22 @@ pub async fn run(
             usize::try_from(s.max_concurrent_restores).unwrap_or(usize::MAX)
         });
         let in_progress = usize::try_from(in_progress).unwrap_or(usize::MAX);
-        for (ns, name) in to_wake(&waiters(&p), in_progress, max) {
-            let _ = wake.send(ObjectRef::new(&name).within(&ns));
+        sent.retain(|_, (_, at)| at.elapsed() < RESEND);
+        for (ns, name, decision) in to_wake(&waiters(&p), in_progress, max) {
+            let key = (ns, name);
+            if sent.get(&key).is_some_and(|(d, _)| *d == decision) {
+                continue;
+            }
+            let _ = wake.send(ObjectRef::new(&key.1).within(&key.0));
+            sent.insert(key, (decision, Instant::now()));
         }
-        tokio::select! {
-            () = tokio::time::sleep(INTERVAL) => {}
+        let restore_changed = tokio::select! {
+            () = tokio::time::sleep(INTERVAL) => false,
+            () = changed.notified() => true,
             _ = stop.wait_for(|s| *s) => return,
+        };
+        if restore_changed {
+            tokio::time::sleep(SETTLE).await;
         }
     }
 }
@@ -156,11 +196,17 @@ mod tests {
         let queue = [w("a", 0, 1), w("b", 1, 2), w("c", 2, 3)];
         assert!(to_wake(&queue, 2, 2).is_empty());
         // One slot frees: a may start, b and c move up.
-        let names: Vec<String> = to_wake(&queue, 1, 2).into_iter().map(|(_, n)| n).collect();
+        let names: Vec<String> = to_wake(&queue, 1, 2)
+            .into_iter()
+            .map(|(_, n, _)| n)
+            .collect();
         assert_eq!(names, ["a", "b", "c"]);
         // After b and c recorded their new positions, only a (still to start) is woken.
         let moved = [w("a", 0, 1), w("b", 1, 1), w("c", 2, 2)];
-        let names: Vec<String> = to_wake(&moved, 1, 2).into_iter().map(|(_, n)| n).collect();
+        let names: Vec<String> = to_wake(&moved, 1, 2)
+            .into_iter()
+            .map(|(_, n, _)| n)
+            .collect();
         assert_eq!(names, ["a"]);
     }
 

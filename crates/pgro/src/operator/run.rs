@@ -18,7 +18,7 @@ use kube::{Client, ResourceExt};
 use pgro_api::{LABEL_REPLICA, PostgresPhysicalReplica, PostgresPhysicalRestore};
 use tokio::signal::unix::{SignalKind, signal};
 
-use super::caches::{Caches, Readers};
+use super::caches::{Caches, Readers, Readiness};
 use super::context::Context;
 use super::controllers::{self, replica, restore};
 use super::http;
@@ -166,11 +166,21 @@ async fn watch_settings(
     }
 }
 
+/// How many reconciles of one controller run at once. Unbounded, a queue move at 1,000 waiting replicas
+/// would send 1,000 status writes to the API server together (past its in-flight limit); reconciles that
+/// change nothing take microseconds, so a few at a time keep up.
+const RECONCILE_CONCURRENCY: u16 = 16;
+
+fn controller_config() -> kube::runtime::controller::Config {
+    kube::runtime::controller::Config::default().concurrency(RECONCILE_CONCURRENCY)
+}
+
 /// A watch that keeps `store`'s writer current, without the objects' `managedFields` (never read; a good
 /// part of each object's size).
 fn reflected<K>(
     api: Api<K>,
     cfg: watcher::Config,
+    readiness: &Arc<Readiness>,
 ) -> (
     Store<K>,
     impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
@@ -185,12 +195,22 @@ where
         + 'static,
 {
     let (reader, writer) = reflector::store();
+    readiness.register();
+    let readiness = Arc::clone(readiness);
+    let mut listed = false;
     let stream = reflector(
         writer,
         watcher::watcher(api, cfg).modify(|o| {
             o.meta_mut().managed_fields = None;
         }),
     )
+    // After the reflector: the store holds the listing when InitDone passes here.
+    .inspect(move |event| {
+        if !listed && matches!(event, Ok(Event::InitDone)) {
+            listed = true;
+            readiness.listed();
+        }
+    })
     .touched_objects();
     (reader, stream)
 }
@@ -210,28 +230,50 @@ async fn run_controllers(
     let all = watcher::Config::default;
     let children = watcher::Config::default().labels(LABEL_REPLICA);
     let c = client.clone();
+    let readiness = Readiness::new();
 
     // Every read of a reconcile comes from these caches (see `caches`); each is fed by the watch that also
     // triggers the controller concerned, so a reconcile woken by a change sees it.
-    let (replica_store, replica_stream) =
-        reflected(Api::<PostgresPhysicalReplica>::all(c.clone()), all());
-    let (restore_store, restore_stream) =
-        reflected(Api::<PostgresPhysicalRestore>::all(c.clone()), all());
-    let (services, service_stream) = reflected(Api::<Service>::all(c.clone()), children.clone());
-    let (secrets, secret_stream) = reflected(Api::<Secret>::all(c.clone()), children.clone());
+    let (replica_store, replica_stream) = reflected(
+        Api::<PostgresPhysicalReplica>::all(c.clone()),
+        all(),
+        &readiness,
+    );
+    let (restore_store, restore_stream) = reflected(
+        Api::<PostgresPhysicalRestore>::all(c.clone()),
+        all(),
+        &readiness,
+    );
+    let (services, service_stream) =
+        reflected(Api::<Service>::all(c.clone()), children.clone(), &readiness);
+    let (secrets, secret_stream) =
+        reflected(Api::<Secret>::all(c.clone()), children.clone(), &readiness);
     // Every Secret, metadata only: a repository Secret's data is read once per resourceVersion.
-    let (secret_meta, secret_meta_stream) =
-        reflected(Api::<PartialObjectMeta<Secret>>::all(c.clone()), all());
-    let (own_restores, own_restore_stream) =
-        reflected(Api::<PostgresPhysicalRestore>::all(c.clone()), all());
-    let (replicas_for_restores, replica_for_restore_stream) =
-        reflected(Api::<PostgresPhysicalReplica>::all(c.clone()), all());
-    let (jobs, job_stream) = reflected(Api::<Job>::all(c.clone()), children.clone());
-    let (deployments, deployment_stream) =
-        reflected(Api::<Deployment>::all(c.clone()), children.clone());
+    let (secret_meta, secret_meta_stream) = reflected(
+        Api::<PartialObjectMeta<Secret>>::all(c.clone()),
+        all(),
+        &readiness,
+    );
+    let (own_restores, own_restore_stream) = reflected(
+        Api::<PostgresPhysicalRestore>::all(c.clone()),
+        all(),
+        &readiness,
+    );
+    let (replicas_for_restores, replica_for_restore_stream) = reflected(
+        Api::<PostgresPhysicalReplica>::all(c.clone()),
+        all(),
+        &readiness,
+    );
+    let (jobs, job_stream) = reflected(Api::<Job>::all(c.clone()), children.clone(), &readiness);
+    let (deployments, deployment_stream) = reflected(
+        Api::<Deployment>::all(c.clone()),
+        children.clone(),
+        &readiness,
+    );
     let (pvcs, pvc_stream) = reflected(
         Api::<PersistentVolumeClaim>::all(c.clone()),
         children.clone(),
+        &readiness,
     );
     let _ = ctx.caches.set(Caches::new(Readers {
         replicas: replica_store.clone(),
@@ -243,6 +285,7 @@ async fn run_controllers(
         services,
         secrets,
         secret_meta,
+        readiness,
     }));
 
     // A restore's change concerns its own replica; replicas waiting for a slot are woken by the queue
@@ -267,7 +310,13 @@ async fn run_controllers(
             .collect::<Vec<_>>()
     };
     let mut stop_a = stop.clone();
+    // Every restore change lets the queue watch decide at once (a freed slot is taken without waiting
+    // for its next tick).
+    let restore_changed = Arc::new(tokio::sync::Notify::new());
+    let notify = Arc::clone(&restore_changed);
+    let restore_stream = restore_stream.inspect(move |_| notify.notify_one());
     let replica_run = Controller::for_stream(replica_stream, replica_store.clone())
+        .with_config(controller_config())
         .watches_stream(restore_stream, restore_to_replicas)
         .owns_stream(service_stream)
         .owns_stream(secret_stream)
@@ -284,11 +333,14 @@ async fn run_controllers(
         .for_each(|_| futures::future::ready(()));
 
     tokio::spawn(super::queue_watch::run(
-        restore_store,
-        replica_store,
-        Arc::clone(&ctx.metrics),
-        Arc::clone(&ctx.settings),
-        queue_wake,
+        super::queue_watch::Inputs {
+            restores: restore_store,
+            replicas: replica_store,
+            changed: restore_changed,
+            metrics: Arc::clone(&ctx.metrics),
+            settings: Arc::clone(&ctx.settings),
+            wake: queue_wake,
+        },
         stop.clone(),
     ));
     // Replica spec changes (resources, annotations) reach the running instances of its restores.
@@ -306,6 +358,7 @@ async fn run_controllers(
             .collect::<Vec<_>>()
     };
     let restore_run = Controller::for_stream(own_restore_stream, own_restores)
+        .with_config(controller_config())
         .owns_stream(job_stream)
         .owns_stream(deployment_stream)
         .owns_stream(pvc_stream)
