@@ -69,10 +69,12 @@ where
 /// Writes a custom resource's whole status by server-side apply, with the object's `resourceVersion` as a
 /// precondition: a decision made from stale state fails with a conflict and is made again.
 ///
+/// Returns the object's new `resourceVersion`.
+///
 /// # Errors
 ///
 /// API errors (409 when the object changed since it was read).
-pub async fn apply_status<K, S>(api: &Api<K>, obj: &K, status: &S) -> Result<()>
+pub async fn apply_status<K, S>(api: &Api<K>, obj: &K, status: &S) -> Result<Option<String>>
 where
     K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
         + Clone
@@ -87,13 +89,14 @@ where
         "metadata": {"name": name, "resourceVersion": obj.resource_version()},
         "status": status,
     });
-    api.patch_status(
-        &name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&body),
-    )
-    .await?;
-    Ok(())
+    let written = api
+        .patch_status(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&body),
+        )
+        .await?;
+    Ok(written.resource_version())
 }
 
 /// The termination message of `container` in the newest pod of Job `job` that has one (its current state,

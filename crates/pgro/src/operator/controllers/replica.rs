@@ -699,9 +699,17 @@ async fn reconcile_inner(replica: &PostgresPhysicalReplica, ctx: &Context) -> Re
     }
 
     // Status first, then events: a conflict makes the next pass derive (and report) the same transitions.
-    if replica.status.as_ref() != Some(&plan.status) {
+    let seen = replica.resource_version();
+    let unwritten = replica.status.as_ref() != Some(&plan.status)
+        && !ctx
+            .caches()
+            .is_some_and(|c| c.status_written(&ns, &name, seen.as_deref(), &plan.status));
+    if unwritten {
         let api: Api<PostgresPhysicalReplica> = Api::namespaced(ctx.client.clone(), &ns);
-        apply_status(&api, replica, &plan.status).await?;
+        let now_at = apply_status(&api, replica, &plan.status).await?;
+        if let Some(c) = ctx.caches() {
+            c.record_status(&ns, &name, seen, now_at, &plan.status);
+        }
     }
     ctx.notifier.recorded(&ns, &name, &notifications.recorded);
     if !notifications.due.is_empty() {
