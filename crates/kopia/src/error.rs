@@ -1,12 +1,12 @@
-//! Error types. [`Error`] is the crate's error; [`StorageError`] is what storage backends return.
+//! Error types. [`Error`] is the crate's error; [`StorageError`] (the `blobstore` crate's error)
+//! is what storage backends return.
 
 use std::io;
 use std::path::PathBuf;
 
 use crate::ids::{BlobId, ContentId, ObjectId};
 
-/// A boxed error from a backend library.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+pub use blobstore::{BoxError, Error as StorageError};
 
 /// A coarse classification of [`Error`] for callers that map errors to exit codes or retries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -163,10 +163,13 @@ impl Error {
             Self::Storage { source, .. } => match source {
                 StorageError::NotFound { .. } => ErrorKind::NotFound,
                 StorageError::Unreachable { .. } => ErrorKind::Unreachable,
-                StorageError::Io { .. } | StorageError::Backend { .. } => ErrorKind::Storage,
+                StorageError::Io { .. }
+                | StorageError::Backend { .. }
+                | StorageError::Denied { .. } => ErrorKind::Storage,
                 // Deterministic: the same settings fail the same way, so callers must not retry
                 // them as if storage were away.
                 StorageError::Config { .. }
+                | StorageError::InvalidKey { .. }
                 | StorageError::WrongRegion { .. }
                 | StorageError::EndpointScheme { .. } => ErrorKind::InvalidArgument,
                 // A blob shorter than the index says is damage, not a storage outage. Content
@@ -188,7 +191,7 @@ impl Error {
     /// Whether retrying the operation later may succeed (transient storage failures, upgrade locks).
     pub fn is_retryable(&self) -> bool {
         match self {
-            Self::Storage { source, .. } => source.is_retryable(),
+            Self::Storage { source, .. } => source.is_transient(),
             Self::UpgradeLocked { .. } => true,
             Self::WrongPassword
             | Self::MissingBlob { .. }
@@ -348,104 +351,6 @@ pub enum Unsupported {
     /// Directory stream type.
     #[error("directory stream {0:?}")]
     Stream(String),
-}
-
-/// Errors returned by [`crate::Storage`] implementations.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum StorageError {
-    /// The blob does not exist.
-    #[error("blob {blob_id} not found")]
-    NotFound {
-        /// The blob.
-        blob_id: BlobId,
-    },
-    /// The backend could not be reached or answered with a transient failure.
-    #[error("storage unreachable")]
-    Unreachable {
-        /// The backend error.
-        #[source]
-        source: BoxError,
-    },
-    /// A local I/O error.
-    #[error("I/O error on {path}")]
-    Io {
-        /// The path.
-        path: PathBuf,
-        /// The OS error.
-        #[source]
-        source: io::Error,
-    },
-    /// A non-transient backend error (permissions, bad request).
-    #[error("storage backend error")]
-    Backend {
-        /// The backend error.
-        #[source]
-        source: BoxError,
-    },
-    /// Storage configuration is invalid.
-    #[error("invalid storage configuration: {reason}")]
-    Config {
-        /// Why.
-        reason: String,
-    },
-    /// Requests to an S3 bucket were signed for another region than the bucket's.
-    #[error(
-        "bucket {bucket:?} refuses requests signed for region {used:?}{}",
-        match expected {
-            Some(r) => format!("; it is in region {r:?}"),
-            None => String::new(),
-        }
-    )]
-    WrongRegion {
-        /// The bucket.
-        bucket: String,
-        /// The region requests were signed for (configured, discovered or the default).
-        used: String,
-        /// The bucket's region, when the server named it.
-        expected: Option<String>,
-    },
-    /// An endpoint URL whose scheme is neither `http` nor `https`.
-    #[error(
-        "endpoint {endpoint:?} has the scheme {scheme:?}; expected host[:port], http://host[:port] or https://host[:port]"
-    )]
-    EndpointScheme {
-        /// The endpoint as given.
-        endpoint: String,
-        /// Its scheme.
-        scheme: String,
-    },
-    /// A range read reached past the end of a blob.
-    #[error("range {start}..{end} of blob {blob_id} is beyond its length {len}")]
-    InvalidRange {
-        /// The blob.
-        blob_id: BlobId,
-        /// Range start.
-        start: u64,
-        /// Range end.
-        end: u64,
-        /// Blob length.
-        len: u64,
-    },
-}
-
-impl StorageError {
-    /// Whether a retry may succeed.
-    pub fn is_retryable(&self) -> bool {
-        match self {
-            Self::Unreachable { .. } => true,
-            Self::Io { source, .. } => matches!(
-                source.kind(),
-                io::ErrorKind::Interrupted | io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
-            ),
-            Self::NotFound { .. }
-            | Self::Backend { .. }
-            | Self::Config { .. }
-            | Self::WrongRegion { .. }
-            | Self::EndpointScheme { .. }
-            | Self::InvalidRange { .. } => false,
-        }
-    }
 }
 
 /// Identifier parse failures.

@@ -2,9 +2,10 @@
 //!
 //! The principal types, bottom to top:
 //!
-//! * [`Storage`] — blob access (`list`, `get`, `get_range`), implemented by [`FilesystemStorage`]
-//!   (kopia's sharded layout), [`ObjectStorage`] (S3/GCS/Azure via `object_store`),
-//!   [`MemoryStorage`] (tests) and the [`RetryingStorage`] decorator.
+//! * [`Storage`] — blob access (`list`, `get`, `get_range`), implemented by [`BlobStorage`] over the
+//!   `blobstore` crate's stores: [`FilesystemStorage`] (kopia's sharded layout), [`ObjectStorage`]
+//!   (S3/GCS/Azure via `object_store`), [`MemoryStorage`] (tests); and by the [`RetryingStorage`]
+//!   decorator.
 //! * [`FormatBlob`] / [`RepositoryConfig`] — `kopia.repository`, password → keys, algorithms.
 //! * [`Repository`] — a typestate facade: [`Repository<Unopened>`](Unopened) →
 //!   [`open`](Repository::open) → [`Repository<Open>`](Open) → [`load_index`](Repository::load_index) →
@@ -47,6 +48,9 @@ mod storage;
 mod time;
 mod verify;
 
+#[cfg(feature = "cloud")]
+pub use blobstore::S3Config;
+pub use blobstore::{RetryPolicy, Retrying as RetryingStorage};
 pub use cache::IndexCache;
 pub use compression::Compression;
 pub use crypto::{
@@ -74,11 +78,11 @@ pub use snapshot::{
     DirEntry, Directory, DirectorySummary, EntryType, EntryWithError, FileMode, SnapshotManifest,
     SourceInfo, Stats, snapshot_list_json,
 };
-pub use storage::{
-    BlobMetadata, FilesystemStorage, MemoryStorage, RetryPolicy, RetryingStorage, ShardOverride,
-    ShardingConfig, Storage,
-};
 #[cfg(feature = "cloud")]
-pub use storage::{ObjectStorage, S3Config};
+pub use storage::ObjectStorage;
+pub use storage::{
+    BlobMetadata, BlobStorage, FilesystemStorage, MemoryStorage, ShardOverride, ShardingConfig,
+    Storage,
+};
 pub use time::Timestamp;
 pub use verify::VerifyReport;

@@ -105,7 +105,8 @@ async fn s3_wrong_credentials_are_not_retried_forever() {
     };
     let st = ObjectStorage::s3(&cfg).unwrap();
     let err = st.list("x").await.unwrap_err();
-    assert!(!err.is_retryable(), "{err:?}");
+    assert!(!err.is_transient(), "{err:?}");
+    assert_eq!(err.class(), blobstore::ErrorClass::Denied, "{err:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -148,7 +148,7 @@ async fn http_endpoint_url_needs_no_disable_tls_and_other_schemes_are_refused() 
         matches!(&err, StorageError::EndpointScheme { scheme, .. } if scheme == "ftp"),
         "{err:?}"
     );
-    assert!(!err.is_retryable());
+    assert!(!err.is_transient());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -218,7 +218,7 @@ async fn fetch_read<T: RestoreTarget>(
             return Err(Error::from_storage(
                 &read.pack,
                 StorageError::InvalidRange {
-                    blob_id: read.pack.clone(),
+                    key: read.pack.to_string(),
                     start: read.start + from,
                     end: read.start + to,
                     len: read.start + data.len() as u64,

@@ -1,16 +1,12 @@
 //! Sharded filesystem storage, the layout kopia uses for `filesystem` (and SFTP/WebDAV/rclone)
 //! repositories (kopia `repo/blob/sharded`, `repo/blob/filesystem`).
 
-use std::fs::File;
-use std::io::{self, Read, Seek};
-use std::ops::Range;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::PathBuf;
 
-use async_trait::async_trait;
-use bytes::Bytes;
+use blobstore::{BlobStore, FileStore};
+use futures::{StreamExt, TryStreamExt};
 
-use super::{BlobMetadata, Storage, check_range};
+use super::{BlobMetadata, BlobStorage};
 use crate::error::StorageError;
 use crate::ids::BlobId;
 
@@ -68,9 +64,9 @@ impl ShardingConfig {
             .map_or(&self.default, |o| &o.shards)
     }
 
-    /// Path of `id` relative to the root, without the `.f` suffix.
-    pub fn relative_path(&self, id: &str) -> PathBuf {
-        let mut path = PathBuf::new();
+    /// The directories and file name (without the `.f` suffix) of `id`.
+    fn segments<'a>(&self, id: &'a str) -> Vec<&'a str> {
+        let mut out = Vec::new();
         let mut rest = id;
         if rest.len() > self.max_non_sharded_length {
             for &w in self.shards_for(id) {
@@ -78,12 +74,24 @@ impl ShardingConfig {
                     break;
                 }
                 let (dir, tail) = rest.split_at(w);
-                path.push(dir);
+                out.push(dir);
                 rest = tail;
             }
         }
-        path.push(rest);
-        path
+        out.push(rest);
+        out
+    }
+
+    /// Path of `id` relative to the root, without the `.f` suffix.
+    pub fn relative_path(&self, id: &str) -> PathBuf {
+        self.segments(id).into_iter().collect()
+    }
+
+    /// The store key of `id`: its relative path with `/` separators and the `.f` suffix.
+    pub fn key(&self, id: &str) -> String {
+        let mut key = self.segments(id).join("/");
+        key.push_str(BLOB_SUFFIX);
+        key
     }
 }
 
@@ -91,11 +99,7 @@ impl ShardingConfig {
 ///
 /// The store never writes: when `.shards` is missing it assumes kopia's legacy `[3,3]` layout
 /// without persisting it.
-#[derive(Debug, Clone)]
-pub struct FilesystemStorage {
-    root: Arc<PathBuf>,
-    sharding: Arc<ShardingConfig>,
-}
+pub type FilesystemStorage = BlobStorage<FileStore>;
 
 impl FilesystemStorage {
     /// Opens a repository directory, reading `.shards` if present.
@@ -104,193 +108,75 @@ impl FilesystemStorage {
     ///
     /// Fails when the root is not a readable directory or `.shards` is not valid JSON.
     pub async fn open(root: impl Into<PathBuf>) -> Result<Self, StorageError> {
-        let root = root.into();
-        let meta = tokio::fs::metadata(&root)
-            .await
-            .map_err(|source| StorageError::Io {
-                path: root.clone(),
-                source,
-            })?;
-        if !meta.is_dir() {
-            return Err(StorageError::Config {
-                reason: format!("{} is not a directory", root.display()),
-            });
-        }
-        let shards_path = root.join(SHARDS_FILE);
-        let sharding = match tokio::fs::read(&shards_path).await {
+        let store = FileStore::open(root).await?;
+        let sharding = match store.get(SHARDS_FILE).await {
             Ok(b) => serde_json::from_slice(&b).map_err(|e| StorageError::Config {
-                reason: format!("{} is not valid sharding JSON: {e}", shards_path.display()),
+                reason: format!(
+                    "{} is not valid sharding JSON: {e}",
+                    store.root().join(SHARDS_FILE).display()
+                ),
             })?,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => ShardingConfig::legacy(),
-            Err(source) => {
-                return Err(StorageError::Io {
-                    path: shards_path,
-                    source,
-                });
-            }
+            Err(StorageError::NotFound { .. }) => ShardingConfig::legacy(),
+            Err(e) => return Err(e),
         };
-        Ok(Self::with_sharding(root, sharding))
+        Ok(Self::sharded(store, sharding))
     }
 
     /// Uses explicit sharding parameters instead of reading `.shards`.
     pub fn with_sharding(root: impl Into<PathBuf>, sharding: ShardingConfig) -> Self {
-        Self {
-            root: Arc::new(root.into()),
-            sharding: Arc::new(sharding),
-        }
-    }
-
-    /// The sharding parameters in use.
-    pub fn sharding(&self) -> &ShardingConfig {
-        &self.sharding
+        Self::sharded(FileStore::new(root), sharding)
     }
 
     /// The file holding `id`.
     pub fn blob_path(&self, id: &BlobId) -> PathBuf {
-        let mut p = self.root.join(self.sharding.relative_path(id.as_str()));
-        p.as_mut_os_string().push(BLOB_SUFFIX);
-        p
-    }
-
-    async fn blocking<T: Send + 'static>(
-        f: impl FnOnce() -> Result<T, StorageError> + Send + 'static,
-    ) -> Result<T, StorageError> {
-        tokio::task::spawn_blocking(f)
-            .await
-            .map_err(|e| StorageError::Backend {
-                source: Box::new(e),
-            })?
+        self.store().root().join(self.key(id))
     }
 }
 
-fn map_io(id: &BlobId, path: &Path, e: io::Error) -> StorageError {
-    if e.kind() == io::ErrorKind::NotFound {
-        StorageError::NotFound {
-            blob_id: id.clone(),
-        }
-    } else {
-        StorageError::Io {
-            path: path.to_owned(),
-            source: e,
-        }
-    }
-}
+/// Directories listed at once while walking the shards.
+const LIST_CONCURRENCY: usize = 16;
 
-fn walk(
-    dir: &Path,
-    acc: &str,
+/// Lists the blobs whose ID starts with `prefix`, descending only into shard directories that
+/// can hold such IDs. The walk follows the directories it finds, whatever widths made them.
+pub(super) async fn list_sharded<S: BlobStore>(
+    store: &S,
     prefix: &str,
-    out: &mut Vec<BlobMetadata>,
-) -> Result<(), StorageError> {
-    let rd = match std::fs::read_dir(dir) {
-        Ok(rd) => rd,
-        // A shard directory removed concurrently by maintenance is simply empty.
-        Err(e) if e.kind() == io::ErrorKind::NotFound && !acc.is_empty() => return Ok(()),
-        Err(source) => {
-            return Err(StorageError::Io {
-                path: dir.to_owned(),
-                source,
-            });
-        }
-    };
-    for ent in rd {
-        let ent = ent.map_err(|source| StorageError::Io {
-            path: dir.to_owned(),
-            source,
-        })?;
-        let Ok(name) = ent.file_name().into_string() else {
-            continue;
-        };
-        let ft = ent.file_type().map_err(|source| StorageError::Io {
-            path: ent.path(),
-            source,
-        })?;
-        if ft.is_dir() {
-            let sub = format!("{acc}{name}");
-            if prefix.starts_with(&sub) || sub.starts_with(prefix) {
-                walk(&ent.path(), &sub, prefix, out)?;
-            }
-        } else if let Some(stem) = name.strip_suffix(BLOB_SUFFIX) {
-            let id = format!("{acc}{stem}");
-            if !id.starts_with(prefix) {
-                continue;
-            }
-            let meta = match ent.metadata() {
-                Ok(m) => m,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(source) => {
-                    return Err(StorageError::Io {
-                        path: ent.path(),
-                        source,
+) -> Result<Vec<BlobMetadata>, StorageError> {
+    let mut out = Vec::new();
+    let mut dirs = vec![String::new()];
+    while !dirs.is_empty() {
+        let listings: Vec<_> = futures::stream::iter(
+            dirs.drain(..)
+                .map(|d| async move { store.list_dir(&d).await }),
+        )
+        .buffer_unordered(LIST_CONCURRENCY)
+        .try_collect()
+        .await?;
+        for listing in listings {
+            for o in listing.objects {
+                // An ID is its key without separators and suffix; other files (`.shards`,
+                // kopia's temporary `*.f.tmp.*`) are not blobs.
+                let Some(stem) = o.key.strip_suffix(BLOB_SUFFIX) else {
+                    continue;
+                };
+                let id = stem.replace('/', "");
+                if id.starts_with(prefix) {
+                    out.push(BlobMetadata {
+                        id: BlobId::new(id),
+                        length: o.size,
+                        timestamp: o.modified,
                     });
                 }
-            };
-            out.push(BlobMetadata {
-                id: BlobId::new(id),
-                length: meta.len(),
-                timestamp: meta.modified().ok(),
-            });
+            }
+            for dir in listing.prefixes {
+                let sub = dir.replace('/', "");
+                if prefix.starts_with(&sub) || sub.starts_with(prefix) {
+                    dirs.push(dir);
+                }
+            }
         }
     }
-    Ok(())
-}
-
-#[async_trait]
-impl Storage for FilesystemStorage {
-    async fn list(&self, prefix: &str) -> Result<Vec<BlobMetadata>, StorageError> {
-        let root = Arc::clone(&self.root);
-        let prefix = prefix.to_owned();
-        Self::blocking(move || {
-            let mut out = Vec::new();
-            walk(&root, "", &prefix, &mut out)?;
-            Ok(out)
-        })
-        .await
-    }
-
-    async fn get(&self, id: &BlobId) -> Result<Bytes, StorageError> {
-        let path = self.blob_path(id);
-        let id = id.clone();
-        Self::blocking(move || {
-            std::fs::read(&path)
-                .map(Bytes::from)
-                .map_err(|e| map_io(&id, &path, e))
-        })
-        .await
-    }
-
-    async fn get_range(&self, id: &BlobId, range: Range<u64>) -> Result<Bytes, StorageError> {
-        let path = self.blob_path(id);
-        let id = id.clone();
-        Self::blocking(move || {
-            let mut f = File::open(&path).map_err(|e| map_io(&id, &path, e))?;
-            let len = f.metadata().map_err(|e| map_io(&id, &path, e))?.len();
-            check_range(&id, &range, len)?;
-            let n = usize::try_from(range.end - range.start).map_err(|_| {
-                StorageError::InvalidRange {
-                    blob_id: id.clone(),
-                    start: range.start,
-                    end: range.end,
-                    len,
-                }
-            })?;
-            // `read_to_end` into reserved capacity reads into uninitialised memory (`File`
-            // implements `read_buf`), sparing a memset of every chunk.
-            let mut buf = Vec::with_capacity(n);
-            f.seek(io::SeekFrom::Start(range.start))
-                .and_then(|_| f.take(range.end - range.start).read_to_end(&mut buf))
-                .map_err(|e| map_io(&id, &path, e))?;
-            if buf.len() != n {
-                return Err(map_io(
-                    &id,
-                    &path,
-                    io::Error::from(io::ErrorKind::UnexpectedEof),
-                ));
-            }
-            Ok(Bytes::from(buf))
-        })
-        .await
-    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -145,16 +145,7 @@ pub fn render_error(e: &anyhow::Error) -> String {
 }
 
 /// A std error and its sources on one line.
-pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        cur = s.source();
-    }
-    out
-}
+pub use blobstore::error_chain;
 
 async fn dispatch(args: KopiaArgs) -> Result<(), Failed> {
     let repo = args.repo.connect().await?;

@@ -1,4 +1,5 @@
 use super::*;
+use crate::storage::Storage;
 
 #[test]
 fn sharding_places_long_ids_in_nested_directories() {
@@ -36,6 +37,10 @@ fn sharding_override_applies_to_matching_prefix() {
     assert_eq!(
         s.relative_path("xn0_0123456789abcdef0123"),
         PathBuf::from("xn/0_0123456789abcdef0123")
+    );
+    assert_eq!(
+        s.key("xn0_0123456789abcdef0123"),
+        "xn/0_0123456789abcdef0123.f"
     );
 }
 
@@ -81,6 +86,6 @@ async fn filesystem_storage_lists_and_reads_sharded_blobs() {
 async fn filesystem_storage_without_shards_file_assumes_legacy_layout() {
     let dir = tempfile::tempdir().unwrap();
     let st = FilesystemStorage::open(dir.path()).await.unwrap();
-    assert_eq!(st.sharding(), &ShardingConfig::legacy());
+    assert_eq!(st.sharding(), Some(&ShardingConfig::legacy()));
     assert!(!dir.path().join(".shards").exists());
 }

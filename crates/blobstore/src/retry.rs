@@ -6,11 +6,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use super::{BlobMetadata, Storage};
-use crate::error::StorageError;
-use crate::ids::BlobId;
+use crate::{BlobStore, Error, Listing, ObjectMeta};
 
-/// How [`RetryingStorage`] retries.
+/// How [`Retrying`] retries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
     /// Total attempts per operation, including the first (at least 1).
@@ -44,34 +42,43 @@ impl RetryPolicy {
     }
 }
 
-/// Wraps a storage and retries operations that fail with [`StorageError::is_retryable`] errors.
+/// Wraps a store and retries operations that fail with [`Error::is_transient`] errors.
+///
+/// Generic over the wrapped type so that readers with their own storage traits (kopia's blob
+/// IDs) can implement them for `Retrying<_>` through [`Retrying::run`].
 #[derive(Debug)]
-pub struct RetryingStorage<S> {
+pub struct Retrying<S> {
     inner: S,
     policy: RetryPolicy,
 }
 
-impl<S: Storage> RetryingStorage<S> {
+impl<S> Retrying<S> {
     /// Wraps `inner`.
     pub fn new(inner: S, policy: RetryPolicy) -> Self {
         Self { inner, policy }
     }
 
-    /// The wrapped storage.
+    /// The wrapped store.
     pub fn inner(&self) -> &S {
         &self.inner
     }
 
-    async fn run<T, F, Fut>(&self, mut op: F) -> Result<T, StorageError>
+    /// Runs `op` until it succeeds, fails with a non-transient error, or the policy's attempts are
+    /// used up.
+    ///
+    /// # Errors
+    ///
+    /// The last error of `op`.
+    pub async fn run<T, F, Fut>(&self, mut op: F) -> Result<T, Error>
     where
         F: FnMut() -> Fut + Send,
-        Fut: Future<Output = Result<T, StorageError>> + Send,
+        Fut: Future<Output = Result<T, Error>> + Send,
         T: Send,
     {
         let mut attempt = 1;
         loop {
             match op().await {
-                Err(e) if e.is_retryable() && attempt < self.policy.max_attempts => {
+                Err(e) if e.is_transient() && attempt < self.policy.max_attempts => {
                     tracing::debug!(attempt, error = %e, "transient storage error; retrying");
                     tokio::time::sleep(self.policy.backoff(attempt)).await;
                     attempt += 1;
@@ -83,17 +90,25 @@ impl<S: Storage> RetryingStorage<S> {
 }
 
 #[async_trait]
-impl<S: Storage> Storage for RetryingStorage<S> {
-    async fn list(&self, prefix: &str) -> Result<Vec<BlobMetadata>, StorageError> {
+impl<S: BlobStore> BlobStore for Retrying<S> {
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, Error> {
         self.run(|| self.inner.list(prefix)).await
     }
 
-    async fn get(&self, id: &BlobId) -> Result<Bytes, StorageError> {
-        self.run(|| self.inner.get(id)).await
+    async fn list_dir(&self, prefix: &str) -> Result<Listing, Error> {
+        self.run(|| self.inner.list_dir(prefix)).await
     }
 
-    async fn get_range(&self, id: &BlobId, range: Range<u64>) -> Result<Bytes, StorageError> {
-        self.run(|| self.inner.get_range(id, range.clone())).await
+    async fn get(&self, key: &str) -> Result<Bytes, Error> {
+        self.run(|| self.inner.get(key)).await
+    }
+
+    async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes, Error> {
+        self.run(|| self.inner.get_range(key, range.clone())).await
+    }
+
+    async fn head(&self, key: &str) -> Result<ObjectMeta, Error> {
+        self.run(|| self.inner.head(key)).await
     }
 }
 
@@ -109,26 +124,38 @@ mod tests {
         calls: AtomicU32,
     }
 
+    impl Flaky {
+        fn not_found(&self, key: &str) -> Error {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            Error::NotFound {
+                key: key.to_owned(),
+            }
+        }
+    }
+
     #[async_trait]
-    impl Storage for Flaky {
-        async fn list(&self, _prefix: &str) -> Result<Vec<BlobMetadata>, StorageError> {
+    impl BlobStore for Flaky {
+        async fn list(&self, _prefix: &str) -> Result<Vec<ObjectMeta>, Error> {
             self.calls.fetch_add(1, Ordering::SeqCst);
             if self.failures_left.load(Ordering::SeqCst) > 0 {
                 self.failures_left.fetch_sub(1, Ordering::SeqCst);
-                return Err(StorageError::Unreachable {
+                return Err(Error::Unreachable {
                     source: "connection reset".into(),
                 });
             }
             Ok(Vec::new())
         }
-        async fn get(&self, id: &BlobId) -> Result<Bytes, StorageError> {
-            self.calls.fetch_add(1, Ordering::SeqCst);
-            Err(StorageError::NotFound {
-                blob_id: id.clone(),
-            })
+        async fn list_dir(&self, prefix: &str) -> Result<Listing, Error> {
+            Err(self.not_found(prefix))
         }
-        async fn get_range(&self, id: &BlobId, _range: Range<u64>) -> Result<Bytes, StorageError> {
-            self.get(id).await
+        async fn get(&self, key: &str) -> Result<Bytes, Error> {
+            Err(self.not_found(key))
+        }
+        async fn get_range(&self, key: &str, _range: Range<u64>) -> Result<Bytes, Error> {
+            Err(self.not_found(key))
+        }
+        async fn head(&self, key: &str) -> Result<ObjectMeta, Error> {
+            Err(self.not_found(key))
         }
     }
 
@@ -141,8 +168,8 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn retrying_storage_retries_transient_errors_until_success() {
-        let s = RetryingStorage::new(
+    async fn retrying_store_retries_transient_errors_until_success() {
+        let s = Retrying::new(
             Flaky {
                 failures_left: AtomicU32::new(2),
                 ..Default::default()
@@ -154,28 +181,22 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn retrying_storage_gives_up_after_max_attempts() {
-        let s = RetryingStorage::new(
+    async fn retrying_store_gives_up_after_max_attempts() {
+        let s = Retrying::new(
             Flaky {
                 failures_left: AtomicU32::new(100),
                 ..Default::default()
             },
             fast(),
         );
-        assert!(matches!(
-            s.list("x").await,
-            Err(StorageError::Unreachable { .. })
-        ));
+        assert!(matches!(s.list("x").await, Err(Error::Unreachable { .. })));
         assert_eq!(s.inner().calls.load(Ordering::SeqCst), 4);
     }
 
     #[tokio::test]
-    async fn retrying_storage_does_not_retry_not_found() {
-        let s = RetryingStorage::new(Flaky::default(), fast());
-        assert!(matches!(
-            s.get(&BlobId::new("p1")).await,
-            Err(StorageError::NotFound { .. })
-        ));
+    async fn retrying_store_does_not_retry_not_found() {
+        let s = Retrying::new(Flaky::default(), fast());
+        assert!(matches!(s.get("p1").await, Err(Error::NotFound { .. })));
         assert_eq!(s.inner().calls.load(Ordering::SeqCst), 1);
     }
 

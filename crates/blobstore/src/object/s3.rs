@@ -1,4 +1,4 @@
-//! S3 specifics of [`ObjectStorage`](super::ObjectStorage): the endpoint URL, the bucket's region
+//! S3 specifics of [`Bucket`](super::Bucket): the endpoint URL, the bucket's region
 //! and the errors a wrong region produces.
 //!
 //! Kopia (through minio-go) asks the server for the bucket's location when no region is given;
@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 
-use crate::error::StorageError;
+use super::Endpoint;
+use crate::Error;
 
 /// The region requests are signed for when none is configured and the server names none (AWS's
 /// default region, and what kopia falls back to as well).
@@ -59,59 +60,15 @@ impl std::fmt::Debug for S3Config {
     }
 }
 
-/// A custom endpoint as a base URL, and whether it is plain HTTP.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Endpoint {
-    pub(super) url: String,
-    pub(super) http: bool,
-}
-
 impl S3Config {
     /// The custom endpoint, if any. A scheme in it decides TLS (`--disable-tls` then changes
     /// nothing); without one, `disable_tls` does, as in kopia.
-    pub(super) fn endpoint_url(&self) -> Result<Option<Endpoint>, StorageError> {
-        let Some(ep) = self
-            .endpoint
-            .as_deref()
-            .map(str::trim)
-            .filter(|e| !e.is_empty())
-        else {
-            return Ok(None);
-        };
-        let Some((scheme, rest)) = ep.split_once("://") else {
-            let ep = ep.trim_end_matches('/');
-            let http = self.disable_tls;
-            let scheme = if http { "http" } else { "https" };
-            return Ok(Some(Endpoint {
-                url: format!("{scheme}://{ep}"),
-                http,
-            }));
-        };
-        let http = match scheme.to_ascii_lowercase().as_str() {
-            "http" => true,
-            "https" => false,
-            _ => {
-                return Err(StorageError::EndpointScheme {
-                    endpoint: ep.to_owned(),
-                    scheme: scheme.to_owned(),
-                });
-            }
-        };
-        let rest = rest.trim_end_matches('/');
-        if rest.is_empty() {
-            return Err(StorageError::EndpointScheme {
-                endpoint: ep.to_owned(),
-                scheme: scheme.to_owned(),
-            });
-        }
-        Ok(Some(Endpoint {
-            url: format!("{}://{rest}", scheme.to_ascii_lowercase()),
-            http,
-        }))
+    pub(super) fn endpoint_url(&self) -> Result<Option<Endpoint>, Error> {
+        Endpoint::parse(self.endpoint.as_deref(), self.disable_tls)
     }
 
     /// An object_store client signing for `region`.
-    pub(super) fn build(&self, region: &str) -> Result<AmazonS3, StorageError> {
+    pub(super) fn build(&self, region: &str) -> Result<AmazonS3, Error> {
         let mut b = AmazonS3Builder::from_env()
             .with_bucket_name(&self.bucket)
             .with_region(region);
@@ -137,18 +94,16 @@ impl S3Config {
             }
             b = b.with_retry(retry);
         }
-        b.build().map_err(|e| StorageError::Config {
-            reason: e.to_string(),
-        })
+        b.build().map_err(super::config_err)
     }
 
     /// The bucket's region as the server names it, or `None` when it names none.
     ///
     /// One unauthenticated `HEAD` of the bucket (path-style on a custom endpoint, virtual-hosted
     /// on AWS, like object_store's `resolve_bucket_region`); whatever the status, the header is
-    /// read. Only a failure to get any answer is an error ([`StorageError::Unreachable`], so the
+    /// read. Only a failure to get any answer is an error ([`Error::Unreachable`], so the
     /// caller's retries apply).
-    pub(super) async fn discover_region(&self) -> Result<Option<String>, StorageError> {
+    pub(super) async fn discover_region(&self) -> Result<Option<String>, Error> {
         let (url, http) = match self.endpoint_url()? {
             Some(ep) => (format!("{}/{}", ep.url, self.bucket), ep.http),
             None => (format!("https://{}.s3.amazonaws.com", self.bucket), false),
@@ -161,14 +116,14 @@ impl S3Config {
             .redirect(reqwest::redirect::Policy::none())
             .https_only(!http)
             .build()
-            .map_err(|e| StorageError::Config {
+            .map_err(|e| Error::Config {
                 reason: format!("HTTP client for region discovery: {e}"),
             })?;
         let resp = client
             .head(&url)
             .send()
             .await
-            .map_err(|e| StorageError::Unreachable {
+            .map_err(|e| Error::Unreachable {
                 source: Box::new(e),
             })?;
         let region = resp
@@ -243,11 +198,8 @@ mod tests {
     fn endpoint_with_another_scheme_is_a_configuration_error() {
         for e in ["ftp://host:21", "s3://bucket", "http://"] {
             let err = cfg(e, false).endpoint_url().unwrap_err();
-            assert!(
-                matches!(err, StorageError::EndpointScheme { .. }),
-                "{e}: {err:?}"
-            );
-            assert!(!err.is_retryable());
+            assert!(matches!(err, Error::EndpointScheme { .. }), "{e}: {err:?}");
+            assert!(!err.is_transient());
         }
     }
 
