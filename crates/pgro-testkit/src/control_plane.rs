@@ -33,6 +33,23 @@ pub struct ControlPlaneConfig {
     pub extra_serving_ips: Vec<IpAddr>,
     /// How long each component may take to become healthy.
     pub start_timeout: Duration,
+    /// An audit policy (YAML): when set, the apiserver writes audit events as JSON lines to
+    /// `<state>/logs/audit.log` ([`ControlPlane::audit_log_path`]).
+    pub audit_policy: Option<String>,
+    /// More kube-apiserver flags (`--name=value`), appended after the harness's own.
+    pub extra_apiserver_args: Vec<String>,
+    /// `--service-cluster-ip-range` (default `10.0.0.0/24`: 254 Services; each replica and each restore
+    /// has one, so a scale run needs more, e.g. `10.0.0.0/16`). Its first address must stay `10.0.0.1`,
+    /// which the serving certificate covers.
+    pub service_cluster_ip_range: String,
+}
+
+/// An audit policy that records every request of one user at level `Metadata` (who, verb, resource,
+/// response code, arrival and completion times; no bodies) once, when it completes, and nothing else.
+pub fn audit_policy_for_user(user: &str) -> String {
+    format!(
+        "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived, ResponseStarted]\nrules:\n  - level: Metadata\n    users: [{user:?}]\n  - level: None\n"
+    )
 }
 
 impl Default for ControlPlaneConfig {
@@ -43,6 +60,9 @@ impl Default for ControlPlaneConfig {
             crds: default_crds.into_iter().filter(|p| p.exists()).collect(),
             extra_serving_ips: vec![IpAddr::V4(DEFAULT_POD_GATEWAY)],
             start_timeout: Duration::from_secs(90),
+            audit_policy: None,
+            extra_apiserver_args: Vec::new(),
+            service_cluster_ip_range: "10.0.0.0/24".into(),
         }
     }
 }
@@ -56,6 +76,7 @@ pub struct ControlPlane {
     material: Material,
     config: Config,
     kubeconfig_path: PathBuf,
+    audit_log: Option<PathBuf>,
     started_in: Duration,
     // Declared in stop order: dropping kills the controller-manager first, etcd last.
     controller_manager: Proc,
@@ -189,6 +210,20 @@ impl ControlPlane {
         );
 
         let server = format!("https://127.0.0.1:{api_port}");
+        let mut audit_args = Vec::new();
+        let audit_log = match &config.audit_policy {
+            Some(policy) => {
+                let policy_file = dir.join("audit-policy.yaml");
+                std::fs::write(&policy_file, policy)?;
+                let log = logs.join("audit.log");
+                audit_args.push(format!("--audit-policy-file={}", policy_file.display()));
+                audit_args.push(format!("--audit-log-path={}", log.display()));
+                audit_args.push("--audit-log-format=json".to_owned());
+                audit_args.push("--audit-log-maxsize=0".to_owned());
+                Some(log)
+            }
+            None => None,
+        };
         let apiserver = Proc::spawn(
             ProcessSpec::new("kube-apiserver", &apiserver_bin)
                 .arg(format!("--etcd-servers={etcd_url}"))
@@ -204,10 +239,11 @@ impl ControlPlane {
                     material.serving_key_file.display()
                 ))
                 .arg(format!("--client-ca-file={}", material.ca_file.display()))
-                .args([
-                    "--service-cluster-ip-range=10.0.0.0/24",
-                    "--allow-privileged=true",
-                ])
+                .arg(format!(
+                    "--service-cluster-ip-range={}",
+                    config.service_cluster_ip_range
+                ))
+                .arg("--allow-privileged=true")
                 .args(["--authorization-mode=RBAC", "--profiling=false"])
                 .arg(format!(
                     "--token-auth-file={}",
@@ -222,6 +258,8 @@ impl ControlPlane {
                     "--service-account-signing-key-file={}",
                     material.sa_key_file.display()
                 ))
+                .args(&audit_args)
+                .args(&config.extra_apiserver_args)
                 .log_to(logs.join("kube-apiserver.log")),
         )
         .await?;
@@ -301,6 +339,7 @@ impl ControlPlane {
             material,
             config: config_k,
             kubeconfig_path,
+            audit_log,
             started_in: Duration::ZERO,
             controller_manager,
             apiserver,
@@ -362,6 +401,11 @@ impl ControlPlane {
     /// The state directory (logs under `logs/`).
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The audit log (JSON lines), when [`ControlPlaneConfig::audit_policy`] was set.
+    pub fn audit_log_path(&self) -> Option<&Path> {
+        self.audit_log.as_deref()
     }
 
     /// How long [`ControlPlane::start`] took.

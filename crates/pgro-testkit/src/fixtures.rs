@@ -235,22 +235,7 @@ impl Postgres {
     /// # Errors
     /// initdb, the server or the SQL fails.
     pub fn create_datadir(&self, dir: &Path, rows: i64) -> anyhow::Result<Checksum> {
-        self.own(dir)?;
-        output(
-            self.command("initdb")
-                .args([
-                    "-U",
-                    "postgres",
-                    "-A",
-                    "trust",
-                    "-E",
-                    "UTF8",
-                    "--locale=C.UTF-8",
-                    "-D",
-                ])
-                .arg(dir)
-                .stdout(Stdio::null()),
-        )?;
+        self.initdb(dir)?;
         self.with_server(
             dir,
             &format!(
@@ -314,4 +299,144 @@ impl Postgres {
             .context("unexpected psql output")?;
         Ok((n.parse()?, md5.to_owned()))
     }
+}
+
+/// A PostgreSQL server that keeps running (loopback TCP and a Unix socket), as the PostgreSQL user;
+/// stopped (by PID) when dropped.
+#[derive(Debug)]
+pub struct PostgresServer {
+    /// Its TCP port on `127.0.0.1`.
+    pub port: u16,
+    /// Its data directory.
+    pub dir: PathBuf,
+    socket_dir: PathBuf,
+    pg: Postgres,
+    _proc: Proc,
+}
+
+impl Postgres {
+    /// `initdb` of `dir` (owned by the PostgreSQL user; superuser `postgres`, trust, UTF-8, C.UTF-8).
+    fn initdb(&self, dir: &Path) -> anyhow::Result<()> {
+        self.own(dir)?;
+        output(
+            self.command("initdb")
+                .args([
+                    "-U",
+                    "postgres",
+                    "-A",
+                    "trust",
+                    "-E",
+                    "UTF8",
+                    "--locale=C.UTF-8",
+                    "-D",
+                ])
+                .arg(dir)
+                .stdout(Stdio::null()),
+        )?;
+        Ok(())
+    }
+
+    /// Initialises `dir` (trust authentication) and starts PostgreSQL on `127.0.0.1:<free port>` with
+    /// `settings` (`-c name=value` each); waits until it answers.
+    ///
+    /// # Errors
+    /// initdb fails or the server does not answer within 30 s.
+    pub async fn serve(&self, dir: &Path, settings: &[&str]) -> anyhow::Result<PostgresServer> {
+        self.initdb(dir)?;
+        let socket_dir = dir.with_extension("sock");
+        self.own(&socket_dir)?;
+        let port = free_port()?;
+        let mut spec = ProcessSpec::new("postgres", crate::tools::tool("setpriv"))
+            .arg(format!("--reuid={}", self.uid))
+            .arg(format!("--regid={}", self.gid))
+            .args(["--clear-groups", "--"])
+            .arg(self.bin.join("postgres"))
+            .arg("-D")
+            .arg(dir)
+            .args(["-p", &port.to_string(), "-k"])
+            .arg(&socket_dir)
+            .args(["-c", "listen_addresses=127.0.0.1"])
+            .env("LC_ALL", "C.UTF-8")
+            .log_to(dir.with_extension("log"));
+        for setting in settings {
+            spec = spec.args(["-c", setting]);
+        }
+        let proc = Proc::spawn(spec).await?;
+        let server = PostgresServer {
+            port,
+            dir: dir.to_owned(),
+            socket_dir,
+            pg: self.clone(),
+            _proc: proc,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while let Err(error) = server.psql("SELECT 1") {
+            if Instant::now() > deadline {
+                bail!(
+                    "PostgreSQL on {} did not answer within 30 s: {error:#}\n{}",
+                    dir.display(),
+                    server._proc.log_tail(2000)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(server)
+    }
+}
+
+impl PostgresServer {
+    /// Runs `sql` as `postgres` in database `postgres` (over the Unix socket); returns psql's unaligned output.
+    ///
+    /// # Errors
+    /// psql fails.
+    pub fn psql(&self, sql: &str) -> anyhow::Result<String> {
+        output(
+            self.pg
+                .command("psql")
+                .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h"])
+                .arg(&self.socket_dir)
+                .args([
+                    "-p",
+                    &self.port.to_string(),
+                    "-U",
+                    "postgres",
+                    "-d",
+                    "postgres",
+                    "-c",
+                    sql,
+                ]),
+        )
+    }
+
+    /// `127.0.0.1:<port>`.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, self.port))
+    }
+}
+
+/// What the operator's admin SQL needs from an instance (`crates/pgro/src/operator/admin_sql.rs`): the
+/// login role `pgro_admin` (trust authentication, so any password works) and `_pgro.restore_info` with one
+/// row (`fixes` = `[]`). Every `pgro-standin postgres` forwards to this one server.
+pub const STANDIN_UPSTREAM_SQL: &str = "CREATE ROLE pgro_admin LOGIN;
+CREATE SCHEMA _pgro AUTHORIZATION pgro_admin;
+CREATE TABLE _pgro.restore_info (stage text, fixes jsonb, source_state text);
+INSERT INTO _pgro.restore_info VALUES ('serving', '[]', 'consistent');
+ALTER TABLE _pgro.restore_info OWNER TO pgro_admin;";
+
+/// Starts the shared PostgreSQL that stand-in instances forward to ([`STANDIN_UPSTREAM_SQL`]), with room
+/// for `max_connections`.
+///
+/// # Errors
+/// As [`Postgres::serve`], or the SQL failing.
+pub async fn standin_upstream(
+    components: &Components,
+    major: u32,
+    dir: &Path,
+    max_connections: u32,
+) -> anyhow::Result<PostgresServer> {
+    let pg = Postgres::new(components, major)?;
+    let max = format!("max_connections={max_connections}");
+    let server = pg.serve(dir, &[&max, "fsync=off"]).await?;
+    server.psql(STANDIN_UPSTREAM_SQL)?;
+    Ok(server)
 }

@@ -30,7 +30,7 @@ use kube::Client;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
-pub use image::{ImageMap, PGRO_IN_CONTAINER};
+pub use image::{ImageMap, PGRO_IN_CONTAINER, STANDIN_IN_CONTAINER, StandIn};
 pub use network::Forward;
 pub use storage::{PROVISIONER, STORAGE_CLASS};
 
@@ -62,8 +62,9 @@ pub struct KubeletConfig {
 }
 
 impl KubeletConfig {
-    /// Defaults: node `pgro-node`, pod network 10.244.0.0/16, every installed PostgreSQL major, and the
-    /// `pgro` binary from `PGRO_BINARY` when set.
+    /// Defaults: node `pgro-node`, pod network 10.244.0.0/16, every installed PostgreSQL major, the
+    /// `pgro` binary from `PGRO_BINARY` when set, and stand-ins when `PGRO_KUBELET_POSTGRES_STANDIN` and
+    /// `PGRO_KUBELET_STANDIN_BINARY` are set ([`StandIn::from_env`]).
     pub fn from_components(components: &Components) -> Self {
         Self {
             node_name: "pgro-node".into(),
@@ -72,6 +73,7 @@ impl KubeletConfig {
             images: ImageMap {
                 pgro_binary: std::env::var_os("PGRO_BINARY").map(PathBuf::from),
                 postgres: components.postgres_majors(),
+                postgres_standin: StandIn::from_env(),
             },
             restart_backoff: Duration::from_secs(1),
             max_restart_backoff: Duration::from_secs(30),

@@ -20,15 +20,18 @@ mod infra;
 mod kubelet;
 mod process;
 mod shared;
+pub mod standin;
 mod tools;
 mod wait;
 
-pub use control_plane::{ControlPlane, ControlPlaneConfig, DEFAULT_POD_GATEWAY};
+pub use control_plane::{
+    ControlPlane, ControlPlaneConfig, DEFAULT_POD_GATEWAY, audit_policy_for_user,
+};
 pub use crds::{parse as parse_crds, workspace_crds};
 pub use infra::{Components, Unavailable, in_ci, skip_unless_ci};
 pub use kubelet::{
     Forward, ImageMap, Kubelet, KubeletConfig, PGRO_IN_CONTAINER, POD_NETWORK_API_PORT,
-    PROVISIONER, STORAGE_CLASS, check_prerequisites,
+    PROVISIONER, STANDIN_IN_CONTAINER, STORAGE_CLASS, StandIn, check_prerequisites,
 };
 pub use process::{OWNER_ENV, Proc, ProcessSpec, harness, processes_owned_by};
 pub use shared::{TestEnv, TestNamespace, env, env_or_skip, use_pgro_binary};

@@ -6,12 +6,80 @@
 //!   `PGDATA`/`PG_MAJOR` defaults; its default command is `postgres`.
 //! * anything else → the container's `command` runs with the host's tools; without a command the
 //!   container cannot start and its status says why.
+//!
+//! With a [`StandIn`] (the scale harness, `scripts/scale`), two containers run something lighter:
+//!
+//! * a `postgres:<major>` container whose program is `pgro instance …` runs `pgro-standin postgres`
+//!   instead: it answers the `instance` probes (`/readyz`, `/livez` on `--probe-address`) with 200 and
+//!   forwards every connection to its `--port` to one shared, real PostgreSQL ([`StandIn::upstream`]).
+//! * a `pgro` container whose arguments start with `restore` runs `pgro-standin delay <s> -- pgro restore …`:
+//!   it waits [`StandIn::restore_delay`], then executes the real `pgro restore` with the same arguments
+//!   (same PID, so its termination message and exit code are the container's).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// Where the `pgro` binary appears inside containers of the `pgro` image.
 pub const PGRO_IN_CONTAINER: &str = "/usr/local/bin/pgro";
+
+/// Where the stand-in program appears inside containers it replaces or wraps.
+pub const STANDIN_IN_CONTAINER: &str = "/usr/local/bin/pgro-standin";
+
+/// Light stand-ins for the operator scale harness: PostgreSQL instances become a probe responder and TCP
+/// proxy to one shared PostgreSQL, and restore Jobs can be held for a fixed time (see the module docs).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StandIn {
+    /// The `pgro-standin` program on the host (bound into the containers at [`STANDIN_IN_CONTAINER`]).
+    pub binary: PathBuf,
+    /// The shared PostgreSQL as pods reach it (e.g. `10.244.0.1:<port>`, a port exposed on the gateway).
+    pub upstream: String,
+    /// How long each `pgro restore` container waits before the real restore starts (zero: not wrapped).
+    pub restore_delay: std::time::Duration,
+}
+
+impl StandIn {
+    /// From `PGRO_KUBELET_POSTGRES_STANDIN=<upstream host:port>`, `PGRO_KUBELET_STANDIN_BINARY` and
+    /// `PGRO_KUBELET_RESTORE_DELAY` (seconds, default 0); `None` unless the first two are set.
+    pub fn from_env() -> Option<Self> {
+        let upstream = std::env::var("PGRO_KUBELET_POSTGRES_STANDIN").ok()?;
+        let binary = std::env::var_os("PGRO_KUBELET_STANDIN_BINARY").map(PathBuf::from)?;
+        let restore_delay = std::env::var("PGRO_KUBELET_RESTORE_DELAY")
+            .ok()
+            .and_then(|s| s.trim().parse::<f64>().ok())
+            .map(std::time::Duration::from_secs_f64)
+            .unwrap_or_default();
+        Some(Self {
+            binary,
+            upstream,
+            restore_delay,
+        })
+    }
+
+    fn bind(&self) -> (PathBuf, PathBuf) {
+        (self.binary.clone(), PathBuf::from(STANDIN_IN_CONTAINER))
+    }
+}
+
+/// The value after `flag` in `args` (`--flag value` or `--flag=value`).
+fn flag_value<'a>(args: &'a [String], flag: &str) -> Option<&'a str> {
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        if arg == flag {
+            return iter.next().map(String::as_str);
+        }
+        if let Some(value) = arg.strip_prefix(flag).and_then(|r| r.strip_prefix('=')) {
+            return Some(value);
+        }
+    }
+    None
+}
+
+/// Whether `argv` runs the `pgro` binary (any path ending in `/pgro`, or `pgro`) with `subcommand`.
+fn runs_pgro(argv: &[String], subcommand: &str) -> bool {
+    argv.first()
+        .is_some_and(|p| p == "pgro" || p.ends_with("/pgro"))
+        && argv.get(1).is_some_and(|a| a == subcommand)
+}
 
 /// The image → program table.
 #[derive(Debug, Clone, Default)]
@@ -20,6 +88,9 @@ pub struct ImageMap {
     pub pgro_binary: Option<PathBuf>,
     /// PostgreSQL `bin` directories by major version.
     pub postgres: BTreeMap<u32, PathBuf>,
+    /// Stand-ins for PostgreSQL instances and restore delays (the scale harness); `None` runs everything
+    /// for real.
+    pub postgres_standin: Option<StandIn>,
 }
 
 /// How to run one container.
@@ -79,12 +150,27 @@ impl ImageMap {
                          (KubeletConfig::images.pgro_binary / PGRO_BINARY)"
                     ),
                 })?;
-                Ok(Launch {
+                let mut launch = Launch {
                     argv: argv(&[PGRO_IN_CONTAINER.to_owned()], &[]),
                     path_prefix: Vec::new(),
                     env: Vec::new(),
                     binds: vec![(binary, PathBuf::from(PGRO_IN_CONTAINER))],
-                })
+                };
+                if let Some(standin) = &self.postgres_standin
+                    && !standin.restore_delay.is_zero()
+                    && runs_pgro(&launch.argv, "restore")
+                {
+                    let mut wrapped = vec![
+                        STANDIN_IN_CONTAINER.to_owned(),
+                        "delay".to_owned(),
+                        format!("{:.3}", standin.restore_delay.as_secs_f64()),
+                        "--".to_owned(),
+                    ];
+                    wrapped.append(&mut launch.argv);
+                    launch.argv = wrapped;
+                    launch.binds.push(standin.bind());
+                }
+                Ok(launch)
             }
             "postgres" => {
                 let major = match tag.and_then(|t| t.split(|c: char| !c.is_ascii_digit()).next()) {
@@ -111,6 +197,24 @@ impl ImageMap {
                 if full.first().is_some_and(|a| a.starts_with('-')) {
                     full.insert(0, "postgres".to_owned());
                 }
+                let mut binds = Vec::new();
+                if let Some(standin) = &self.postgres_standin
+                    && runs_pgro(&full, "instance")
+                {
+                    let probes = flag_value(&full, "--probe-address").unwrap_or("0.0.0.0:8008");
+                    let port = flag_value(&full, "--port").unwrap_or("5432");
+                    full = vec![
+                        STANDIN_IN_CONTAINER.to_owned(),
+                        "postgres".to_owned(),
+                        "--upstream".to_owned(),
+                        standin.upstream.clone(),
+                        "--probe-address".to_owned(),
+                        probes.to_owned(),
+                        "--port".to_owned(),
+                        port.to_owned(),
+                    ];
+                    binds.push(standin.bind());
+                }
                 Ok(Launch {
                     argv: full,
                     path_prefix: vec![bin.clone()],
@@ -118,7 +222,7 @@ impl ImageMap {
                         ("PG_MAJOR".into(), major.to_string()),
                         ("PGDATA".into(), pgdata),
                     ],
-                    binds: Vec::new(),
+                    binds,
                 })
             }
             _ if !command.is_empty() => Ok(Launch {
@@ -160,7 +264,134 @@ mod tests {
                 (18, PathBuf::from("/pg18/bin")),
             ]
             .into(),
+            postgres_standin: None,
         }
+    }
+
+    fn standin_map(delay: u64) -> ImageMap {
+        ImageMap {
+            postgres_standin: Some(StandIn {
+                binary: "/build/pgro-standin".into(),
+                upstream: "10.244.0.1:15432".into(),
+                restore_delay: std::time::Duration::from_secs(delay),
+            }),
+            ..map()
+        }
+    }
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn standin_replaces_pgro_instance_in_the_postgres_image_with_the_probe_and_proxy_program() {
+        let args = strings(&[
+            "instance",
+            "--pgdata",
+            "/pgdata/data",
+            "--port",
+            "5432",
+            "--probe-address",
+            "0.0.0.0:8008",
+        ]);
+        let launch = standin_map(0)
+            .resolve("postgres:15", &strings(&["/pgro/pgro"]), &args)
+            .expect("stand-in maps");
+        assert_eq!(
+            launch.argv,
+            strings(&[
+                STANDIN_IN_CONTAINER,
+                "postgres",
+                "--upstream",
+                "10.244.0.1:15432",
+                "--probe-address",
+                "0.0.0.0:8008",
+                "--port",
+                "5432",
+            ])
+        );
+        assert_eq!(
+            launch.binds,
+            vec![(
+                PathBuf::from("/build/pgro-standin"),
+                PathBuf::from(STANDIN_IN_CONTAINER)
+            )]
+        );
+        // Still the postgres image otherwise (PATH, PGDATA, the postgres passwd entry).
+        assert_eq!(launch.path_prefix, vec![PathBuf::from("/pg15/bin")]);
+        // Without the stand-in the same container runs pgro instance.
+        let real = map()
+            .resolve("postgres:15", &strings(&["/pgro/pgro"]), &args)
+            .expect("real");
+        assert_eq!(real.argv[0], "/pgro/pgro");
+        assert!(real.binds.is_empty());
+    }
+
+    #[test]
+    fn standin_leaves_other_postgres_programs_and_pgro_subcommands_alone() {
+        let m = standin_map(5);
+        let migrate = m
+            .resolve(
+                "postgres:18",
+                &strings(&["/pgro/pgro"]),
+                &strings(&["migrate-schemas", "--port", "5432"]),
+            )
+            .expect("migration");
+        assert_eq!(migrate.argv[0], "/pgro/pgro");
+        let plain = m.resolve("postgres:18", &[], &[]).expect("postgres");
+        assert_eq!(plain.argv, vec!["postgres"]);
+        let copy = m
+            .resolve("pgro:dev", &[], &strings(&["copy-binary", "/pgro/pgro"]))
+            .expect("copy-binary");
+        assert_eq!(
+            copy.argv,
+            vec![PGRO_IN_CONTAINER, "copy-binary", "/pgro/pgro"]
+        );
+        assert_eq!(copy.binds.len(), 1);
+    }
+
+    #[test]
+    fn standin_delays_pgro_restore_then_runs_the_real_one_with_the_same_args() {
+        let args = strings(&[
+            "restore",
+            "--snapshot",
+            "k123",
+            "--termination-log",
+            "/dev/termination-log",
+        ]);
+        let launch = standin_map(7)
+            .resolve("ghcr.io/bes-au/pgro:0.1.0", &[], &args)
+            .expect("wrapped");
+        let mut expected = strings(&[
+            STANDIN_IN_CONTAINER,
+            "delay",
+            "7.000",
+            "--",
+            PGRO_IN_CONTAINER,
+        ]);
+        expected.extend(args.iter().cloned());
+        assert_eq!(launch.argv, expected);
+        assert!(launch.binds.contains(&(
+            PathBuf::from("/build/pgro"),
+            PathBuf::from(PGRO_IN_CONTAINER)
+        )));
+        assert!(launch.binds.contains(&(
+            PathBuf::from("/build/pgro-standin"),
+            PathBuf::from(STANDIN_IN_CONTAINER)
+        )));
+        // A zero delay does not wrap.
+        let direct = standin_map(0)
+            .resolve("pgro:dev", &[], &args)
+            .expect("direct");
+        assert_eq!(direct.argv[0], PGRO_IN_CONTAINER);
+    }
+
+    #[test]
+    fn flag_values_parse_both_spellings() {
+        let args = strings(&["x", "--port=6000", "--probe-address", "0.0.0.0:1"]);
+        assert_eq!(flag_value(&args, "--port"), Some("6000"));
+        assert_eq!(flag_value(&args, "--probe-address"), Some("0.0.0.0:1"));
+        assert_eq!(flag_value(&args, "--missing"), None);
     }
 
     #[test]

@@ -28,6 +28,24 @@ const SETTLE: Duration = Duration::from_millis(50);
 /// may be queued or writing).
 const RESEND: Duration = Duration::from_secs(5);
 
+/// How long the other replicas' position updates wait for a replica that may start (see [`hold_moves`]).
+const HOLD: Duration = Duration::from_secs(2);
+
+/// Whether the position updates in `wakes` wait: a replica may start and was told so less than [`HOLD`]
+/// ago (`told` gives how long ago, `None` if not yet). When a slot frees, every waiting replica moves up by
+/// one — up to one status write each, which would compete with the admission for the API server; they
+/// follow once it has started (or after [`HOLD`], should it not start).
+#[must_use]
+pub fn hold_moves(
+    wakes: &[(String, String, Admission)],
+    told: impl Fn(&str, &str) -> Option<Duration>,
+) -> bool {
+    wakes
+        .iter()
+        .filter(|(_, _, d)| *d == Admission::Start)
+        .any(|(ns, name, _)| told(ns, name).is_none_or(|ago| ago < HOLD))
+}
+
 /// (restores in `Pending`/`Restoring`, replicas waiting for a slot).
 #[must_use]
 pub fn counts<'a>(
@@ -145,7 +163,16 @@ pub async fn run(inputs: Inputs, mut stop: tokio::sync::watch::Receiver<bool>) {
         });
         let in_progress = usize::try_from(in_progress).unwrap_or(usize::MAX);
         sent.retain(|_, (_, at)| at.elapsed() < RESEND);
-        for (ns, name, decision) in to_wake(&waiters(&p), in_progress, max) {
+        let wakes = to_wake(&waiters(&p), in_progress, max);
+        let hold = hold_moves(&wakes, |ns, name| {
+            sent.get(&(ns.to_owned(), name.to_owned()))
+                .filter(|(d, _)| *d == Admission::Start)
+                .map(|(_, at)| at.elapsed())
+        });
+        for (ns, name, decision) in wakes {
+            if hold && decision != Admission::Start {
+                continue;
+            }
             let key = (ns, name);
             if sent.get(&key).is_some_and(|(d, _)| *d == decision) {
                 continue;
@@ -208,6 +235,22 @@ mod tests {
             .map(|(_, n, _)| n)
             .collect();
         assert_eq!(names, ["a"]);
+    }
+
+    #[test]
+    fn position_updates_wait_for_a_replica_that_may_start() {
+        let wake = |name: &str, d: Admission| ("ns".to_owned(), name.to_owned(), d);
+        let wakes = [
+            wake("a", Admission::Start),
+            wake("b", Admission::Wait { position: 1 }),
+        ];
+        // a not told yet, or told a moment ago: b's new position waits.
+        assert!(hold_moves(&wakes, |_, _| None));
+        assert!(hold_moves(&wakes, |_, _| Some(Duration::from_millis(500))));
+        // a was told long ago and has not started: b is not held back for ever.
+        assert!(!hold_moves(&wakes, |_, _| Some(Duration::from_secs(3))));
+        // Nobody may start: positions go out at once.
+        assert!(!hold_moves(&wakes[1..], |_, _| None));
     }
 
     #[test]
