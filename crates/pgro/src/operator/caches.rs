@@ -133,6 +133,21 @@ impl Readiness {
         }
     }
 
+    /// Logs an error every `every` while some watch has not listed yet: reconciles wait for the caches, so
+    /// a watch that cannot list (RBAC, an API the cluster does not serve) would otherwise stop them silently.
+    pub async fn report_until_ready(self: Arc<Self>, every: std::time::Duration) {
+        loop {
+            if tokio::time::timeout(every, self.wait()).await.is_ok() {
+                return;
+            }
+            tracing::error!(
+                unlisted = self.remaining.load(Ordering::SeqCst),
+                waited_s = every.as_secs(),
+                "the operator's watch caches are not filled yet, so nothing is reconciled; check that its ServiceAccount may list and watch replicas, restores, Jobs, Deployments, PersistentVolumeClaims, Services and Secrets"
+            );
+        }
+    }
+
     /// Waits until every registered watch has listed.
     pub async fn wait(&self) {
         let mut rx = self.ready.subscribe();
@@ -422,6 +437,24 @@ mod tests {
                 .expect("every waiter wakes")
                 .expect("joins");
         }
+    }
+
+    #[tokio::test]
+    async fn the_unfilled_cache_report_stops_once_every_watch_listed() {
+        let r = Readiness::new();
+        r.register();
+        let report =
+            tokio::spawn(Arc::clone(&r).report_until_ready(std::time::Duration::from_millis(10)));
+        tokio::time::sleep(std::time::Duration::from_millis(35)).await;
+        assert!(
+            !report.is_finished(),
+            "still reporting while a watch has not listed"
+        );
+        r.listed();
+        tokio::time::timeout(std::time::Duration::from_secs(5), report)
+            .await
+            .expect("stops once ready")
+            .expect("joins");
     }
 
     #[test]

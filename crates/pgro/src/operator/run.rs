@@ -275,6 +275,7 @@ async fn run_controllers(
         children.clone(),
         &readiness,
     );
+    tokio::spawn(Arc::clone(&readiness).report_until_ready(std::time::Duration::from_secs(60)));
     let _ = ctx.caches.set(Caches::new(Readers {
         replicas: replica_store.clone(),
         restores: restore_store.clone(),
