@@ -26,15 +26,16 @@ pub async fn connect(
     restore: &str,
 ) -> Result<Option<tokio_postgres::Client>> {
     let cached = ctx.caches();
-    let Some(ip) = caches::lookup::<Service>(cached.map(|c| &c.services), &ctx.client, ns, restore)
-        .await?
-        .and_then(|s| s.spec.as_ref()?.cluster_ip.clone())
-        .filter(|ip| ip != "None")
+    let Some(ip) =
+        caches::lookup::<Service>(cached.map(|c| &c.stores.services), &ctx.client, ns, restore)
+            .await?
+            .and_then(|s| s.spec.as_ref()?.cluster_ip.clone())
+            .filter(|ip| ip != "None")
     else {
         return Ok(None);
     };
     let password = caches::lookup::<Secret>(
-        cached.map(|c| &c.secrets),
+        cached.map(|c| &c.stores.secrets),
         &ctx.client,
         ns,
         &naming::admin_secret(replica),

@@ -27,9 +27,36 @@ use serde::de::DeserializeOwned;
 
 use super::error::Result;
 
-/// The controllers' watch caches (all cluster-wide; children by pgro's replica label).
+/// The controllers' watch caches and what this process remembers of its own writes.
 #[derive(Clone)]
 pub struct Caches {
+    /// The reflector stores.
+    pub stores: Stores,
+    /// Whether every store has had its first complete listing.
+    readiness: Arc<Readiness>,
+    /// Data of Secrets replicas refer to, by (namespace, name), with the `resourceVersion` it was read at.
+    secret_data: Arc<Mutex<HashMap<Key, CachedData>>>,
+    /// Services this process applied.
+    services_applied: Arc<WriteLog>,
+    /// Replica statuses this process wrote.
+    statuses_written: Arc<WriteLog>,
+}
+
+/// (namespace, name).
+type Key = (String, String);
+
+/// A Secret's data as read at one `resourceVersion`.
+type CachedData = (String, Arc<BTreeMap<String, ByteString>>);
+
+impl std::fmt::Debug for Caches {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Caches").finish_non_exhaustive()
+    }
+}
+
+/// The reflector stores reconciles read (all cluster-wide; children by pgro's replica label).
+#[derive(Clone)]
+pub struct Stores {
     /// Every replica (the replica controller's own store).
     pub replicas: Store<PostgresPhysicalReplica>,
     /// Every restore, updated by the same watch that triggers replica reconciles (so a replica woken by a
@@ -49,55 +76,45 @@ pub struct Caches {
     pub secrets: Store<Secret>,
     /// Every Secret's metadata.
     pub secret_meta: Store<PartialObjectMeta<Secret>>,
-    /// Whether every store has had its first complete listing.
-    readiness: Arc<Readiness>,
-    /// Data of Secrets replicas refer to, by (namespace, name), with the `resourceVersion` it was read at.
-    secret_data: Arc<Mutex<HashMap<Key, CachedData>>>,
-    /// Services this process applied: (namespace, name) → (hash of the applied body, `resourceVersion` the
-    /// apply returned).
-    applied: Arc<Mutex<HashMap<Key, (u64, String)>>>,
-    /// Replica statuses this process wrote: (namespace, name) → (hash of the status, `resourceVersion` it
-    /// was decided from, `resourceVersion` the write produced).
-    written: Arc<Mutex<HashMap<Key, Written>>>,
 }
 
-/// (namespace, name).
-type Key = (String, String);
+/// Objects this process wrote, by (namespace, name).
+#[derive(Debug, Default)]
+struct WriteLog(Mutex<HashMap<Key, Write>>);
 
-/// A status write: (hash of the status, `resourceVersion` decided from, `resourceVersion` produced).
-type Written = (u64, String, String);
+/// One write: a hash of the body, the `resourceVersion` it was decided from (when it had one) and the one
+/// it produced.
+#[derive(Debug)]
+struct Write {
+    hash: u64,
+    from: Option<String>,
+    to: String,
+}
 
-/// A Secret's data as read at one `resourceVersion`.
-type CachedData = (String, Arc<BTreeMap<String, ByteString>>);
-
-impl std::fmt::Debug for Caches {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Caches").finish_non_exhaustive()
+impl WriteLog {
+    fn record<T: serde::Serialize>(
+        &self,
+        ns: &str,
+        name: &str,
+        body: &T,
+        from: Option<String>,
+        to: String,
+    ) {
+        if let Ok(mut log) = self.0.lock() {
+            let hash = body_hash(body);
+            log.insert((ns.to_owned(), name.to_owned()), Write { hash, from, to });
+        }
     }
-}
 
-/// The readers of [`Caches`], as `run` builds them.
-pub struct Readers {
-    /// See [`Caches::replicas`].
-    pub replicas: Store<PostgresPhysicalReplica>,
-    /// See [`Caches::restores`].
-    pub restores: Store<PostgresPhysicalRestore>,
-    /// See [`Caches::replicas_for_restores`].
-    pub replicas_for_restores: Store<PostgresPhysicalReplica>,
-    /// See [`Caches::jobs`].
-    pub jobs: Store<Job>,
-    /// See [`Caches::deployments`].
-    pub deployments: Store<Deployment>,
-    /// See [`Caches::pvcs`].
-    pub pvcs: Store<PersistentVolumeClaim>,
-    /// See [`Caches::services`].
-    pub services: Store<Service>,
-    /// See [`Caches::secrets`].
-    pub secrets: Store<Secret>,
-    /// See [`Caches::secret_meta`].
-    pub secret_meta: Store<PartialObjectMeta<Secret>>,
-    /// Told by each store's watch when its first listing is in.
-    pub readiness: Arc<Readiness>,
+    /// Whether `body` is what was last written as `name`, and `seen` (the cached object's version) is the
+    /// one that write was decided from or the one it produced.
+    fn holds<T: serde::Serialize>(&self, ns: &str, name: &str, body: &T, seen: &str) -> bool {
+        self.0.lock().is_ok_and(|log| {
+            log.get(&(ns.to_owned(), name.to_owned())).is_some_and(|w| {
+                w.hash == body_hash(body) && (w.to == seen || w.from.as_deref() == Some(seen))
+            })
+        })
+    }
 }
 
 /// Whether every registered watch has delivered its first complete listing.
@@ -156,30 +173,22 @@ impl Readiness {
     }
 }
 
-impl std::fmt::Debug for Readers {
+impl std::fmt::Debug for Stores {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Readers").finish_non_exhaustive()
+        f.debug_struct("Stores").finish_non_exhaustive()
     }
 }
 
 impl Caches {
-    /// Caches over the given stores.
+    /// Caches over `stores`, ready when `readiness` is (each store's watch tells it).
     #[must_use]
-    pub fn new(r: Readers) -> Self {
+    pub fn new(stores: Stores, readiness: Arc<Readiness>) -> Self {
         Self {
-            replicas: r.replicas,
-            restores: r.restores,
-            replicas_for_restores: r.replicas_for_restores,
-            jobs: r.jobs,
-            deployments: r.deployments,
-            pvcs: r.pvcs,
-            services: r.services,
-            secrets: r.secrets,
-            secret_meta: r.secret_meta,
-            readiness: r.readiness,
+            stores,
+            readiness,
             secret_data: Arc::default(),
-            applied: Arc::default(),
-            written: Arc::default(),
+            services_applied: Arc::default(),
+            statuses_written: Arc::default(),
         }
     }
 
@@ -195,14 +204,7 @@ impl Caches {
         seen: Option<&str>,
         status: &S,
     ) -> bool {
-        let (Some(seen), Ok(written)) = (seen, self.written.lock()) else {
-            return false;
-        };
-        written
-            .get(&(ns.to_owned(), name.to_owned()))
-            .is_some_and(|(hash, from, to)| {
-                *hash == body_hash(status) && (seen == from || seen == to)
-            })
+        seen.is_some_and(|seen| self.statuses_written.holds(ns, name, status, seen))
     }
 
     /// Records a status write: decided from `from`, producing `to`.
@@ -214,11 +216,8 @@ impl Caches {
         to: Option<String>,
         status: &S,
     ) {
-        if let (Some(from), Some(to), Ok(mut written)) = (from, to, self.written.lock()) {
-            written.insert(
-                (ns.to_owned(), name.to_owned()),
-                (body_hash(status), from, to),
-            );
+        if let Some(to) = to {
+            self.statuses_written.record(ns, name, status, from, to);
         }
     }
 
@@ -227,29 +226,17 @@ impl Caches {
     /// moves it, and the Service is applied again).
     #[must_use]
     pub fn service_unchanged(&self, ns: &str, name: &str, body: &Service) -> bool {
-        let Some(live) = self
+        self.stores
             .services
             .get(&ObjectRef::new(name).within(ns))
             .and_then(|s| s.resource_version())
-        else {
-            return false;
-        };
-        let key = (ns.to_owned(), name.to_owned());
-        self.applied.lock().is_ok_and(|applied| {
-            applied
-                .get(&key)
-                .is_some_and(|(hash, rv)| *hash == body_hash(body) && *rv == live)
-        })
+            .is_some_and(|live| self.services_applied.holds(ns, name, body, &live))
     }
 
     /// Records that `body` was applied as Service `name`, which is now at `resource_version`.
     pub fn service_applied(&self, ns: &str, name: &str, body: &Service, resource_version: String) {
-        if let Ok(mut applied) = self.applied.lock() {
-            applied.insert(
-                (ns.to_owned(), name.to_owned()),
-                (body_hash(body), resource_version),
-            );
-        }
+        self.services_applied
+            .record(ns, name, body, None, resource_version);
     }
 
     /// Waits until every store has had its first complete listing (before that, an empty store would read
@@ -272,6 +259,7 @@ impl Caches {
     ) -> Result<Option<Arc<BTreeMap<String, ByteString>>>> {
         let key = (ns.to_owned(), name.to_owned());
         let known = self
+            .stores
             .secret_meta
             .get(&ObjectRef::new(name).within(ns))
             .and_then(|m| m.resource_version());
@@ -380,18 +368,20 @@ mod tests {
     }
 
     fn caches_with(services: Store<Service>) -> Caches {
-        Caches::new(Readers {
-            replicas: empty(),
-            restores: empty(),
-            replicas_for_restores: empty(),
-            jobs: empty(),
-            deployments: empty(),
-            pvcs: empty(),
-            services,
-            secrets: empty(),
-            secret_meta: empty(),
-            readiness: Readiness::new(),
-        })
+        Caches::new(
+            Stores {
+                replicas: empty(),
+                restores: empty(),
+                replicas_for_restores: empty(),
+                jobs: empty(),
+                deployments: empty(),
+                pvcs: empty(),
+                services,
+                secrets: empty(),
+                secret_meta: empty(),
+            },
+            Readiness::new(),
+        )
     }
 
     #[test]

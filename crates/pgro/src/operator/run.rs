@@ -18,7 +18,7 @@ use kube::{Client, ResourceExt};
 use pgro_api::{LABEL_REPLICA, PostgresPhysicalReplica, PostgresPhysicalRestore};
 use tokio::signal::unix::{SignalKind, signal};
 
-use super::caches::{Caches, Readers, Readiness};
+use super::caches::{Caches, Readiness, Stores};
 use super::context::Context;
 use super::controllers::{self, replica, restore};
 use super::http;
@@ -276,18 +276,20 @@ async fn run_controllers(
         &readiness,
     );
     tokio::spawn(Arc::clone(&readiness).report_until_ready(std::time::Duration::from_secs(60)));
-    let _ = ctx.caches.set(Caches::new(Readers {
-        replicas: replica_store.clone(),
-        restores: restore_store.clone(),
-        replicas_for_restores,
-        jobs,
-        deployments,
-        pvcs,
-        services,
-        secrets,
-        secret_meta,
+    let _ = ctx.caches.set(Caches::new(
+        Stores {
+            replicas: replica_store.clone(),
+            restores: restore_store.clone(),
+            replicas_for_restores,
+            jobs,
+            deployments,
+            pvcs,
+            services,
+            secrets,
+            secret_meta,
+        },
         readiness,
-    }));
+    ));
 
     // A restore's change concerns its own replica; replicas waiting for a slot are woken by the queue
     // watch when the queue moves, not by every restore's status change.

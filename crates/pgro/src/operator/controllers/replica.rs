@@ -90,7 +90,7 @@ fn random_password() -> Result<String> {
 /// `<replica>-admin`.
 async fn ensure_secrets(ctx: &Context, replica: &PostgresPhysicalReplica, ns: &str) -> Result<()> {
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
-    let cache = ctx.caches().map(|c| &c.secrets);
+    let cache = ctx.caches().map(|c| &c.stores.secrets);
     let name = replica.name_any();
     let creds = naming::credentials_secret(&name);
     match caches::lookup(cache, &ctx.client, ns, &creds).await? {
@@ -173,7 +173,7 @@ async fn observe_migration(
     replica: &str,
 ) -> Result<Option<MigrationView>> {
     let name = naming::schema_migration_job(replica);
-    let cache = ctx.caches().map(|c| &c.jobs);
+    let cache = ctx.caches().map(|c| &c.stores.jobs);
     let Some(job) = caches::lookup::<Job>(cache, &ctx.client, ns, &name).await? else {
         return Ok(None);
     };
@@ -346,9 +346,9 @@ async fn admit_and_create(
                 .collect()
         };
     let waiting = match ctx.caches() {
-        Some(stores) => {
-            let waiting = others(queue_watch::waiters(&stores.replicas.state()));
-            let restores = stores.restores.state();
+        Some(c) => {
+            let waiting = others(queue_watch::waiters(&c.stores.replicas.state()));
+            let restores = c.stores.restores.state();
             let (cached, _) = queue_watch::counts(restores.iter().map(AsRef::as_ref), []);
             let view = waiters_view(&waiting);
             let admission = queue::admit(&me, &view, usize::try_from(cached).unwrap_or(0), max);
@@ -564,7 +564,7 @@ async fn reconcile_inner(replica: &PostgresPhysicalReplica, ctx: &Context) -> Re
     let label = naming::label_value(&name);
     let owned: BTreeMap<String, PostgresPhysicalRestore> = match ctx.caches() {
         Some(c) => {
-            let all = c.restores.state();
+            let all = c.stores.restores.state();
             caches::owned_restores(all.iter().map(AsRef::as_ref), &ns, &label, &uid)
         }
         None => {

@@ -31,7 +31,7 @@ use plan::{Child, DeploymentView, Fix, JobReport, JobView, Observed};
 /// Reads the restore Job, and its pods' termination messages once it has finished.
 async fn observe_job(ctx: &Context, ns: &str, restore: &str) -> Result<Option<JobView>> {
     let name = naming::restore_job(restore);
-    let cache = ctx.caches().map(|c| &c.jobs);
+    let cache = ctx.caches().map(|c| &c.stores.jobs);
     let Some(job) = caches::lookup::<Job>(cache, &ctx.client, ns, &name).await? else {
         return Ok(None);
     };
@@ -109,7 +109,7 @@ async fn reconcile_inner(restore: &PostgresPhysicalRestore, ctx: &Context) -> Re
         c.ready().await;
     }
     let Some(replica) = caches::lookup::<PostgresPhysicalReplica>(
-        cached.map(|c| &c.replicas_for_restores),
+        cached.map(|c| &c.stores.replicas_for_restores),
         &ctx.client,
         &ns,
         &restore.spec.replica.name,
@@ -134,7 +134,7 @@ async fn reconcile_inner(restore: &PostgresPhysicalRestore, ctx: &Context) -> Re
     let terminal = phase == RestorePhase::Failed;
     let pvc = terminal
         || caches::lookup::<PersistentVolumeClaim>(
-            cached.map(|c| &c.pvcs),
+            cached.map(|c| &c.stores.pvcs),
             &client,
             &ns,
             &naming::data_pvc(&name),
@@ -155,7 +155,7 @@ async fn reconcile_inner(restore: &PostgresPhysicalRestore, ctx: &Context) -> Re
         None
     } else {
         caches::lookup::<Deployment>(
-            cached.map(|c| &c.deployments),
+            cached.map(|c| &c.stores.deployments),
             &client,
             &ns,
             &naming::restore_deployment(&name),
@@ -172,7 +172,7 @@ async fn reconcile_inner(restore: &PostgresPhysicalRestore, ctx: &Context) -> Re
         })
     };
     let service = terminal
-        || caches::lookup::<Service>(cached.map(|c| &c.services), &client, &ns, &name)
+        || caches::lookup::<Service>(cached.map(|c| &c.stores.services), &client, &ns, &name)
             .await?
             .is_some();
     // I1/I6: once the instance is ready, what it had to change is read (once) from `_pgro.restore_info`.
