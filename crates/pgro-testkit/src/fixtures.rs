@@ -314,22 +314,26 @@ pub struct PostgresServer {
     _proc: Proc,
 }
 
+/// `initdb`'s arguments before the data directory in every test cluster: superuser `postgres`, trust,
+/// UTF-8, the `C.UTF-8` locale, then `-D`.
+pub const INITDB_ARGS: [&str; 8] = [
+    "-U",
+    "postgres",
+    "-A",
+    "trust",
+    "-E",
+    "UTF8",
+    "--locale=C.UTF-8",
+    "-D",
+];
+
 impl Postgres {
     /// `initdb` of `dir` (owned by the PostgreSQL user; superuser `postgres`, trust, UTF-8, C.UTF-8).
     fn initdb(&self, dir: &Path) -> anyhow::Result<()> {
         self.own(dir)?;
         output(
             self.command("initdb")
-                .args([
-                    "-U",
-                    "postgres",
-                    "-A",
-                    "trust",
-                    "-E",
-                    "UTF8",
-                    "--locale=C.UTF-8",
-                    "-D",
-                ])
+                .args(INITDB_ARGS)
                 .arg(dir)
                 .stdout(Stdio::null()),
         )?;

@@ -81,15 +81,7 @@ pub async fn world(test: &str) -> Option<&'static World> {
 impl World {
     async fn start(env: &'static TestEnv) -> Self {
         let t0 = Instant::now();
-        let root = tempfile::Builder::new()
-            .prefix("pgro-e2e")
-            .tempdir()
-            .unwrap();
-        std::fs::set_permissions(
-            root.path(),
-            std::os::unix::fs::PermissionsExt::from_mode(0o755),
-        )
-        .unwrap();
+        let root = instance_support::test_root("pgro-e2e");
         let minio = Minio::start(env.components(), &root.path().join("minio"), &[BUCKET])
             .await
             .expect("MinIO starts");

@@ -31,16 +31,7 @@ impl Env {
         super::run(
             self.user
                 .command(self.bin.join("initdb"))
-                .args([
-                    "-U",
-                    "postgres",
-                    "-A",
-                    "trust",
-                    "-E",
-                    "UTF8",
-                    "--locale=C.UTF-8",
-                    "-D",
-                ])
+                .args(pgro_testkit::fixtures::INITDB_ARGS)
                 .arg(dir),
         );
     }
