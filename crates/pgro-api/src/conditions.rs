@@ -7,6 +7,9 @@ pub mod condition_types {
     pub const READY: &str = "Ready";
     /// Replica: the Kopia Secret exists, has every key, and opens the repository.
     pub const KOPIA_SECRET_VALID: &str = "KopiaSecretValid";
+    /// Replica (+): the backup source named by `spec.source` is usable: its Secret exists and is complete,
+    /// the repository is reachable, opens and holds a backup. `KopiaSecretValid` still reports on Kopia.
+    pub const SOURCE_VALID: &str = "SourceValid";
     /// Replica: `spec.schedule` parses.
     pub const SCHEDULE_VALID: &str = "ScheduleValid";
     /// Replica: a snapshot matches `spec.snapshotFilter`.
@@ -28,10 +31,18 @@ pub mod condition_types {
 
 /// Condition `reason` values.
 pub mod condition_reasons {
-    /// `KopiaSecretValid=False`: the Secret does not exist.
+    /// `KopiaSecretValid=False`, `SourceValid=False`: the Secret does not exist.
     pub const SECRET_NOT_FOUND: &str = "SecretNotFound";
-    /// `KopiaSecretValid=False`: a required key is missing or a value is malformed.
+    /// `KopiaSecretValid=False`, `SourceValid=False`: a required key is missing or a value is malformed.
     pub const SECRET_INVALID: &str = "SecretInvalid";
+    /// `SourceValid=False`: the repository's storage cannot be reached.
+    pub const REPOSITORY_UNREACHABLE: &str = "RepositoryUnreachable";
+    /// `SourceValid=False`: the password or cipher passphrase does not decrypt the repository.
+    pub const WRONG_PASSWORD: &str = "WrongPassword";
+    /// `SourceValid=False`: the repository's format (or the source kind) is not one this build reads.
+    pub const UNSUPPORTED_REPOSITORY: &str = "UnsupportedRepository";
+    /// `SourceValid=False`: the repository opened but holds no backup to restore.
+    pub const NO_BACKUP: &str = "NoBackup";
     /// `KopiaSecretValid=False`: the repository password does not decrypt the repository.
     pub const REPOSITORY_PASSWORD_INVALID: &str = "RepositoryPasswordInvalid";
     /// `RestoreDeferred=True`: three restores of the replica exist outside `Failed`.

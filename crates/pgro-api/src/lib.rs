@@ -3,6 +3,8 @@
 //! * [`PostgresPhysicalReplica`] — the user-facing resource: a continuously refreshed, read-only copy of a
 //!   PostgreSQL database restored from physical Kopia snapshots ([`PostgresPhysicalReplicaSpec`],
 //!   [`PostgresPhysicalReplicaStatus`]).
+//! * [`Source`] — where the backups are (`spec.source`: Kopia or pgBackRest), and [`SourceRef`], the one
+//!   source a replica names whichever field it uses ([`PostgresPhysicalReplicaSpec::effective_source`]).
 //! * [`PostgresPhysicalRestore`] — one restore of one snapshot, created and owned by the operator
 //!   ([`PostgresPhysicalRestoreSpec`], [`PostgresPhysicalRestoreStatus`]).
 //!
@@ -19,6 +21,8 @@ mod phase;
 mod replica;
 #[allow(unreachable_pub, clippy::duplicated_attributes)]
 mod restore;
+#[allow(unreachable_pub)]
+mod source;
 mod validation;
 
 #[cfg(feature = "testutil")]
@@ -33,10 +37,15 @@ pub use replica::{
 };
 pub use restore::{
     PostgresPhysicalRestore, PostgresPhysicalRestoreSpec, PostgresPhysicalRestoreStatus,
-    RestoreJobStatus,
+    RestoreJobStatus, WalReplayed,
+};
+pub use source::{
+    KopiaSource, PgbackrestAzure, PgbackrestGcs, PgbackrestS3, PgbackrestSource, PgbackrestVolume,
+    Recovery, RecoveryTarget, Source, SourceRef, UriStyle,
 };
 pub use validation::{
     DURATION_PATTERN, IDENTIFIER_PATTERN, RESERVED_ROLE_NAMES, RESERVED_SCHEMA_NAMES,
+    STANZA_PATTERN,
 };
 
 /// API group of both kinds.

@@ -10,6 +10,7 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Serialize};
 
 use crate::phase::ReplicaPhase;
+use crate::source::{Recovery, Source, SourceRef};
 use crate::validation;
 
 /// A continuously refreshed, read-only copy of a PostgreSQL database, restored from physical Kopia
@@ -48,14 +49,27 @@ use crate::validation;
         json_path = ".metadata.creationTimestamp"
     )
 )]
-#[x_kube(validation = validation::override_within_maximum())]
+#[x_kube(
+    validation = validation::override_within_maximum(),
+    validation = validation::kopia_secret_ref_or_source()
+)]
 #[serde(rename_all = "camelCase")]
 pub struct PostgresPhysicalReplicaSpec {
     /// Secret in this namespace with the Kopia repository credentials: `bucket`, `region`,
     /// `repositoryPassword`, `accessKeyId`, `secretAccessKey`; optional `endpoint`, `disableTls`, `prefix`,
-    /// and `storage` (`s3` default, `filesystem`, `gcs`, `azure`) with their keys.
-    #[x_kube(validation = validation::secret_ref_name())]
-    pub kopia_secret_ref: SecretReference,
+    /// and `storage` (`s3` default, `filesystem`, `gcs`, `azure`) with their keys. The same as
+    /// `source.kopia.secretRef`; set this or `source`, not both.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = validation::secret_ref_name("kopiaSecretRef"))]
+    pub kopia_secret_ref: Option<SecretReference>,
+
+    /// Where the backups are, when not named by `kopiaSecretRef`: exactly one of `kopia` or `pgbackrest`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<Source>,
+
+    /// How far WAL is replayed after a backup is restored (WAL-archive sources only: `pgbackrest`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery: Option<Recovery>,
 
     /// Which Kopia snapshot to restore: the newest complete snapshot matching every given criterion.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -150,6 +164,28 @@ pub struct PostgresPhysicalReplicaSpec {
     #[schemars(length(max = 64), inner(length(max = 63)))]
     #[x_kube(validation = validation::schema_names(), merge_strategy = ListMerge::Set)]
     pub persistent_schemas: Option<Vec<String>>,
+}
+
+impl PostgresPhysicalReplicaSpec {
+    /// The backup source, whether `kopiaSecretRef` or `source` names it; `None` when the spec names none
+    /// or several (admission refuses both, so this means its rules were bypassed).
+    #[must_use]
+    pub fn effective_source(&self) -> Option<SourceRef<'_>> {
+        match (&self.kopia_secret_ref, &self.source) {
+            (Some(secret), None) => Some(SourceRef::Kopia(secret)),
+            (None, Some(source)) => source.member(),
+            (None, None) | (Some(_), Some(_)) => None,
+        }
+    }
+
+    /// The Kopia Secret, from `kopiaSecretRef` or `source.kopia.secretRef`; `None` for other sources.
+    #[must_use]
+    pub fn kopia_secret(&self) -> Option<&SecretReference> {
+        match self.effective_source()? {
+            SourceRef::Kopia(secret) => Some(secret),
+            SourceRef::Pgbackrest(_) => None,
+        }
+    }
 }
 
 fn default_schedule_jitter() -> String {
@@ -333,8 +369,8 @@ pub struct PostgresPhysicalReplicaStatus {
     /// Delivery state of each notification.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notifications: Vec<NotificationStatus>,
-    /// `Ready`, `KopiaSecretValid`, `ScheduleValid`, `SnapshotAvailable`, `RestoreSchedulingSuspended`,
-    /// `StorageWithinLimit`.
+    /// `Ready`, `KopiaSecretValid`, `SourceValid`, `ScheduleValid`, `SnapshotAvailable`,
+    /// `RestoreSchedulingSuspended`, `StorageWithinLimit`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,

@@ -8,6 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::phase::RestorePhase;
+use crate::source::{Recovery, Source};
 use crate::validation;
 
 /// One restore of one Kopia snapshot into a new PostgreSQL instance: a PVC, a restore Job, a Deployment and a
@@ -69,6 +70,13 @@ pub struct PostgresPhysicalRestoreSpec {
     /// When the snapshot was taken (its start time in Kopia).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot_time: Option<Time>,
+    /// The replica's `spec.source` when this restore was created, so the restore keeps reading the backup
+    /// it was created for. Absent when the replica names its source with `kopiaSecretRef`. (+)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<Source>,
+    /// The replica's `spec.recovery` when this restore was created. (+)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery: Option<Recovery>,
 }
 
 /// Observed state of a [`PostgresPhysicalRestore`].
@@ -120,6 +128,28 @@ pub struct PostgresPhysicalRestoreStatus {
     /// consistent as the snapshot was atomic. (+)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_state: Option<String>,
+    /// Which kind of source the data came from: `kopia`, `pgbackrest`, `barmanCloud` or `restic`. (+)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// The time of the newest data served: where recovery ended (`pg_last_xact_replay_timestamp()`), the
+    /// backup's end time when no WAL was replayed, or a logical dump's time. (+)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_time: Option<Time>,
+    /// How much archived WAL was replayed after the backup (WAL-archive sources only). (+)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wal_replayed: Option<WalReplayed>,
+}
+
+/// Archived WAL replayed on top of a restored backup.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WalReplayed {
+    /// WAL segments fetched from the archive.
+    pub segments: u64,
+    /// Their total size in bytes.
+    pub bytes: u64,
+    /// How long replay took, in seconds.
+    pub seconds: f64,
 }
 
 /// State of the restore Job.

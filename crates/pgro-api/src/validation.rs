@@ -16,6 +16,11 @@ pub const DURATION_PATTERN: &str = r"^(0|\s*([0-9]+(\.[0-9]+)?\s*(ns|nsec|us|use
 /// A valid unquoted PostgreSQL identifier (lowercase, at most 63 bytes).
 pub const IDENTIFIER_PATTERN: &str = "^[a-z_][a-z0-9_]{0,62}$";
 
+/// A pgBackRest stanza as pgro admits it. pgBackRest itself takes almost any string, but the stanza becomes
+/// a path component (`archive/<stanza>/`, `backup/<stanza>/`) and an INI section name, so pgro keeps to
+/// characters that are safe in both; the first character rules out `.` and `..`.
+pub const STANZA_PATTERN: &str = "^[A-Za-z0-9_][A-Za-z0-9._-]*$";
+
 /// Role names PostgreSQL reserves or pgro uses itself; the analytics role may not take them.
 pub const RESERVED_ROLE_NAMES: &[&str] = &[
     "public",
@@ -88,8 +93,69 @@ pub(crate) fn override_within_maximum() -> Rule {
     .message("storageSizeOverride must not exceed storageSizeMaximum")
 }
 
-pub(crate) fn secret_ref_name() -> Rule {
-    Rule::new("has(self.name) && size(self.name) > 0").message("kopiaSecretRef.name is required")
+pub(crate) fn secret_ref_name(field: &str) -> Rule {
+    Rule::new("has(self.name) && size(self.name) > 0")
+        .message(Message::Message(format!("{field}.name is required")))
+}
+
+/// `kopiaSecretRef` is the seed's field and stays; `source` is the general form. Both at once would leave
+/// the operator guessing which the user meant.
+pub(crate) fn kopia_secret_ref_or_source() -> Rule {
+    Rule::new("has(self.kopiaSecretRef) != has(self.source)").message(
+        "set exactly one of kopiaSecretRef or source: they are alternative ways to name the backup source \
+         (source.kopia.secretRef is the same as kopiaSecretRef)",
+    )
+}
+
+/// Exactly one of the object's optional `members` is present.
+fn exactly_one(members: &[&str], message: String) -> Rule {
+    let count: Vec<String> = members
+        .iter()
+        .map(|m| format!("(has(self.{m}) ? 1 : 0)"))
+        .collect();
+    Rule::new(format!("{} == 1", count.join(" + "))).message(Message::Message(message))
+}
+
+pub(crate) fn one_source_member() -> Rule {
+    let members = ["kopia", "pgbackrest"];
+    exactly_one(
+        &members,
+        format!("source must set exactly one of {}", members.join(", ")),
+    )
+}
+
+pub(crate) fn one_pgbackrest_storage() -> Rule {
+    let members = ["s3", "gcs", "azure", "volume"];
+    exactly_one(
+        &members,
+        format!(
+            "source.pgbackrest must set exactly one storage: {}",
+            members.join(", ")
+        ),
+    )
+}
+
+pub(crate) fn stanza() -> Rule {
+    Rule::new(format!("self.matches('{STANZA_PATTERN}')")).message(
+        "source.pgbackrest.stanza must be letters, digits, _, - and ., starting with a letter, digit or _",
+    )
+}
+
+/// pgBackRest refuses a relative `repoN-path`; `..` would leave the repository (or the mounted volume).
+pub(crate) fn absolute_path(field: &str) -> Rule {
+    Rule::new(r"self.startsWith('/') && !self.matches(r'(^|/)\.\.(/|$)')").message(
+        Message::Message(format!(
+            "{field} must be an absolute path (starting with /) without .. segments"
+        )),
+    )
+}
+
+pub(crate) fn relative_path(field: &str) -> Rule {
+    Rule::new(r"!self.startsWith('/') && !self.matches(r'(^|/)\.\.(/|$)')").message(
+        Message::Message(format!(
+            "{field} must be a relative path without .. segments"
+        )),
+    )
 }
 
 pub(crate) fn http_url() -> Rule {

@@ -342,3 +342,193 @@ fn restore_spec_is_immutable() {
         "{errors:?}"
     );
 }
+
+/// A replica whose spec is exactly `spec` plus a schedule (no `kopiaSecretRef`).
+fn replica_from(spec: Value) -> Value {
+    let mut base = json!({"schedule": "0 */6 * * *"});
+    if let (Some(base), Some(extra)) = (base.as_object_mut(), spec.as_object()) {
+        base.extend(extra.clone());
+    }
+    json!({"apiVersion": "pgro.bes.au/v1alpha1", "kind": "PostgresPhysicalReplica",
+           "metadata": {"name": "test", "namespace": "pgro-example"}, "spec": base})
+}
+
+fn source_rejections(spec: Value) -> Vec<String> {
+    rejections(
+        &schema::<PostgresPhysicalReplica>(),
+        &replica_from(spec),
+        None,
+    )
+}
+
+fn assert_source_rejected(spec: Value, expected_message: &str) {
+    let errors = source_rejections(spec.clone());
+    assert!(
+        errors.iter().any(|e| e.contains(expected_message)),
+        "spec {spec} should be rejected with {expected_message:?}, got {errors:?}"
+    );
+}
+
+fn assert_source_admitted(spec: Value) {
+    let errors = source_rejections(spec.clone());
+    assert!(
+        errors.is_empty(),
+        "spec {spec} should be admitted, got {errors:?}"
+    );
+}
+
+fn pgbackrest(fields: Value) -> Value {
+    json!({"source": {"pgbackrest": fields}})
+}
+
+const ONE_SOURCE: &str = "set exactly one of kopiaSecretRef or source: they are alternative ways";
+
+#[test]
+fn kopia_secret_ref_and_source_together_are_rejected() {
+    assert_rejected(
+        json!({"source": {"kopia": {"secretRef": {"name": "kopia-credentials"}}}}),
+        ONE_SOURCE,
+    );
+    assert_rejected(
+        pgbackrest(json!({"volume": {"claimName": "repo1"}})),
+        ONE_SOURCE,
+    );
+}
+
+#[test]
+fn replica_without_kopia_secret_ref_or_source_is_rejected() {
+    assert_source_rejected(json!({}), ONE_SOURCE);
+}
+
+#[test]
+fn source_with_no_member_or_two_members_is_rejected() {
+    let message = "source must set exactly one of kopia, pgbackrest";
+    assert_source_rejected(json!({"source": {}}), message);
+    assert_source_rejected(
+        json!({"source": {"kopia": {"secretRef": {"name": "k"}},
+                          "pgbackrest": {"volume": {"claimName": "repo1"}}}}),
+        message,
+    );
+}
+
+#[test]
+fn pgbackrest_source_with_no_storage_or_two_storages_is_rejected() {
+    let message = "source.pgbackrest must set exactly one storage: s3, gcs, azure, volume";
+    assert_source_rejected(pgbackrest(json!({"stanza": "db"})), message);
+    assert_source_rejected(
+        pgbackrest(json!({"volume": {"claimName": "repo1"}, "gcs": {"bucket": "b"}})),
+        message,
+    );
+    assert_source_rejected(
+        pgbackrest(
+            json!({"s3": {"bucket": "b", "endpoint": "e", "region": "r"},
+                          "azure": {"container": "c"}}),
+        ),
+        message,
+    );
+}
+
+#[test]
+fn pgo_shaped_pgbackrest_source_is_admitted() {
+    let pgo: Value =
+        serde_yaml::from_str(include_str!("fixtures/replica-pgbackrest.yaml")).expect("yaml");
+    let errors = rejections(&schema::<PostgresPhysicalReplica>(), &pgo, None);
+    assert!(errors.is_empty(), "{errors:?}");
+    // PGO's defaults: stanza db, repo1 at /pgbackrest/repo1, credentials in the cluster's Secret.
+    assert_source_admitted(pgbackrest(json!({
+        "stanza": "db", "repoPath": "/pgbackrest/repo1",
+        "s3": {"bucket": "b", "endpoint": "s3.amazonaws.com", "region": "us-east-1", "uriStyle": "host"},
+        "secretRef": {"name": "pgo-s3-creds"}})));
+    assert_source_admitted(pgbackrest(json!({"gcs": {"bucket": "b"}})));
+    assert_source_admitted(pgbackrest(json!({"azure": {"container": "c"}, "repo": 2})));
+    assert_source_admitted(pgbackrest(
+        json!({"volume": {"claimName": "repo1", "subPath": "pgbackrest/repo1"}}),
+    ));
+    assert_source_admitted(json!({"source": {"kopia": {"secretRef": {"name": "k"}}},
+                                  "recovery": {"target": "consistent"}}));
+}
+
+#[test]
+fn stanza_must_be_a_safe_path_component() {
+    for ok in ["db", "main", "my_stanza-1.2", "_x", "PG16"] {
+        assert_source_admitted(pgbackrest(
+            json!({"stanza": ok, "volume": {"claimName": "repo1"}}),
+        ));
+    }
+    for bad in ["a b", "a/b", "..", ".hidden", "-x", "ü", "db\n"] {
+        assert_source_rejected(
+            pgbackrest(json!({"stanza": bad, "volume": {"claimName": "repo1"}})),
+            "source.pgbackrest.stanza must be letters, digits",
+        );
+    }
+}
+
+#[test]
+fn repo_path_must_be_absolute_and_sub_path_relative_without_dot_dot() {
+    let volume = |repo_path: &str, sub_path: &str| {
+        pgbackrest(json!({"repoPath": repo_path,
+                          "volume": {"claimName": "repo1", "subPath": sub_path}}))
+    };
+    assert_source_admitted(volume("/pgbackrest/repo1", "a/b..c/d"));
+    for bad in ["pgbackrest/repo1", "/pgbackrest/../etc", "/.."] {
+        assert_source_rejected(
+            volume(bad, "x"),
+            "source.pgbackrest.repoPath must be an absolute path",
+        );
+    }
+    for bad in ["/abs", "../up", "a/../../b", ".."] {
+        assert_source_rejected(
+            volume("/r", bad),
+            "source.pgbackrest.volume.subPath must be a relative path",
+        );
+    }
+}
+
+#[test]
+fn source_secret_refs_need_a_name() {
+    assert_source_rejected(
+        json!({"source": {"kopia": {"secretRef": {}}}}),
+        "source.kopia.secretRef.name is required",
+    );
+    assert_source_rejected(
+        pgbackrest(json!({"gcs": {"bucket": "b"}, "secretRef": {"name": ""}})),
+        "source.pgbackrest.secretRef.name is required",
+    );
+}
+
+#[test]
+fn source_enumerations_are_closed_and_defaulted() {
+    let s = schema::<PostgresPhysicalReplica>();
+    let spec = &s["properties"]["spec"]["properties"];
+    let p = &spec["source"]["properties"]["pgbackrest"]["properties"];
+    assert_eq!(
+        p["s3"]["properties"]["uriStyle"]["enum"],
+        json!(["host", "path"])
+    );
+    assert_eq!(p["s3"]["properties"]["uriStyle"]["default"], json!("host"));
+    assert_eq!(p["s3"]["properties"]["verifyTls"]["default"], json!(true));
+    assert_eq!(p["stanza"]["default"], json!("db"));
+    assert_eq!(p["repoPath"]["default"], json!("/var/lib/pgbackrest"));
+    assert_eq!(
+        (&p["repo"]["minimum"], &p["repo"]["maximum"]),
+        (&json!(1.0), &json!(256.0))
+    );
+    let target = &spec["recovery"]["properties"]["target"];
+    assert_eq!(target["enum"], json!(["latest", "consistent"]));
+    assert_eq!(target["default"], json!("latest"));
+    for path in ["stanza", "repoPath"] {
+        assert!(p[path]["maxLength"].is_u64(), "{path} has maxLength");
+    }
+    assert!(p["volume"]["properties"]["subPath"]["maxLength"].is_u64());
+}
+
+#[test]
+fn restore_spec_may_carry_the_replica_source() {
+    let restore = json!({"apiVersion": "pgro.bes.au/v1alpha1", "kind": "PostgresPhysicalRestore",
+        "metadata": {"name": "r"}, "spec": {"replica": {"name": "test"}, "snapshot": "20261121-101500F",
+        "snapshotSize": "1Gi", "storageSize": "1127Mi",
+        "source": {"pgbackrest": {"volume": {"claimName": "repo1"}}}, "recovery": {"target": "latest"}}});
+    let s = schema::<PostgresPhysicalRestore>();
+    assert!(rejections(&s, &restore, None).is_empty());
+    assert!(rejections(&s, &restore, Some(&restore)).is_empty());
+}

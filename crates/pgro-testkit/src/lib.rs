@@ -18,6 +18,7 @@ pub mod fixtures;
 mod http;
 mod infra;
 mod kubelet;
+pub mod pgbackrest;
 mod process;
 mod shared;
 pub mod standin;

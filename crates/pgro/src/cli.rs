@@ -1,9 +1,11 @@
 //! Command-line interface: the subcommands of the single `pgro` binary.
 
+pub mod backups;
 pub mod exit;
 pub mod kopia;
 pub mod progress;
 pub mod repository;
+pub mod wal_fetch;
 
 use clap::{Parser, Subcommand};
 
@@ -31,6 +33,11 @@ pub enum Command {
     },
     /// Read a Kopia repository without the kopia binary: list snapshots, restore, verify contents.
     Kopia(kopia::KopiaArgs),
+    /// List the backups of a source (`--source SOURCE.yaml --secret-dir DIR`).
+    Backups(backups::BackupsArgs),
+    /// Fetch one WAL file from a source's archive: PostgreSQL's `restore_command` (exit 1 only for "not
+    /// found", 126 for every other failure).
+    WalFetch(wal_fetch::WalFetchArgs),
     /// Restore a PostgreSQL data directory from a Kopia snapshot (the restore Job's command).
     Restore(crate::restore::RestoreArgs),
     /// Prepare a restored data directory, make it safe and supervise PostgreSQL (the instance entrypoint).

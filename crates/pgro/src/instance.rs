@@ -6,7 +6,13 @@
 //! the WAL needed is missing → locales, roles, privileges, `_pgro.restore_info`, reindexing over the
 //! private socket → open TCP (scram-sha-256) and report ready → supervise until PostgreSQL exits or a
 //! SIGTERM/SIGINT asks for a fast shutdown; PostgreSQL's exit code becomes ours.
+//!
+//! A WAL-archive restore (`--source`) differs ([`archive`]): `recovery.signal` stays, the recovery settings
+//! are rendered for this pod (`restore_command` = this executable's `wal-fetch`), the archive is checked
+//! for the backup's first WAL segment before PostgreSQL starts, recovery replays to the target and
+//! promotes before anyone can connect, `pg_resetwal` is never used, and the replay is recorded.
 
+mod archive;
 mod binaries;
 mod conf;
 mod db;
@@ -25,6 +31,7 @@ mod reaper;
 mod recovery;
 mod roles;
 mod scram;
+mod startup;
 mod tablespaces;
 
 use std::net::SocketAddr;
@@ -41,6 +48,7 @@ use tokio_postgres::Client;
 
 pub use error::Error;
 
+use crate::restore::recovery_settings::RecoveryTarget;
 use metadata::Stage;
 use postmaster::Postmaster;
 
@@ -104,6 +112,18 @@ pub struct InstanceArgs {
     /// Where this process's cgroup is mounted (memory limit → shared_buffers).
     #[arg(long, default_value = "/sys/fs/cgroup", hide = true)]
     pub cgroup_root: PathBuf,
+    /// The replica's `spec.source` object as YAML, as mounted in the pod, for a WAL-archive source
+    /// (pgBackRest): the data directory is a `pgro restore --source` restore that replays the source's
+    /// archive through this executable's `wal-fetch`, then promotes.
+    #[arg(long, env = "PGRO_SOURCE")]
+    pub source: Option<PathBuf>,
+    /// Directory holding the source Secret's keys as files, as mounted in the pod.
+    #[arg(long, env = "PGRO_SOURCE_SECRET_DIR", requires = "source")]
+    pub source_secret_dir: Option<PathBuf>,
+    /// Where recovery from the archive stops: `latest` (all archived WAL, the default) or `consistent`
+    /// (the backup's end).
+    #[arg(long, env = "PGRO_RECOVERY_TARGET", value_enum, requires = "source")]
+    pub recovery_target: Option<RecoveryTarget>,
 }
 
 /// Validated configuration: every file read and name checked before any other I/O.
@@ -121,6 +141,7 @@ struct Config {
     probe_address: SocketAddr,
     user: String,
     cgroup_root: PathBuf,
+    archive: Option<archive::Archive>,
 }
 
 fn read_secret(path: &Path) -> Result<String, Error> {
@@ -178,6 +199,19 @@ impl Config {
             (Some(p), _) => Some(std::fs::read_to_string(p).map_err(error::io("reading", p))?),
             (None, inline) => inline.filter(|s| !s.trim().is_empty()),
         };
+        let archive = match a.source.as_deref() {
+            Some(source) => {
+                let exe =
+                    std::env::current_exe().map_err(error::io("finding", "this executable"))?;
+                Some(archive::Archive::new(
+                    source,
+                    a.source_secret_dir.as_deref(),
+                    a.recovery_target.unwrap_or(RecoveryTarget::Latest),
+                    &exe,
+                )?)
+            }
+            None => None,
+        };
         Ok(Self {
             pgdata: a.pgdata,
             roles: roles::RolePlan {
@@ -197,6 +231,7 @@ impl Config {
             probe_address: a.probe_address,
             user: a.user,
             cgroup_root: a.cgroup_root,
+            archive,
         })
     }
 }
@@ -287,39 +322,50 @@ async fn run_inner(mut cfg: Config, mut shutdown: watch::Receiver<bool>) -> Resu
     tokio::spawn(health::serve(listener, Arc::clone(&health)));
     tokio::spawn(reaper::run());
 
-    let major = prepare_files(&cfg)?;
-    cfg.roles.major = major;
+    let prepared = prepare_files(&cfg)?;
+    cfg.roles.major = prepared.major;
+    if let (Some(a), Some(r)) = (&cfg.archive, &prepared.recovery)
+        && let Some(segment) = &r.check_segment
+    {
+        let backup = cfg
+            .snapshot_id
+            .as_deref()
+            .unwrap_or("(the restored backup)");
+        archive::check_first_segment(a, &cfg.pgdata, segment, backup).await?;
+    }
 
-    let mut reset_done = false;
-    let (mut pm, client, su) = loop {
-        let mut pm = Postmaster::spawn(&cfg.pgdata)?;
-        reaper::POSTMASTER.store(pm.pid(), Ordering::SeqCst);
-        match wait_accepting(&mut pm, &cfg, &mut shutdown).await? {
-            Startup::Accepting(client, su) => break (pm, client, su),
-            Startup::Shutdown => return stop(&mut pm).await,
-            Startup::Exited(status) => {
-                let reason = recovery::unreachable_consistency(&pm.log_tail());
-                match reason {
-                    Some(reason) if !reset_done => {
-                        reset_wal(&cfg.pgdata, &reason)?;
-                        reset_done = true;
-                    }
-                    Some(_) | None => {
-                        return Err(Error::StartupFailed {
-                            status,
-                            summary: recovery::startup_summary(&pm.log_tail()),
-                        });
-                    }
+    let recovering = prepared.recovery.is_some();
+    let (mut pm, client, su) = match startup::start(&cfg, recovering, &mut shutdown).await? {
+        startup::Started::Accepting { pm, client, su } => (pm, client, su),
+        startup::Started::Shutdown(mut pm) => return stop(&mut pm).await,
+    };
+    let replayed = match &prepared.recovery {
+        Some(r) => {
+            let got = archive::replayed(
+                &client,
+                r.state.as_ref(),
+                r.segment_size,
+                cfg.snapshot_time.as_deref(),
+            )
+            .await;
+            tracing::info!(data_time = ?got.data_time, wal = ?got.wal, took = ?r.began.elapsed(), "archive recovery ended: promoted");
+            // Segments `wal-fetch` fetched ahead and recovery did not need.
+            match std::fs::remove_dir_all(cfg.pgdata.join(crate::cli::wal_fetch::SPOOL)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    tracing::warn!("removing the WAL prefetch spool failed: {e}");
                 }
+                _ => {}
             }
+            Some(got)
         }
+        None => None,
     };
     if let Ok(mut u) = health.user.lock() {
         u.clone_from(&su);
     }
 
     let configured = tokio::select! {
-        r = configure(&cfg, &client, &su) => Some(r),
+        r = configure(&cfg, &client, &su, replayed.as_ref()) => Some(r),
         _ = wait_shutdown(&mut shutdown) => None,
     };
     let fingerprint = match configured {
@@ -360,16 +406,31 @@ async fn stop(pm: &mut Postmaster) -> Result<u8, Error> {
     Ok(postmaster::exit_code(status))
 }
 
-/// File preparation before the first start; returns the major version.
-fn prepare_files(cfg: &Config) -> Result<u32, Error> {
+/// What preparation found.
+struct Prepared {
+    major: u32,
+    /// The archive recovery this start performs (a WAL-archive restore not yet promoted).
+    recovery: Option<archive::Recovering>,
+}
+
+/// File preparation before the first start.
+fn prepare_files(cfg: &Config) -> Result<Prepared, Error> {
     let pgdata = &cfg.pgdata;
     let major = prepare::check_pgdata(pgdata)?;
     binaries::check(major)?;
     if prepare::remove_stale_pid(pgdata, prepare::is_live_postgres)? {
         tracing::info!("stale postmaster.pid removed");
     }
+    let controldata = startup::controldata(pgdata);
     let mut observed = recovery::observe(pgdata);
-    observed.cluster_state = controldata_state(pgdata);
+    observed.cluster_state = controldata
+        .as_deref()
+        .and_then(recovery::parse_cluster_state);
+    let files = archive::observe(pgdata);
+    if cfg.archive.is_some() {
+        // `pgro restore --source` wrote recovery.signal: it says nothing about how the source was captured.
+        observed.recovery_signal = false;
+    }
     // Assessed once: after the first start the recovery files are gone and the state would read differently.
     let state = match recovery::recorded_state(pgdata) {
         Some(s) => s,
@@ -380,7 +441,26 @@ fn prepare_files(cfg: &Config) -> Result<u32, Error> {
         }
     };
     tracing::info!(major, source_state = state.label(), cluster_state = ?observed.cluster_state, "data directory assessed");
-    for name in prepare::remove_recovery_files(pgdata)? {
+    let (source, notes) = prepare::read_source(pgdata)?;
+    for note in notes {
+        tracing::warn!(note = ?note, "source configuration partly skipped");
+    }
+    let recovering = match &cfg.archive {
+        Some(a) => archive::prepare(
+            a,
+            pgdata,
+            files,
+            controldata.as_deref(),
+            &source,
+            cfg.extra_config.as_deref(),
+        )?,
+        None => None,
+    };
+    let signal = match &recovering {
+        Some(_) => prepare::RecoverySignal::Keep,
+        None => prepare::RecoverySignal::Remove,
+    };
+    for name in prepare::remove_recovery_files(pgdata, signal)? {
         tracing::info!(
             file = name,
             "recovery file moved aside; this instance never follows a primary"
@@ -393,147 +473,15 @@ fn prepare_files(cfg: &Config) -> Result<u32, Error> {
         socket_dir: cfg.socket_dir.clone(),
         major,
         shared_buffers_bytes,
+        recovery: recovering
+            .as_ref()
+            .map(|r| r.settings.clone())
+            .unwrap_or_default(),
     };
-    for note in prepare::install_config(pgdata, &settings, cfg.extra_config.as_deref())? {
-        tracing::warn!(note = ?note, "source configuration partly skipped");
-    }
-    Ok(major)
-}
-
-/// `Database cluster state` from `pg_controldata`, when that tool is on PATH (it is optional: the decision
-/// only uses it to tell a clean shutdown from a crash, for the log).
-fn controldata_state(pgdata: &Path) -> Option<String> {
-    let out = reaper::run_tool(
-        std::process::Command::new("pg_controldata")
-            .arg(pgdata)
-            .env("LC_ALL", "C"),
-    )
-    .ok()?;
-    out.status
-        .success()
-        .then(|| recovery::parse_cluster_state(&String::from_utf8_lossy(&out.stdout)))
-        .flatten()
-}
-
-/// I1 fallback: recovery cannot reach consistency with the WAL in the directory. Recorded first (pending
-/// file), then `backup_label` moved aside (it would send PostgreSQL back to the missing checkpoint) and
-/// `pg_resetwal -f`.
-fn reset_wal(pgdata: &Path, reason: &str) -> Result<(), Error> {
-    tracing::warn!(
-        reason,
-        "WARNING: recovery cannot reach a consistent state (WAL missing); resetting WAL with pg_resetwal -f. \
-         The data may be inconsistent; a full reindex follows and the fix is recorded in _pgro.restore_info.fixes"
-    );
-    let label = pgdata.join("backup_label");
-    let had_label = label.exists();
-    metadata::add_pending(
-        pgdata,
-        serde_json::json!({
-            "fix": "pg_resetwal",
-            "reason": reason,
-            "backupLabelRemoved": had_label,
-            "at": jiff::Timestamp::now().to_string(),
-        }),
-    )?;
-    if had_label {
-        std::fs::rename(&label, pgdata.join("backup_label.pgro-removed"))
-            .map_err(error::io("renaming", &label))?;
-    }
-    let out = reaper::run_tool(
-        std::process::Command::new("pg_resetwal")
-            .arg("-f")
-            .arg("-D")
-            .arg(pgdata)
-            .env("LC_ALL", "C"),
-    )
-    .map_err(|source| Error::Spawn {
-        program: "pg_resetwal",
-        source,
-    })?;
-    if !out.status.success() {
-        return Err(Error::ToolFailed {
-            program: "pg_resetwal",
-            status: out.status,
-            output: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        });
-    }
-    Ok(())
-}
-
-enum Startup {
-    Accepting(Client, String),
-    Exited(std::process::ExitStatus),
-    Shutdown,
-}
-
-/// Waits until PostgreSQL accepts a superuser connection on the private socket (however long recovery
-/// takes), it exits, or a shutdown is requested.
-async fn wait_accepting(
-    pm: &mut Postmaster,
-    cfg: &Config,
-    shutdown: &mut watch::Receiver<bool>,
-) -> Result<Startup, Error> {
-    loop {
-        tokio::select! {
-            s = pm.wait() => return Ok(Startup::Exited(s.map_err(error::io("waiting for", "postgres"))?)),
-            _ = wait_shutdown(shutdown) => return Ok(Startup::Shutdown),
-            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
-        }
-        if let Some((c, su)) = connect_superuser(cfg, "postgres").await? {
-            return Ok(Startup::Accepting(c, su));
-        }
-    }
-}
-
-/// Tries the superuser names a restored cluster may have: ours (from an earlier start), the conventional
-/// `postgres`, and the OS user's name (initdb's default). `None` while the server is not accepting yet.
-async fn connect_superuser(cfg: &Config, dbname: &str) -> Result<Option<(Client, String)>, Error> {
-    let os_user = nix::unistd::User::from_uid(nix::unistd::Uid::effective())
-        .ok()
-        .flatten()
-        .map(|u| u.name);
-    // The bootstrap superuser (OID 10, read from pg_authid's file) first, so the first start does not log
-    // a failed login for a role that does not exist yet.
-    let mut candidates: Vec<String> = Vec::new();
-    for c in [
-        recovery::bootstrap_superuser(&cfg.pgdata),
-        Some("postgres".to_string()),
-        os_user,
-        Some(roles::ADMIN_ROLE.to_string()),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        if !candidates.contains(&c) {
-            candidates.push(c);
-        }
-    }
-    for user in &candidates {
-        for db in [dbname, "template1"] {
-            match db::connect(&cfg.socket_dir, cfg.port, user, db).await {
-                Ok(c) => {
-                    let su = c
-                        .query_one(
-                            "SELECT rolsuper FROM pg_roles WHERE rolname = current_user",
-                            &[],
-                        )
-                        .await
-                        .map_err(error::sql("checking the superuser"))?;
-                    if su.get::<_, bool>(0) {
-                        return Ok(Some((c, user.clone())));
-                    }
-                    break;
-                }
-                // 3D000: no such database → try template1; 28000/28P01: no such role → next name.
-                Err(e) if db::sqlstate(&e) == Some("3D000") => continue,
-                Err(e) if matches!(db::sqlstate(&e), Some("28000" | "28P01")) => break,
-                // Not accepting yet (57P03), no socket yet, or any transient failure.
-                Err(_) => return Ok(None),
-            }
-        }
-    }
-    Err(Error::NoSuperuser {
-        tried: candidates.join(", "),
+    prepare::install_config(pgdata, &source, &settings, cfg.extra_config.as_deref())?;
+    Ok(Prepared {
+        major,
+        recovery: recovering,
     })
 }
 
@@ -543,6 +491,7 @@ async fn configure(
     cfg: &Config,
     client: &Client,
     su: &str,
+    replayed: Option<&archive::Replayed>,
 ) -> Result<Option<roles::Fingerprint>, Error> {
     let major = cfg.roles.major;
     let switched = locale::switch_unavailable(client).await?;
@@ -591,6 +540,8 @@ async fn configure(
             stage,
             new_fixes: &new_fixes,
             reader,
+            data_time: replayed.and_then(|r| r.data_time.as_deref()),
+            wal_replayed: replayed.and_then(|r| r.wal.as_ref()),
         };
         metadata::record(&c, &info).await?;
     }

@@ -9,3 +9,4 @@ pub mod migrate;
 pub mod operator;
 pub mod postgres;
 pub mod restore;
+pub mod source;

@@ -34,6 +34,8 @@ fn main() -> ExitCode {
         Command::Kopia(args) => block_on(pgro::cli::kopia::run(args)),
         Command::MigrateSchemas(args) => block_on(pgro::migrate::run(args)),
         Command::Restore(args) => block_on(pgro::restore::run(args)),
+        Command::Backups(args) => block_on(pgro::cli::backups::run(args)),
+        Command::WalFetch(args) => block_on(pgro::cli::wal_fetch::run(args)),
         Command::Instance(args) => block_on(pgro::instance::run(args)),
     }
 }

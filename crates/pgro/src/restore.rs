@@ -3,7 +3,9 @@
 //! in the container's termination message, which the operator reads instead of any callback.
 
 pub mod claim;
+mod from_source;
 pub mod pgdata;
+pub mod recovery_settings;
 mod snapshot_tree;
 pub mod tablespaces;
 
@@ -30,9 +32,25 @@ const TERMINATION_MESSAGE_LIMIT: usize = 4096;
 pub struct RestoreArgs {
     #[command(flatten)]
     pub repo: RepositoryArgs,
-    /// Snapshot manifest ID, or `latest` for the newest complete snapshot matching `--filter`.
-    #[arg(long, env = "PGRO_SNAPSHOT")]
+    /// Snapshot manifest ID (or, with `--source`, the backup's own ID), or `latest` for the newest
+    /// complete snapshot matching `--filter` (the newest backup of a pgBackRest stanza).
+    #[arg(long, visible_alias = "backup", env = "PGRO_SNAPSHOT")]
     pub snapshot: String,
+    /// Restore from this source (the replica's `spec.source` object as YAML, e.g. a `pgbackrest` one)
+    /// instead of the Kopia flags.
+    #[arg(long, env = "PGRO_SOURCE")]
+    pub source: Option<PathBuf>,
+    /// The source Secret's keys as files (with `--source`).
+    #[arg(long, env = "PGRO_SECRET_DIR")]
+    pub secret_dir: Option<PathBuf>,
+    /// WAL-archive sources: replay every archived WAL (`latest`) or stop once consistent.
+    #[arg(
+        long,
+        env = "PGRO_RECOVERY_TARGET",
+        value_enum,
+        default_value = "latest"
+    )]
+    pub recovery_target: recovery_settings::RecoveryTarget,
     /// Snapshot filter as JSON, the same fields as a replica's `spec.snapshotFilter`
     /// (e.g. `{"tags":{"area":"postgres"}}`); used with `--snapshot latest`.
     #[arg(long, env = "PGRO_SNAPSHOT_FILTER")]
@@ -174,9 +192,24 @@ pub fn truncate(s: &str, max: usize) -> String {
 }
 
 async fn restore(args: &RestoreArgs, started: Instant) -> Result<RestoreResult, Failed> {
-    let location = args.repo.location();
+    if let Some(source) = &args.source {
+        // A Kopia source (`kopia: {secretRef}`) is the Kopia restore with the Secret's keys as options.
+        match from_source::kopia_options(args, source)? {
+            Some(repo) => return restore_kopia(args, &repo, started).await,
+            None => return from_source::restore(args, source, started).await,
+        }
+    }
+    restore_kopia(args, &args.repo, started).await
+}
+
+async fn restore_kopia(
+    args: &RestoreArgs,
+    repo_args: &RepositoryArgs,
+    started: Instant,
+) -> Result<RestoreResult, Failed> {
+    let location = repo_args.location();
     tracing::info!(repository = %location, snapshot = %args.snapshot, "connecting");
-    let repo = args.repo.connect().await.map_err(|e| {
+    let repo = repo_args.connect().await.map_err(|e| {
         Failed::new(
             e.failure(),
             format!("opening the repository at {location}: {}", error_chain(&e)),

@@ -209,7 +209,19 @@ fn every_seed_replica_field_is_at_its_place() {
         .as_array()
         .expect("required")
         .clone();
-    assert!(required.contains(&"kopiaSecretRef".into()) && required.contains(&"schedule".into()));
+    assert!(required.contains(&"schedule".into()));
+    // `kopiaSecretRef` became optional in the schema when `source` was added (+): a CEL rule requires
+    // exactly one of the two, so a seed manifest still needs it unless it names a `source`.
+    assert!(!required.contains(&"kopiaSecretRef".into()));
+    let rules = node(&c, "spec")["x-kubernetes-validations"]
+        .as_array()
+        .expect("spec rules")
+        .clone();
+    assert!(
+        rules
+            .iter()
+            .any(|r| r["rule"] == "has(self.kopiaSecretRef) != has(self.source)")
+    );
     let item_required = node(&c, "spec.notifications.[]")["required"]
         .as_array()
         .expect("required")

@@ -8,6 +8,8 @@
 mod e2e_support;
 #[path = "e2e_cases/hardening.rs"]
 mod hardening;
+#[path = "e2e_cases/pgbackrest.rs"]
+mod pgbackrest;
 #[path = "e2e_cases/rotation.rs"]
 mod rotation;
 

@@ -163,6 +163,57 @@ fn restore_exposes_pgdata_of_highest_major_and_reports_json_result() {
     assert_eq!(json2["files"], json["files"]);
 }
 
+/// The one CLI shape for every source: a `kopia: {secretRef}` source with the Kopia Secret's keys as files
+/// lists and restores like the Kopia flags.
+#[test]
+fn a_kopia_source_yaml_lists_and_restores_like_the_flags() {
+    let Some(f) = fixture() else { return };
+    let src = f.dir("kopia-source", &as_refs(&fake_pgdata("", "17")));
+    let id = f.kopia.snapshot(&src);
+    let cfg = f.root.join("kopia-source-cfg");
+    let secret = cfg.join("secret");
+    std::fs::create_dir_all(&secret).unwrap();
+    let source = cfg.join("source.yaml");
+    std::fs::write(&source, "kopia: {secretRef: {name: kopia-credentials}}\n").unwrap();
+    for (k, v) in [
+        ("storage", "filesystem".to_owned()),
+        ("path", f.kopia.repo().display().to_string()),
+        ("repositoryPassword", f.kopia.password.clone()),
+    ] {
+        std::fs::write(secret.join(k), v).unwrap();
+    }
+    let pgro = |args: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_pgro"));
+        c.args(args)
+            .arg("--source")
+            .arg(&source)
+            .arg("--secret-dir")
+            .arg(&secret);
+        c
+    };
+    let (out, stdout, stderr) = output(&mut pgro(&["backups", "list", "--json"]));
+    assert!(out.status.success(), "{stderr}");
+    let rows: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(rows[0]["id"], id.as_str(), "{rows}");
+    let target = f.root.join("kopia-source-target");
+    let (out, stdout, stderr) = output(
+        pgro(&["restore", "--backup", "latest"])
+            .arg("--target")
+            .arg(&target),
+    );
+    assert!(out.status.success(), "{stderr}");
+    let json: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(
+        (json["snapshot"].as_str(), json["postgresVersion"].as_str()),
+        (Some(id.as_str()), Some("17"))
+    );
+    // A missing key is a usage error that names it.
+    std::fs::remove_file(secret.join("repositoryPassword")).unwrap();
+    let (out, _, stderr) = output(&mut pgro(&["backups", "list"]));
+    assert_eq!(out.status.code(), Some(EXIT_USAGE), "{stderr}");
+    assert!(stderr.contains("repositoryPassword"), "{stderr}");
+}
+
 #[test]
 fn restore_latest_applies_the_snapshot_filter() {
     let Some(f) = fixture() else { return };

@@ -45,6 +45,11 @@ pub struct S3Config {
     pub max_retries: Option<usize>,
     /// Upper bound on the time spent retrying one request (object_store's default is 3 min).
     pub retry_timeout: Option<Duration>,
+    /// Virtual-hosted-style requests (`https://<bucket>.<endpoint>/<key>`, pgBackRest's
+    /// `repo-s3-uri-style=host`) on a custom endpoint; path style otherwise.
+    pub virtual_hosted_style: bool,
+    /// Accept any server certificate (pgBackRest's `repo-storage-verify-tls=n`).
+    pub skip_tls_verify: bool,
 }
 
 // Hand-written so that credentials never reach a log line through `{:?}`.
@@ -74,6 +79,14 @@ impl S3Config {
             .with_region(region);
         if let Some(ep) = self.endpoint_url()? {
             b = b.with_endpoint(ep.url).with_allow_http(ep.http);
+        }
+        if self.virtual_hosted_style {
+            b = b.with_virtual_hosted_style_request(true);
+        }
+        if self.skip_tls_verify {
+            b = b.with_client_options(
+                object_store::ClientOptions::new().with_allow_invalid_certificates(true),
+            );
         }
         if let Some(v) = &self.access_key_id {
             b = b.with_access_key_id(v);

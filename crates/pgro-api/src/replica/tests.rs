@@ -15,9 +15,16 @@ fn seed_quick_start_deserialises_with_seed_defaults() {
     assert_eq!(replica.metadata.name.as_deref(), Some("test"));
     let spec = &replica.spec;
     assert_eq!(
-        spec.kopia_secret_ref.name.as_deref(),
+        spec.kopia_secret_ref
+            .as_ref()
+            .and_then(|s| s.name.as_deref()),
         Some("kopia-credentials")
     );
+    assert_eq!(
+        spec.kopia_secret().and_then(|s| s.name.as_deref()),
+        Some("kopia-credentials")
+    );
+    assert_eq!((&spec.source, &spec.recovery), (&None, &None));
     assert_eq!(spec.schedule, "* */6 * * *");
     let tags = spec
         .snapshot_filter
@@ -51,7 +58,9 @@ fn every_replica_field_is_read_into_its_typed_place() {
     let r: PostgresPhysicalReplica = from_yaml(FULL).expect("full fixture parses");
     let s = &r.spec;
     assert_eq!(
-        s.kopia_secret_ref.namespace.as_deref(),
+        s.kopia_secret_ref
+            .as_ref()
+            .and_then(|r| r.namespace.as_deref()),
         Some("pgro-example")
     );
     let f = s.snapshot_filter.as_ref().expect("filter");

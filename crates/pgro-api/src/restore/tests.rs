@@ -1,4 +1,5 @@
 use super::*;
+use crate::RecoveryTarget;
 use crate::testutil::from_yaml;
 
 const FULL: &str = include_str!("../../tests/fixtures/restore-full.yaml");
@@ -18,6 +19,15 @@ fn every_restore_field_is_read_into_its_typed_place() {
     assert_eq!(r.spec.snapshot_size, Quantity("1610612736".into()));
     assert_eq!(r.spec.storage_size, Quantity("1690Mi".into()));
     assert!(r.spec.snapshot_time.is_some());
+    let source = r.spec.source.as_ref().and_then(|s| s.pgbackrest.as_ref());
+    assert_eq!(
+        source.map(|p| p.repo_path.as_str()),
+        Some("/pgbackrest/repo1")
+    );
+    assert_eq!(
+        r.spec.recovery.as_ref().map(|r| r.target),
+        Some(RecoveryTarget::Consistent)
+    );
     let st = r.status.expect("status");
     assert_eq!(st.phase, Some(RestorePhase::Active));
     assert_eq!(st.postgres_version.as_deref(), Some("16"));
@@ -31,4 +41,14 @@ fn every_restore_field_is_read_into_its_typed_place() {
     assert_eq!(st.credentials_secret.as_deref(), Some("full-creds"));
     assert_eq!(st.conditions[0].reason, "RestoreJobCompleted");
     assert_eq!(st.observed_generation, Some(1));
+    assert_eq!(st.source.as_deref(), Some("pgbackrest"));
+    assert!(st.data_time.is_some());
+    assert_eq!(
+        st.wal_replayed,
+        Some(WalReplayed {
+            segments: 50,
+            bytes: 838_860_800,
+            seconds: 42.5
+        })
+    );
 }

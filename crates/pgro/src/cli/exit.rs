@@ -89,6 +89,25 @@ impl Failure {
     }
 }
 
+impl Failure {
+    /// Classifies a pgBackRest reader error, with the same classes as Kopia's.
+    pub fn of_pgbackrest(e: &pgbackrest::Error) -> Self {
+        use pgbackrest::ErrorKind as K;
+        if is_disk_full(e) {
+            return Self::DiskFull;
+        }
+        match e.kind() {
+            K::WrongPassword => Self::WrongPassword,
+            K::Corrupted => Self::Corrupted,
+            K::NotFound => Self::MissingBlob,
+            K::Unreachable | K::Storage => Self::Unreachable,
+            K::Unsupported => Self::Unsupported,
+            K::InvalidArgument => Self::Usage,
+            K::Io => Self::Other,
+        }
+    }
+}
+
 impl From<Failure> for ExitCode {
     fn from(f: Failure) -> Self {
         ExitCode::from(f.code())

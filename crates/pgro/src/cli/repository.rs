@@ -224,7 +224,7 @@ impl RepositoryArgs {
                 session_token: self.session_token.clone(),
                 // One retry layer (RetryingStorage below), so attempts are what --storage-attempts says.
                 max_retries: Some(0),
-                retry_timeout: None,
+                ..S3Config::default()
             })?),
             StorageKind::Gcs => Arc::new(ObjectStorage::gcs(
                 required(&self.bucket, "--bucket (KOPIA_BUCKET)")?,

@@ -86,21 +86,52 @@ pub enum Error {
     },
     #[error("user {name:?} not found (PGDATA belongs to root; pass --user)")]
     UnknownUser { name: String },
+    #[error("cannot build restore_command for --source: {reason}")]
+    RestoreCommand { reason: String },
+    #[error(
+        "{path} does not name the backup's first WAL segment (no `START WAL LOCATION … (file …)` line)"
+    )]
+    BackupLabel { path: PathBuf },
+    #[error("reading the WAL archive of --source {path}")]
+    Source {
+        path: PathBuf,
+        #[source]
+        source: Box<crate::source::open::OpenError>,
+    },
+    #[error("looking up WAL segment {segment} in the archive of --source {path}")]
+    Archive {
+        segment: String,
+        path: PathBuf,
+        #[source]
+        source: Box<pgbackrest::Error>,
+    },
+    #[error(
+        "the archive lacks WAL segment {segment} that backup {backup} needs (the first segment of the \
+         backup, from backup_label): PostgreSQL would stop before consistency. Check that the source still \
+         archives into this repository and that WAL retention keeps what its backups need, then take or \
+         choose another backup"
+    )]
+    WalMissing { segment: String, backup: String },
 }
 
 impl Error {
     /// The documented exit code: 2 bad arguments, 3 unusable data directory, 4 PostgreSQL would not start
-    /// (or serve), 5 no binaries of the data directory's major, 1 anything else. After PostgreSQL has served, its own exit code is propagated instead.
+    /// (or serve), 5 no binaries of the data directory's major, 6 the WAL archive of a WAL-archive restore
+    /// lacks what the backup needs or cannot be read, 1 anything else. After PostgreSQL has served, its
+    /// own exit code is propagated instead.
     pub fn exit_code(&self) -> u8 {
         match self {
             Self::InvalidIdentifier { .. }
             | Self::MissingOption { .. }
-            | Self::UnknownUser { .. } => 2,
+            | Self::UnknownUser { .. }
+            | Self::RestoreCommand { .. } => 2,
             Self::NotDataDir { .. }
             | Self::MissingControlFile { .. }
             | Self::TablespaceOutsideVolume { .. }
-            | Self::AlreadyRunning { .. } => 3,
+            | Self::AlreadyRunning { .. }
+            | Self::BackupLabel { .. } => 3,
             Self::NoBinaries { .. } => 5,
+            Self::WalMissing { .. } | Self::Source { .. } | Self::Archive { .. } => 6,
             Self::StartupFailed { .. } | Self::ToolFailed { .. } | Self::LoginFailed { .. } => 4,
             Self::Io { .. }
             | Self::Spawn { .. }

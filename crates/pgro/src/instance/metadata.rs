@@ -1,5 +1,6 @@
 //! I5: `_pgro.restore_info`, one row: snapshot id and time, restored_at, stage, fixes (a JSON array that
-//! only grows). Fixes made before PostgreSQL could accept connections (`pg_resetwal`) are first appended to
+//! only grows), and for a WAL-archive restore `data_time` (the newest replayed commit) and `wal_replayed`
+//! (`{segments, bytes, seconds}`), written once, at the start that promoted. Fixes made before PostgreSQL could accept connections (`pg_resetwal`) are first appended to
 //! a pending file in PGDATA, so a restart between the fix and this table does not lose them.
 
 use std::path::Path;
@@ -65,6 +66,11 @@ pub(crate) struct Info<'a> {
     pub(crate) stage: Stage,
     pub(crate) new_fixes: &'a [serde_json::Value],
     pub(crate) reader: Option<&'a str>,
+    /// The time of the newest data served (RFC 3339 or PostgreSQL's timestamptz text), set by the start
+    /// that ended a WAL-archive recovery; `None` keeps what is recorded.
+    pub(crate) data_time: Option<&'a str>,
+    /// `{segments, bytes, seconds}` of that recovery; `None` keeps what is recorded.
+    pub(crate) wal_replayed: Option<&'a serde_json::Value>,
 }
 
 /// Creates the schema/table if needed and upserts the row (run connected to each target database).
@@ -79,18 +85,25 @@ pub(crate) async fn record(c: &Client, info: &Info<'_>) -> Result<(), Error> {
            snapshot_id text, snapshot_time timestamptz, \
            restored_at timestamptz NOT NULL DEFAULT now(), \
            stage text NOT NULL, fixes jsonb NOT NULL DEFAULT '[]'); \
-         ALTER TABLE _pgro.restore_info ADD COLUMN IF NOT EXISTS source_state text",
+         ALTER TABLE _pgro.restore_info ADD COLUMN IF NOT EXISTS source_state text; \
+         ALTER TABLE _pgro.restore_info ADD COLUMN IF NOT EXISTS data_time timestamptz; \
+         ALTER TABLE _pgro.restore_info ADD COLUMN IF NOT EXISTS wal_replayed jsonb",
     )
     .await
     .map_err(sql("creating _pgro.restore_info"))?;
     let fixes = serde_json::Value::Array(info.new_fixes.to_vec()).to_string();
+    let wal = info.wal_replayed.map(serde_json::Value::to_string);
     c.execute(
-        "INSERT INTO _pgro.restore_info (snapshot_id, snapshot_time, stage, fixes, source_state) \
-         VALUES ($1::text, $2::text::timestamptz, $3::text, $4::text::jsonb, $5::text) \
+        "INSERT INTO _pgro.restore_info (snapshot_id, snapshot_time, stage, fixes, source_state, \
+           data_time, wal_replayed) \
+         VALUES ($1::text, $2::text::timestamptz, $3::text, $4::text::jsonb, $5::text, \
+           $6::text::timestamptz, $7::text::jsonb) \
          ON CONFLICT (singleton) DO UPDATE SET \
            source_state = coalesce(restore_info.source_state, EXCLUDED.source_state), \
            snapshot_id = coalesce(EXCLUDED.snapshot_id, restore_info.snapshot_id), \
            snapshot_time = coalesce(EXCLUDED.snapshot_time, restore_info.snapshot_time), \
+           data_time = coalesce(EXCLUDED.data_time, restore_info.data_time), \
+           wal_replayed = coalesce(EXCLUDED.wal_replayed, restore_info.wal_replayed), \
            stage = EXCLUDED.stage, fixes = restore_info.fixes || EXCLUDED.fixes",
         &[
             &info.snapshot_id,
@@ -98,6 +111,8 @@ pub(crate) async fn record(c: &Client, info: &Info<'_>) -> Result<(), Error> {
             &info.stage.as_str(),
             &fixes,
             &info.source_state,
+            &info.data_time,
+            &wal,
         ],
     )
     .await

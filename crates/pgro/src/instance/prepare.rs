@@ -5,7 +5,7 @@ use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use super::conf::{self, FlattenNote, FsConfFiles, PgroSettings};
+use super::conf::{self, FlattenNote, FsConfFiles, PgroSettings, Setting};
 use super::error::{Error, io};
 use super::hba;
 
@@ -79,15 +79,40 @@ pub(crate) fn is_live_postgres(pid: i32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "postgres")
 }
 
+/// What happens to `recovery.signal`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RecoverySignal {
+    /// Moved aside with the other recovery files: a copy never follows a primary or an archive.
+    Remove,
+    /// Kept, and created when missing: a WAL-archive restore replays the source's archive, then promotes.
+    Keep,
+}
+
+/// The name PostgreSQL looks for to start archive recovery.
+pub(crate) const RECOVERY_SIGNAL: &str = "recovery.signal";
+
 /// Renames the files that would make PostgreSQL wait for a primary or an archive
-/// (`<name>.pgro-removed`); returns the names it moved.
+/// (`<name>.pgro-removed`), except `recovery.signal` with [`RecoverySignal::Keep`], which is created if
+/// missing; returns the names it moved.
 ///
 /// # Errors
-/// A rename failed.
-pub(crate) fn remove_recovery_files(pgdata: &Path) -> Result<Vec<&'static str>, Error> {
+/// A rename or the write failed.
+pub(crate) fn remove_recovery_files(
+    pgdata: &Path,
+    signal: RecoverySignal,
+) -> Result<Vec<&'static str>, Error> {
     let mut moved = Vec::new();
     for name in super::recovery::RECOVERY_FILES {
         let p = pgdata.join(name);
+        match signal {
+            RecoverySignal::Keep if *name == RECOVERY_SIGNAL => {
+                if !p.exists() {
+                    install_if_changed(&p, "")?;
+                }
+                continue;
+            }
+            RecoverySignal::Keep | RecoverySignal::Remove => {}
+        }
         if p.exists() {
             let to = pgdata.join(format!("{name}.pgro-removed"));
             std::fs::rename(&p, &to).map_err(io("renaming", &p))?;
@@ -147,16 +172,12 @@ pub(crate) fn keep_sources(pgdata: &Path) -> Result<(), Error> {
     Ok(())
 }
 
-/// Renders and installs `postgresql.conf`, `postgresql.pgro.conf`, the reset `postgresql.auto.conf` and
-/// `pg_hba.conf` (manager-only access). Returns what flattening the source tolerated, for the log.
+/// The source's settings: `postgresql.conf.source` (with its includes) then `postgresql.auto.conf.source`,
+/// kept first by [`keep_sources`]; and what flattening tolerated, for the log.
 ///
 /// # Errors
 /// Any I/O failure.
-pub(crate) fn install_config(
-    pgdata: &Path,
-    settings: &PgroSettings,
-    extra: Option<&str>,
-) -> Result<Vec<FlattenNote>, Error> {
+pub(crate) fn read_source(pgdata: &Path) -> Result<(Vec<Setting>, Vec<FlattenNote>), Error> {
     keep_sources(pgdata)?;
     let mut notes = Vec::new();
     let mut source = Vec::new();
@@ -165,7 +186,24 @@ pub(crate) fn install_config(
         source
             .extend(conf::flatten(&FsConfFiles, &path, &mut notes).map_err(io("reading", &path))?);
     }
-    install_if_changed(&pgdata.join(CONF), &conf::render_main(&source, PGRO_CONF))?;
+    Ok((source, notes))
+}
+
+/// Renders and installs `postgresql.conf` (from `source`, [`read_source`]), `postgresql.pgro.conf`, the
+/// reset `postgresql.auto.conf` and `pg_hba.conf` (manager-only access).
+///
+/// # Errors
+/// Any I/O failure.
+pub(crate) fn install_config(
+    pgdata: &Path,
+    source: &[Setting],
+    settings: &PgroSettings,
+    extra: Option<&str>,
+) -> Result<(), Error> {
+    install_if_changed(
+        &pgdata.join(CONF),
+        &conf::render_main(source, PGRO_CONF, &|p: &Path| p.exists()),
+    )?;
     install_if_changed(&pgdata.join(PGRO_CONF), &conf::render_pgro(settings, extra))?;
     install_if_changed(&pgdata.join(AUTO_CONF), conf::AUTO_CONF)?;
     install_if_changed(&pgdata.join(HBA), &hba::render(hba::Access::ManagerOnly))?;
@@ -177,7 +215,7 @@ pub(crate) fn install_config(
             "# Written by pgro instance: no user name maps.\n",
         )?;
     }
-    Ok(notes)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -96,6 +96,10 @@ pub struct InstanceReport {
     pub fixes: Option<serde_json::Value>,
     /// `source_state` (absent in tables written by older instances).
     pub source_state: Option<String>,
+    /// `data_time`: the newest replayed commit of a WAL-archive restore (RFC 3339).
+    pub data_time: Option<String>,
+    /// `wal_replayed` (`{segments, bytes, seconds}`) of a WAL-archive restore.
+    pub wal_replayed: Option<serde_json::Value>,
 }
 
 /// `_pgro.restore_info`'s fixes and source state, or `None` while the instance cannot be reached.
@@ -112,17 +116,23 @@ pub async fn read_fixes(
     let Some(client) = connect(ctx, ns, replica, restore).await? else {
         return Ok(None);
     };
-    // to_jsonb(r) tolerates a table without the source_state column.
+    // to_jsonb(r) tolerates a table without the newer columns (written by an older instance).
     let row = client
         .query_one(
-            "SELECT fixes::text, to_jsonb(r) ->> 'source_state' FROM _pgro.restore_info r",
+            "SELECT fixes::text, to_jsonb(r) ->> 'source_state', to_jsonb(r) ->> 'data_time', \
+             (to_jsonb(r) -> 'wal_replayed')::text FROM _pgro.restore_info r",
             &[],
         )
         .await
         .map_err(pg_error(restore))?;
     let text: String = row.get(0);
+    let wal: Option<String> = row.get(3);
     Ok(Some(InstanceReport {
         fixes: serde_json::from_str(&text).ok(),
         source_state: row.get(1),
+        data_time: row.get(2),
+        wal_replayed: wal
+            .and_then(|w| serde_json::from_str(&w).ok())
+            .filter(|v: &serde_json::Value| !v.is_null()),
     }))
 }

@@ -46,10 +46,23 @@ struct Entry {
     last_used: StdMutex<Instant>,
 }
 
-/// Repositories by [`crate::operator::kopia_secret::cache_key`].
+/// Repositories by [`crate::operator::kopia_secret::cache_key`]; pgBackRest listings by their own key.
 #[derive(Default)]
 pub struct RepositoryCache {
     entries: StdMutex<HashMap<String, Arc<Entry>>>,
+    pgbackrest: Mutex<HashMap<String, (Instant, Arc<PgbackrestListing>)>>,
+}
+
+/// What discovery keeps of a pgBackRest stanza: no handle (a listing is one GET of `backup.info`, and a
+/// rotated passphrase is simply another cache key).
+#[derive(Debug, Clone)]
+pub struct PgbackrestListing {
+    /// Backups in `backup.info`.
+    pub total: usize,
+    /// The newest backup of the current database.
+    pub latest: Option<pgbackrest::BackupEntry>,
+    /// How long reading it took (0 when served from the cache).
+    pub took: Duration,
 }
 
 impl std::fmt::Debug for RepositoryCache {
@@ -62,6 +75,49 @@ impl std::fmt::Debug for RepositoryCache {
 }
 
 impl RepositoryCache {
+    /// A pgBackRest stanza's backups, from the cache when younger than `ttl`; `open` reads them afresh.
+    /// Failures are not cached.
+    ///
+    /// # Errors
+    /// What `open` returns.
+    pub async fn pgbackrest_backups<F, Fut>(
+        &self,
+        key: &str,
+        ttl: Duration,
+        open: F,
+    ) -> Result<PgbackrestListing, crate::source::open::OpenError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<
+                Output = Result<Box<pgbackrest::Repository>, crate::source::open::OpenError>,
+            >,
+    {
+        let now = Instant::now();
+        {
+            let mut cached = self.pgbackrest.lock().await;
+            cached.retain(|_, (at, _)| now.duration_since(*at) < IDLE_EVICTION);
+            if let Some((at, l)) = cached.get(key)
+                && at.elapsed() < ttl
+            {
+                return Ok(PgbackrestListing {
+                    took: Duration::ZERO,
+                    ..(**l).clone()
+                });
+            }
+        }
+        let repo = open().await?;
+        let listing = PgbackrestListing {
+            total: repo.backups().len(),
+            latest: repo.latest().cloned(),
+            took: now.elapsed(),
+        };
+        self.pgbackrest
+            .lock()
+            .await
+            .insert(key.to_owned(), (Instant::now(), Arc::new(listing.clone())));
+        Ok(listing)
+    }
+
     fn entry(&self, key: &str) -> Arc<Entry> {
         let now = Instant::now();
         let mut entries = self

@@ -307,7 +307,11 @@ async fn run_controllers(
             .iter()
             .filter(|p| {
                 p.namespace().as_deref() == Some(ns.as_str())
-                    && p.spec.kopia_secret_ref.name.as_deref() == Some(name.as_str())
+                    && p.spec
+                        .effective_source()
+                        .and_then(|source| source.secret())
+                        .and_then(|secret| secret.name.as_deref())
+                        == Some(name.as_str())
             })
             .map(|p| ObjectRef::from_obj(p.as_ref()))
             .collect::<Vec<_>>()

@@ -4,6 +4,7 @@
 
 mod replica_objects;
 mod restore_objects;
+pub mod source_mounts;
 
 use std::collections::BTreeMap;
 

@@ -159,6 +159,32 @@ pub fn start_instance(
     run_no: u32,
     ports: Option<(u16, u16)>,
 ) -> Instance {
+    start_instance_with(
+        e,
+        target,
+        pgdata,
+        snapshot,
+        read_only,
+        run_no,
+        ports,
+        Path::new(env!("CARGO_BIN_EXE_pgro")),
+        &[],
+    )
+}
+
+/// [`start_instance`] with another `pgro` executable (as the pod runs its copy) and more arguments.
+#[allow(clippy::too_many_arguments)]
+pub fn start_instance_with(
+    e: &Env,
+    target: &Path,
+    pgdata: &Path,
+    snapshot: &str,
+    read_only: bool,
+    run_no: u32,
+    ports: Option<(u16, u16)>,
+    exe: &Path,
+    more: &[&std::ffi::OsStr],
+) -> Instance {
     let (port, probe) = ports.unwrap_or_else(|| (free_port(), free_port()));
     let log = target.join(format!("instance-{run_no}.log"));
     let apw = write(&target.join("analytics.pw"), &format!("{ANALYTICS_PW}\n"));
@@ -169,7 +195,7 @@ pub fn start_instance(
         e.bin.display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pgro"));
+    let mut cmd = Command::new(exe);
     cmd.arg("instance")
         .arg("--pgdata")
         .arg(pgdata)
@@ -203,6 +229,7 @@ pub fn start_instance(
     if read_only {
         cmd.arg("--read-only");
     }
+    cmd.args(more);
     let child = cmd.spawn().unwrap();
     Instance {
         proc: Proc::new(child, Some(pgdata.to_path_buf()), Signal::SIGTERM),

@@ -121,7 +121,7 @@ fn render_main_drops_forbidden_and_duplicate_settings_and_includes_ours_last() {
         s("work_mem", "8MB"),
         s("recovery_target_time", "2020-01-01"),
     ];
-    let out = render_main(&src, "postgresql.pgro.conf");
+    let out = render_main(&src, "postgresql.pgro.conf", &|_| true);
     assert!(out.contains("shared_preload_libraries = 'pg_stat_statements'\n"));
     assert!(out.contains("work_mem = '8MB'\n"));
     assert!(!out.contains("4MB"));
@@ -146,6 +146,7 @@ fn render_pgro_puts_user_extra_config_last() {
         socket_dir: "/tmp/pgro".into(),
         major: 16,
         shared_buffers_bytes: Some(256 << 20),
+        recovery: Vec::new(),
     };
     let out = render_pgro(&settings, Some("work_mem = '64MB'"));
     let parsed = parse(&out).unwrap();
@@ -160,4 +161,71 @@ fn render_pgro_puts_user_extra_config_last() {
         None,
     );
     assert!(!old.contains("recovery_init_sync_method"));
+}
+
+#[test]
+fn settings_naming_absent_absolute_paths_are_left_out() {
+    let src = vec![
+        s("work_mem", "8MB"),
+        // PGO and CPO: paths of the source's pod.
+        s("log_directory_custom", "/pgdata/pg16/log"),
+        s("pgaudit.log_file", "/home/postgres/pgdata/pgroot/x"),
+        s("custom.present", "/usr/share/present"),
+        // Not a path: a relative value, a value with spaces, a preload library (its own clear failure).
+        s("search_path", "public"),
+        s("custom.cmd", "/bin/false --flag"),
+        s("shared_preload_libraries", "/opt/missing/lib.so"),
+    ];
+    let exists = |p: &Path| p == Path::new("/usr/share/present");
+    let out = render_main(&src, "postgresql.pgro.conf", &exists);
+    assert!(
+        !out.contains("/pgdata/") && !out.contains("/home/postgres/"),
+        "{out}"
+    );
+    assert!(
+        out.contains("# Left out: log_directory_custom, pgaudit.log_file\n"),
+        "{out}"
+    );
+    for kept in [
+        "custom.present = '/usr/share/present'",
+        "search_path = 'public'",
+        "custom.cmd = '/bin/false --flag'",
+        "shared_preload_libraries = '/opt/missing/lib.so'",
+    ] {
+        assert!(out.contains(kept), "{kept}: {out}");
+    }
+}
+
+#[test]
+fn recovery_settings_come_after_the_extra_config_and_replace_pgros() {
+    let settings = PgroSettings {
+        listen_addresses: "*".into(),
+        port: 5432,
+        socket_dir: "/tmp/pgro".into(),
+        major: 16,
+        shared_buffers_bytes: None,
+        recovery: vec![
+            ("hot_standby".into(), "off".into()),
+            ("max_connections".into(), "150".into()),
+        ],
+    };
+    let out = render_pgro(&settings, Some("hot_standby = on\nmax_connections = 20\n"));
+    let parsed = parse(&out).unwrap();
+    let last = |name: &str| {
+        parsed
+            .iter()
+            .rev()
+            .find(|x| x.name == name)
+            .unwrap()
+            .value
+            .clone()
+    };
+    assert_eq!(last("hot_standby"), "off");
+    assert_eq!(last("max_connections"), "150");
+    assert_eq!(last("archive_mode"), "off");
+    assert_eq!(
+        parsed.iter().filter(|x| x.name == "hot_standby").count(),
+        2,
+        "pgro's own hot_standby = on is replaced, the user's stays before ours: {out}"
+    );
 }

@@ -17,6 +17,7 @@ fn settings() -> PgroSettings {
         socket_dir: "/tmp/pgro".into(),
         major: 16,
         shared_buffers_bytes: None,
+        recovery: Vec::new(),
     }
 }
 
@@ -71,12 +72,39 @@ fn stale_pid_file_is_removed_and_a_live_postmaster_refused() {
 fn recovery_files_are_moved_aside() {
     let d = pgdata();
     std::fs::write(d.path().join("standby.signal"), "").unwrap();
+    std::fs::write(d.path().join("recovery.signal"), "").unwrap();
     assert_eq!(
-        remove_recovery_files(d.path()).unwrap(),
-        vec!["standby.signal"]
+        remove_recovery_files(d.path(), RecoverySignal::Remove).unwrap(),
+        vec!["standby.signal", "recovery.signal"]
     );
     assert!(d.path().join("standby.signal.pgro-removed").exists());
-    assert!(remove_recovery_files(d.path()).unwrap().is_empty());
+    assert!(
+        remove_recovery_files(d.path(), RecoverySignal::Remove)
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[test]
+fn an_archive_restore_keeps_or_creates_recovery_signal_but_never_follows_a_primary() {
+    let d = pgdata();
+    std::fs::write(d.path().join("standby.signal"), "").unwrap();
+    std::fs::write(d.path().join("recovery.signal"), "kept").unwrap();
+    assert_eq!(
+        remove_recovery_files(d.path(), RecoverySignal::Keep).unwrap(),
+        vec!["standby.signal"]
+    );
+    assert_eq!(
+        std::fs::read(d.path().join("recovery.signal")).unwrap(),
+        b"kept"
+    );
+    std::fs::remove_file(d.path().join("recovery.signal")).unwrap();
+    assert!(
+        remove_recovery_files(d.path(), RecoverySignal::Keep)
+            .unwrap()
+            .is_empty()
+    );
+    assert!(d.path().join("recovery.signal").is_file());
 }
 
 #[test]
@@ -97,9 +125,13 @@ fn config_install_is_idempotent_and_derived_from_the_source() {
         "primary_conninfo = 'host=b'\nmax_connections = '50'\n",
     )
     .unwrap();
-    install_config(d.path(), &settings(), Some("work_mem = '1MB'\n")).unwrap();
+    let install = || {
+        let (source, _) = read_source(d.path()).unwrap();
+        install_config(d.path(), &source, &settings(), Some("work_mem = '1MB'\n")).unwrap();
+    };
+    install();
     let first = snapshot(d.path());
-    install_config(d.path(), &settings(), Some("work_mem = '1MB'\n")).unwrap();
+    install();
     assert_eq!(snapshot(d.path()), first, "a second start changes no byte");
 
     let main = std::fs::read_to_string(d.path().join(CONF)).unwrap();
@@ -119,7 +151,8 @@ fn config_install_is_idempotent_and_derived_from_the_source() {
 #[test]
 fn a_source_without_postgresql_conf_gets_a_minimal_one() {
     let d = pgdata();
-    install_config(d.path(), &settings(), None).unwrap();
+    let (source, _) = read_source(d.path()).unwrap();
+    install_config(d.path(), &source, &settings(), None).unwrap();
     let main = std::fs::read_to_string(d.path().join(CONF)).unwrap();
     assert_eq!(conf::parse(&main).unwrap().len(), 1);
     assert_eq!(std::fs::read(d.path().join(CONF_SOURCE)).unwrap(), b"");

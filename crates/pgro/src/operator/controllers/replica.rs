@@ -2,6 +2,7 @@
 //! [`plan::decide`], admits new restores against the cluster-wide limit, performs the switchover steps and
 //! writes the status.
 
+pub mod pgbackrest_source;
 pub mod plan;
 
 use std::collections::BTreeMap;
@@ -17,7 +18,7 @@ use kube::runtime::controller::Action as KubeAction;
 use kube::{Resource, ResourceExt};
 use pgro_api::{
     ANNOTATION_OUTGOING, LABEL_REPLICA, PostgresPhysicalReplica, PostgresPhysicalRestore,
-    RestorePhase, condition_reasons as reasons, condition_types as types, event_reasons,
+    RestorePhase, SourceRef, condition_reasons as reasons, condition_types as types, event_reasons,
 };
 
 use super::super::admin_sql;
@@ -219,12 +220,22 @@ async fn observe_migration(
 
 /// R1/R3: the Secret, the repository and the newest matching snapshot.
 async fn discover(ctx: &Context, replica: &PostgresPhysicalReplica, ns: &str) -> Result<Source> {
-    let secret_ref = &replica.spec.kopia_secret_ref;
+    let secret_ref = match replica.spec.effective_source() {
+        Some(SourceRef::Kopia(secret_ref)) => secret_ref,
+        Some(SourceRef::Pgbackrest(p)) => return pgbackrest_source::discover(ctx, p, ns).await,
+        // Admission refuses this; it is reachable only when the CRD's rules were bypassed.
+        None => {
+            return Ok(Source::SourceInvalid {
+                reason: reasons::UNSUPPORTED_REPOSITORY,
+                message: "the spec names no single backup source: set exactly one of kopiaSecretRef or source, and exactly one member of source".into(),
+            });
+        }
+    };
     let secret_name = secret_ref.name.clone().unwrap_or_default();
     if let Some(other) = secret_ref.namespace.as_deref().filter(|n| *n != ns) {
         return Ok(Source::SecretInvalid {
             message: format!(
-                "kopiaSecretRef.namespace {other:?} is not the replica's namespace {ns:?}; the Secret must live beside the replica"
+                "the Kopia Secret's namespace {other:?} is not the replica's namespace {ns:?}; the Secret must live beside the replica"
             ),
         });
     }

@@ -196,6 +196,14 @@ async fn reconcile_inner(restore: &PostgresPhysicalRestore, ctx: &Context) -> Re
         .as_ref()
         .and_then(|r| r.fixes.as_ref())
         .map(Fix::parse_all);
+    let data_time = report
+        .as_ref()
+        .and_then(|r| r.data_time.as_deref())
+        .and_then(|t| t.parse::<Timestamp>().ok());
+    let wal_replayed = report
+        .as_ref()
+        .and_then(|r| r.wal_replayed.clone())
+        .and_then(|v| serde_json::from_value(v).ok());
     let source_state = report.and_then(|r| r.source_state);
     let snapshot_bytes = quantity::to_bytes(&restore.spec.snapshot_size).unwrap_or(0);
     let observed = Observed {
@@ -208,6 +216,8 @@ async fn reconcile_inner(restore: &PostgresPhysicalRestore, ctx: &Context) -> Re
         ready_timeout: specs::ready_timeout(&settings, snapshot_bytes),
         fixes,
         source_state,
+        data_time,
+        wal_replayed,
     };
     let plan = plan::decide(&observed, Timestamp::now());
 

@@ -135,6 +135,8 @@ pub fn new_restore(
             snapshot_size,
             storage_size,
             snapshot_time: Some(Time(snapshot_time)),
+            source: replica.spec.source.clone(),
+            recovery: replica.spec.recovery.clone(),
         },
     );
     restore.metadata = meta(replica, name.to_owned(), "restore")?;

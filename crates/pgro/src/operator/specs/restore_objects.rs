@@ -19,6 +19,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use pgro_api::{PostgresPhysicalReplica, PostgresPhysicalRestore};
 
+use super::source_mounts;
 use super::{
     ADMIN_MOUNT, BuildError, CREDS_MOUNT, DATA_MOUNT, PASSWORD_KEY, PGDATA, PGRO_BIN_DIR,
     PGRO_IN_POSTGRES, POSTGRES_PORT, POSTGRES_PORT_NAME, PROBE_PORT, container_security,
@@ -182,36 +183,69 @@ fn unretryable_exit_codes() -> Vec<i32> {
 ///
 /// # Errors
 ///
-/// [`BuildError::MissingMetadata`].
+/// [`BuildError::MissingMetadata`], also when the replica names no Kopia source.
 pub fn restore_job(i: &RestoreInputs<'_>) -> Result<Job, BuildError> {
     let restore = i.restore_name()?;
-    let secret = i
-        .replica
+    let log_format = EnvVar {
+        name: "PGRO_LOG_FORMAT".into(),
+        value: Some("json".into()),
+        ..EnvVar::default()
+    };
+    // The restore keeps the source it was created for; a pgBackRest source is mounted as files.
+    let pgbackrest = i
+        .restore
         .spec
-        .kopia_secret_ref
-        .name
-        .clone()
-        .unwrap_or_default();
-    let env = SECRET_KEY_ENV
-        .iter()
-        .map(|(key, var)| EnvVar {
-            name: (*var).to_owned(),
-            value_from: Some(EnvVarSource {
-                secret_key_ref: Some(SecretKeySelector {
-                    name: secret.clone(),
-                    key: (*key).to_owned(),
-                    optional: Some(true),
+        .source
+        .as_ref()
+        .and_then(|s| s.pgbackrest.as_ref());
+    let (args, env, source) = if let Some(p) = pgbackrest {
+        let m = source_mounts::source_mounts(p)?;
+        let recovery = source_mounts::recovery_target(i.restore.spec.recovery.as_ref());
+        let args = source_mounts::restore_args(&i.restore.spec.snapshot, &m, recovery);
+        (args, vec![log_format], Some(m))
+    } else {
+        // The replica controller creates restores only for a Kopia source; a replica switched to another
+        // source since has no Kopia Secret to give the Job.
+        let secret = i
+            .replica
+            .spec
+            .kopia_secret()
+            .ok_or(BuildError::MissingMetadata {
+                kind: "PostgresPhysicalReplica",
+                field: "spec.kopiaSecretRef or spec.source.kopia",
+            })?
+            .name
+            .clone()
+            .unwrap_or_default();
+        let env = SECRET_KEY_ENV
+            .iter()
+            .map(|(key, var)| EnvVar {
+                name: (*var).to_owned(),
+                value_from: Some(EnvVarSource {
+                    secret_key_ref: Some(SecretKeySelector {
+                        name: secret.clone(),
+                        key: (*key).to_owned(),
+                        optional: Some(true),
+                    }),
+                    ..EnvVarSource::default()
                 }),
-                ..EnvVarSource::default()
-            }),
-            ..EnvVar::default()
-        })
-        .chain([EnvVar {
-            name: "PGRO_LOG_FORMAT".into(),
-            value: Some("json".into()),
-            ..EnvVar::default()
-        }])
-        .collect();
+                ..EnvVar::default()
+            })
+            .chain([log_format])
+            .collect();
+        (restore_args(&i.restore.spec.snapshot), env, None)
+    };
+    let mut pod_annotations = i.settings.pod_annotations.clone();
+    let mut mounts = vec![
+        mount("data", DATA_MOUNT, false),
+        mount("tmp", "/tmp", false),
+    ];
+    let mut volumes = vec![data_volume(restore), empty_dir("tmp", None)];
+    if let Some(m) = source {
+        pod_annotations.extend(m.annotations);
+        mounts.extend(m.mounts);
+        volumes.extend(m.volumes);
+    }
     let meta = i.meta(naming::restore_job(restore), "restore-job")?;
     let pod_labels = meta.labels.clone();
     Ok(Job {
@@ -243,7 +277,7 @@ pub fn restore_job(i: &RestoreInputs<'_>) -> Result<Job, BuildError> {
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
                     labels: pod_labels,
-                    annotations: non_empty(i.settings.pod_annotations.clone()),
+                    annotations: non_empty(pod_annotations),
                     ..ObjectMeta::default()
                 }),
                 spec: Some(PodSpec {
@@ -260,13 +294,10 @@ pub fn restore_job(i: &RestoreInputs<'_>) -> Result<Job, BuildError> {
                     containers: vec![Container {
                         name: "restore".into(),
                         image: Some(i.settings.pgro_image.clone()),
-                        args: Some(restore_args(&i.restore.spec.snapshot)),
+                        args: Some(args),
                         env: Some(env),
                         termination_message_policy: Some("FallbackToLogsOnError".into()),
-                        volume_mounts: Some(vec![
-                            mount("data", DATA_MOUNT, false),
-                            mount("tmp", "/tmp", false),
-                        ]),
+                        volume_mounts: Some(mounts),
                         resources: Some(ResourceRequirements {
                             requests: Some(BTreeMap::from([
                                 ("cpu".to_owned(), Quantity("250m".into())),
@@ -281,7 +312,7 @@ pub fn restore_job(i: &RestoreInputs<'_>) -> Result<Job, BuildError> {
                         security_context: Some(container_security()),
                         ..Container::default()
                     }],
-                    volumes: Some(vec![data_volume(restore), empty_dir("tmp", None)]),
+                    volumes: Some(volumes),
                     ..PodSpec::default()
                 }),
             },
@@ -366,9 +397,15 @@ impl LiveFields {
             .and_then(|s| s.containers.iter().find(|c| c.name == "postgres"))
             .and_then(|c| c.resources.clone())
             .filter(|r| *r != ResourceRequirements::default());
+        // pgro's own annotations (the source object) are not the user's to change: never patched away.
         let pod_annotations = template
             .and_then(|t| t.metadata.as_ref())
             .and_then(|m| m.annotations.clone())
+            .map(|a| {
+                a.into_iter()
+                    .filter(|(k, _)| !k.starts_with("pgro.bes.au/"))
+                    .collect()
+            })
             .and_then(non_empty);
         Self {
             resources,
@@ -447,6 +484,43 @@ pub fn postgres_deployment(i: &RestoreInputs<'_>) -> Result<Deployment, BuildErr
     if let Some(schemas) = spec.persistent_schemas.as_ref().filter(|s| !s.is_empty()) {
         args.extend(["--persistent-schema".into(), schemas.join(",")]);
     }
+    // A WAL-archive restore replays from its source: `pgro wal-fetch` in this pod reads it.
+    let source = match i
+        .restore
+        .spec
+        .source
+        .as_ref()
+        .and_then(|s| s.pgbackrest.as_ref())
+    {
+        Some(p) => {
+            let m = source_mounts::source_mounts(p)?;
+            args.extend(["--source".into(), source_mounts::SOURCE_FILE.into()]);
+            if let Some(d) = m.secret_dir {
+                args.extend(["--source-secret-dir".into(), d.into()]);
+            }
+            let target = source_mounts::recovery_target(i.restore.spec.recovery.as_ref());
+            args.extend(["--recovery-target".into(), target.into()]);
+            Some(m)
+        }
+        None => None,
+    };
+    let mut mounts = vec![
+        mount("data", DATA_MOUNT, false),
+        mount("pgro", PGRO_BIN_DIR, true),
+        mount("credentials", CREDS_MOUNT, true),
+        mount("admin", ADMIN_MOUNT, true),
+        mount("shm", "/dev/shm", false),
+        mount("tmp", "/tmp", false),
+    ];
+    let mut pod_annotations = live.pod_annotations.clone().unwrap_or_default();
+    let source_volumes = match source {
+        Some(m) => {
+            mounts.extend(m.mounts);
+            pod_annotations.extend(m.annotations);
+            m.volumes
+        }
+        None => Vec::new(),
+    };
     let mut env = Vec::new();
     if let Some(extra) = spec
         .postgres_extra_config
@@ -494,14 +568,7 @@ pub fn postgres_deployment(i: &RestoreInputs<'_>) -> Result<Deployment, BuildErr
         // Recovery can take long; /livez answers from the start, so this only catches a hung manager.
         liveness_probe: Some(http_probe("/livez", 10, 6)),
         resources: live.resources.clone(),
-        volume_mounts: Some(vec![
-            mount("data", DATA_MOUNT, false),
-            mount("pgro", PGRO_BIN_DIR, true),
-            mount("credentials", CREDS_MOUNT, true),
-            mount("admin", ADMIN_MOUNT, true),
-            mount("shm", "/dev/shm", false),
-            mount("tmp", "/tmp", false),
-        ]),
+        volume_mounts: Some(mounts),
         security_context: Some(container_security()),
         ..Container::default()
     };
@@ -522,7 +589,7 @@ pub fn postgres_deployment(i: &RestoreInputs<'_>) -> Result<Deployment, BuildErr
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
                     labels: Some(labels),
-                    annotations: live.pod_annotations.clone(),
+                    annotations: non_empty(pod_annotations),
                     ..ObjectMeta::default()
                 }),
                 spec: Some(PodSpec {
@@ -538,14 +605,19 @@ pub fn postgres_deployment(i: &RestoreInputs<'_>) -> Result<Deployment, BuildErr
                     node_selector: non_empty(i.settings.node_selector.clone()),
                     init_containers: Some(vec![install]),
                     containers: vec![postgres],
-                    volumes: Some(vec![
-                        data_volume(restore),
-                        empty_dir("pgro", None),
-                        secret_volume("credentials", naming::credentials_secret(replica)),
-                        secret_volume("admin", naming::admin_secret(replica)),
-                        empty_dir("shm", Some("Memory")),
-                        empty_dir("tmp", None),
-                    ]),
+                    volumes: Some(
+                        [
+                            data_volume(restore),
+                            empty_dir("pgro", None),
+                            secret_volume("credentials", naming::credentials_secret(replica)),
+                            secret_volume("admin", naming::admin_secret(replica)),
+                            empty_dir("shm", Some("Memory")),
+                            empty_dir("tmp", None),
+                        ]
+                        .into_iter()
+                        .chain(source_volumes)
+                        .collect(),
+                    ),
                     ..PodSpec::default()
                 }),
             },

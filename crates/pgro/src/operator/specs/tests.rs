@@ -148,6 +148,45 @@ fn restore_job_takes_credentials_from_the_secret_never_from_arguments() {
 }
 
 #[test]
+fn restore_job_reads_the_kopia_secret_named_by_source_kopia_too() {
+    let (r, s) = (restore(), settings());
+    let mut rep = replica();
+    rep.spec.kopia_secret_ref = None;
+    rep.spec.source = Some(pgro_api::Source {
+        kopia: Some(pgro_api::KopiaSource {
+            secret_ref: k8s_openapi::api::core::v1::SecretReference {
+                name: Some("kopia-via-source".into()),
+                namespace: None,
+            },
+        }),
+        pgbackrest: None,
+    });
+    let job = restore_job(&inputs(&r, &rep, &s)).expect("job");
+    let spec = job.spec.expect("spec");
+    let env = container(pod(spec.template.spec.as_ref()), "restore")
+        .env
+        .clone()
+        .expect("env");
+    assert!(
+        env.iter()
+            .filter_map(|e| e.value_from.as_ref()?.secret_key_ref.as_ref())
+            .all(|sel| sel.name == "kopia-via-source")
+    );
+    // A replica switched to a source this build does not read gets no Job rather than one with no Secret.
+    rep.spec.source = Some(pgro_api::Source {
+        kopia: None,
+        pgbackrest: Some(
+            serde_json::from_value(serde_json::json!({"volume": {"claimName": "repo1"}}))
+                .expect("pgbackrest source"),
+        ),
+    });
+    assert!(matches!(
+        restore_job(&inputs(&r, &rep, &s)),
+        Err(BuildError::MissingMetadata { .. })
+    ));
+}
+
+#[test]
 fn restore_job_fails_fast_on_unretryable_exit_codes_and_has_a_size_based_deadline() {
     let (r, rep, s) = (restore(), replica(), settings());
     let spec = restore_job(&inputs(&r, &rep, &s))

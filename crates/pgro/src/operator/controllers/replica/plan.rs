@@ -14,7 +14,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use pgro_api::{
     ConnectionInfo, PostgresPhysicalReplica, PostgresPhysicalReplicaStatus, RestorePhase,
-    condition_reasons as reasons, condition_types as types, event_reasons,
+    SourceRef, condition_reasons as reasons, condition_types as types, event_reasons,
 };
 
 use crate::operator::conditions::{self, Cond};
@@ -126,6 +126,14 @@ pub enum Source {
         /// `RepositoryPasswordInvalid`, `StorageUnreachable`, …
         reason: &'static str,
         /// The error.
+        message: String,
+    },
+    /// The spec's source cannot be used at all (condition `SourceValid=False`), e.g. a kind of source this
+    /// build does not read; nothing is restored.
+    SourceInvalid {
+        /// `UnsupportedRepository`, …
+        reason: &'static str,
+        /// What to change.
         message: String,
     },
     /// The snapshot filter does not compile.
@@ -642,8 +650,43 @@ pub fn decide(o: &Observed<'_>, now: Timestamp) -> Plan {
         }
     }
 
-    // R1/R3: the repository.
+    // R1/R3: the repository. Kopia sources report on `KopiaSecretValid` (`SourceValid` only while the spec
+    // names no usable source); every other source on `SourceValid`.
+    let kopia = matches!(spec.effective_source(), Some(SourceRef::Kopia(_)));
+    let opened = |c: &mut Ctx| {
+        if kopia {
+            c.cond(
+                types::KOPIA_SECRET_VALID,
+                true,
+                reasons::REPOSITORY_OPENED,
+                "the repository opens with these credentials".into(),
+            );
+        } else {
+            c.status
+                .conditions
+                .retain(|x| x.type_ != types::KOPIA_SECRET_VALID);
+            c.cond(
+                types::SOURCE_VALID,
+                true,
+                reasons::REPOSITORY_OPENED,
+                "the repository opens with these credentials".into(),
+            );
+        }
+    };
+    if kopia && !matches!(o.source, Source::SourceInvalid { .. }) {
+        c.status
+            .conditions
+            .retain(|x| x.type_ != types::SOURCE_VALID);
+    }
     let latest = match &o.source {
+        Source::SourceInvalid { reason, message } => {
+            // `KopiaSecretValid` would describe a Secret the spec no longer names.
+            c.status
+                .conditions
+                .retain(|x| x.type_ != types::KOPIA_SECRET_VALID);
+            c.cond(types::SOURCE_VALID, false, reason, message.clone());
+            None
+        }
         Source::SecretNotFound { secret } => {
             c.cond(
                 types::KOPIA_SECRET_VALID,
@@ -667,12 +710,7 @@ pub fn decide(o: &Observed<'_>, now: Timestamp) -> Plan {
             None
         }
         Source::FilterInvalid { message } => {
-            c.cond(
-                types::KOPIA_SECRET_VALID,
-                true,
-                reasons::REPOSITORY_OPENED,
-                "the repository opens with these credentials".into(),
-            );
+            opened(&mut c);
             c.cond(
                 types::SNAPSHOT_AVAILABLE,
                 false,
@@ -682,22 +720,25 @@ pub fn decide(o: &Observed<'_>, now: Timestamp) -> Plan {
             None
         }
         Source::Snapshots { latest, total } => {
-            c.cond(
-                types::KOPIA_SECRET_VALID,
-                true,
-                reasons::REPOSITORY_OPENED,
-                "the repository opens with these credentials".into(),
-            );
+            opened(&mut c);
             match latest {
                 Some(s) => {
+                    let what = if kopia {
+                        format!(
+                            "snapshot {} of {}@{}:{} taken {} ({} bytes)",
+                            s.id, s.user_name, s.host, s.path, s.start_time, s.total_size
+                        )
+                    } else {
+                        format!(
+                            "{} backup {} of stanza {} at {}, ended {} ({} bytes)",
+                            s.description, s.id, s.host, s.path, s.start_time, s.total_size
+                        )
+                    };
                     c.cond(
                         types::SNAPSHOT_AVAILABLE,
                         true,
                         reasons::SNAPSHOT_FOUND,
-                        format!(
-                            "snapshot {} of {}@{}:{} taken {} ({} bytes)",
-                            s.id, s.user_name, s.host, s.path, s.start_time, s.total_size
-                        ),
+                        what,
                     );
                     c.status.latest_available_snapshot = Some(s.id.clone());
                 }
@@ -720,7 +761,12 @@ pub fn decide(o: &Observed<'_>, now: Timestamp) -> Plan {
     if !source_ok {
         // Retry with a backoff that grows with how long the problem has lasted (no state beyond the
         // condition's transition time).
-        let since = conditions::get(&c.status.conditions, types::KOPIA_SECRET_VALID)
+        let failing = if matches!(o.source, Source::SourceInvalid { .. }) {
+            types::SOURCE_VALID
+        } else {
+            types::KOPIA_SECRET_VALID
+        };
+        let since = conditions::get(&c.status.conditions, failing)
             .filter(|x| x.status == "False")
             .map_or(now, |x| x.last_transition_time.0);
         let lasted = Duration::try_from(now.duration_since(since)).unwrap_or(Duration::ZERO);

@@ -96,6 +96,27 @@ fn secret(name: &str, data: &[(&str, &str)]) -> Value {
 /// the schema migration Job. The Kopia Secret names a filesystem repository that does not exist, so
 /// discovery fails without any network (the switchover does not depend on it).
 async fn opening_reads(api: &mut ApiServerVerifier, restores: Vec<Value>, kopia: Option<Value>) {
+    replica_reads(api, restores).await;
+    match kopia {
+        Some(s) => {
+            api.answer(
+                Method::GET,
+                &format!("/api/v1{NS}/secrets/kopia-credentials"),
+                200,
+                &s,
+            )
+            .await;
+        }
+        None => {
+            api.not_found(&format!("/api/v1{NS}/secrets/kopia-credentials"))
+                .await;
+        }
+    }
+    // No persistent schemas: no schema-migration Job is looked for.
+}
+
+/// The replica's own Secrets (R2) and its restores.
+async fn replica_reads(api: &mut ApiServerVerifier, restores: Vec<Value>) {
     api.answer(
         Method::GET,
         &format!("/api/v1{NS}/secrets/test-creds"),
@@ -129,22 +150,6 @@ async fn opening_reads(api: &mut ApiServerVerifier, restores: Vec<Value>, kopia:
         )
         .await;
     assert!(listed.has_query("labelSelector", "pgro.bes.au/replica=test"));
-    match kopia {
-        Some(s) => {
-            api.answer(
-                Method::GET,
-                &format!("/api/v1{NS}/secrets/kopia-credentials"),
-                200,
-                &s,
-            )
-            .await;
-        }
-        None => {
-            api.not_found(&format!("/api/v1{NS}/secrets/kopia-credentials"))
-                .await;
-        }
-    }
-    // No persistent schemas: no schema-migration Job is looked for.
 }
 
 fn missing_repository() -> Value {
@@ -299,6 +304,53 @@ async fn missing_kopia_secret_is_a_condition_and_creates_nothing() {
             valid["message"],
             "Secret kopia-credentials not found in namespace ns"
         );
+        assert!(status.body["status"]["currentRestore"].is_null());
+        api.events().await;
+    };
+    run_scenario(script, reconcile(obj, ctx))
+        .await
+        .expect("reconcile");
+}
+
+/// A pgBackRest repository on a volume, which the operator cannot list yet: no Secret is read and nothing
+/// is created; the Service selects nothing and `SourceValid` says why.
+#[tokio::test]
+async fn pgbackrest_volume_source_is_unsupported_and_creates_nothing() {
+    let (ctx, mut api) = Context::test();
+    let mut spec = replica_json(json!({}));
+    spec["spec"] = json!({"source": {"pgbackrest": {"volume": {"claimName": "repo1"}}},
+        "schedule": "0 */6 * * *"});
+    let obj = Arc::new(serde_json::from_value(spec).expect("replica"));
+    let script = async move {
+        replica_reads(&mut api, vec![]).await;
+        let selector = stable_service(&mut api).await;
+        assert_eq!(selector["pgro.bes.au/restore"], "none");
+        let status = api
+            .answer(
+                Method::PATCH,
+                &format!("{REPLICA}/status"),
+                200,
+                &replica_json(json!({})),
+            )
+            .await;
+        let conditions = status.body["status"]["conditions"]
+            .as_array()
+            .expect("conditions")
+            .clone();
+        let valid = conditions
+            .iter()
+            .find(|c| c["type"] == "SourceValid")
+            .expect("SourceValid");
+        assert_eq!(
+            (&valid["status"], &valid["reason"]),
+            (&json!("False"), &json!("UnsupportedRepository"))
+        );
+        assert!(
+            valid["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("on a volume is not read by the operator yet"))
+        );
+        assert!(!conditions.iter().any(|c| c["type"] == "KopiaSecretValid"));
         assert!(status.body["status"]["currentRestore"].is_null());
         api.events().await;
     };

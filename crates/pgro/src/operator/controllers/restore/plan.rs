@@ -146,6 +146,19 @@ pub struct Observed<'a> {
     pub fixes: Option<Vec<Fix>>,
     /// `_pgro.restore_info.source_state`, read with the fixes.
     pub source_state: Option<String>,
+    /// `_pgro.restore_info.data_time` (WAL-archive restores), read with the fixes.
+    pub data_time: Option<Timestamp>,
+    /// `_pgro.restore_info.wal_replayed` (WAL-archive restores), read with the fixes.
+    pub wal_replayed: Option<pgro_api::WalReplayed>,
+}
+
+/// `status.source`: the kind of source the restore was created from (`kopia` when it names none, as a
+/// restore of a `kopiaSecretRef` replica does).
+fn source_kind(r: &PostgresPhysicalRestore) -> &'static str {
+    match r.spec.source.as_ref() {
+        Some(s) if s.pgbackrest.is_some() => "pgbackrest",
+        _ => "kopia",
+    }
 }
 
 /// A child to create.
@@ -307,6 +320,7 @@ pub fn decide(o: &Observed<'_>, now: Timestamp) -> Plan {
             (Some(done), Some(JobReport::Done(result))) => {
                 status.restored_at = Some(ts(done));
                 status.postgres_version = Some(result.postgres_version.clone());
+                status.source = Some(source_kind(o.restore).to_owned());
                 conditions::set(
                     &mut status.conditions,
                     Cond {
@@ -408,6 +422,12 @@ pub fn decide(o: &Observed<'_>, now: Timestamp) -> Plan {
             .collect();
         status.instance_fixes = Some(reports.into_iter().map(|(line, _)| line).collect());
         status.source_state.clone_from(&o.source_state);
+        // The time of the newest data served: the last replayed commit, else the snapshot's own time.
+        status.data_time = o
+            .data_time
+            .map(ts)
+            .or_else(|| o.restore.spec.snapshot_time.clone());
+        status.wal_replayed.clone_from(&o.wal_replayed);
     }
     // S5: an instance that is not ready fails after the ready timeout, counted from `since`.
     let within = humantime::format_duration(o.ready_timeout);

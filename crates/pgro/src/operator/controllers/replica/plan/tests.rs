@@ -676,6 +676,38 @@ fn missing_secret_keeps_the_active_restore_serving_and_creates_nothing() {
 }
 
 #[test]
+fn unsupported_source_sets_source_valid_false_and_creates_nothing() {
+    let r = replica("", "{currentRestore: a}");
+    let restores = [active("a", "k1", "2026-11-21T01:00:00Z")];
+    let first = decide(&observe(&r, &restores, listed("k1")), at(NOW));
+    assert!(conditions::get(&first.status.conditions, types::SOURCE_VALID).is_none());
+    let mut r = r;
+    r.status = Some(first.status);
+    let unsupported = Source::SourceInvalid {
+        reason: reasons::UNSUPPORTED_REPOSITORY,
+        message: "the pgBackRest source is not yet supported".into(),
+    };
+    let p = decide(&observe(&r, &restores, unsupported), at(NOW));
+    let c = cond(&p, types::SOURCE_VALID);
+    assert_eq!(
+        (c.status.as_str(), c.reason.as_str()),
+        ("False", "UnsupportedRepository")
+    );
+    assert!(
+        conditions::get(&p.status.conditions, types::KOPIA_SECRET_VALID).is_none(),
+        "no stale KopiaSecretValid for a Secret the spec no longer names"
+    );
+    assert!(p.wanted.is_none());
+    assert_eq!(p.service_target.as_deref(), Some("a"));
+    assert!(p.requeue >= Duration::from_secs(10) && p.requeue <= Duration::from_secs(300));
+    // Back on a Kopia source, the condition goes away.
+    r.status = Some(p.status);
+    let p = decide(&observe(&r, &restores, listed("k1")), at(NOW));
+    assert!(conditions::get(&p.status.conditions, types::SOURCE_VALID).is_none());
+    assert_eq!(cond(&p, types::KOPIA_SECRET_VALID).status, "True");
+}
+
+#[test]
 fn storage_limit_blocks_the_restore_with_one_event() {
     let r = replica("storageSizeMaximum: 1Gi", "{}");
     let p = decide(&observe(&r, &[], listed("k1")), at(NOW));

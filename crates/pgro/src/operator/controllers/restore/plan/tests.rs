@@ -48,6 +48,8 @@ fn observed(r: &PostgresPhysicalRestore) -> Observed<'_> {
         ready_timeout: Duration::from_secs(1800),
         fixes: None,
         source_state: None,
+        data_time: None,
+        wal_replayed: None,
     }
 }
 
@@ -381,4 +383,35 @@ fn fixes_not_read_leave_the_field_unset() {
     let p = decide(&o, at(NOW));
     assert_eq!(p.status.phase, Some(RestorePhase::Ready));
     assert_eq!(p.status.instance_fixes, None);
+}
+
+#[test]
+fn data_time_and_wal_replayed_are_recorded_with_the_fixes_else_the_snapshot_time() {
+    let mut r =
+        restore("{phase: Restoring, postgresVersion: '16', restoredAt: '2026-11-21T10:18:00Z'}");
+    r.spec.snapshot_time = Some(ts(at("2026-11-21T10:00:00Z")));
+    let mut o = running(&r, true);
+    o.fixes = Some(Vec::new());
+    let replay_end: Timestamp = "2026-11-21T10:07:00Z".parse().expect("time");
+    o.data_time = Some(replay_end);
+    o.wal_replayed = Some(pgro_api::WalReplayed {
+        segments: 3,
+        bytes: 3 << 24,
+        seconds: 1.5,
+    });
+    let status = decide(&o, "2026-11-21T10:10:00Z".parse().expect("now")).status;
+    assert_eq!(
+        status.data_time.map(|t| t.0.to_string()),
+        Some("2026-11-21T10:07:00Z".into())
+    );
+    assert_eq!(status.wal_replayed.map(|w| w.segments), Some(3));
+    // A Kopia restore (no data_time recorded) serves the snapshot's own time.
+    let mut o = running(&r, true);
+    o.fixes = Some(Vec::new());
+    let status = decide(&o, "2026-11-21T10:10:00Z".parse().expect("now")).status;
+    assert_eq!(
+        status.data_time.map(|t| t.0.to_string()),
+        Some("2026-11-21T10:00:00Z".into())
+    );
+    assert!(status.wal_replayed.is_none());
 }

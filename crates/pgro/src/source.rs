@@ -1,0 +1,5 @@
+//! The source seam: everything the operator, the restore Job and `pgro wal-fetch` need from a backup
+//! repository, whatever wrote it (Kopia, pgBackRest; barman-cloud and restic to come), behind one shape.
+
+pub mod open;
+pub mod pgbackrest_secret;
