@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures::StreamExt as _;
+use tokio::sync::Semaphore;
 
 use crate::error::Error;
 use crate::manifest::Manifest;
@@ -38,13 +39,21 @@ pub struct RestoreProgress {
     pub files_total: u64,
 }
 
+/// Units fetched at once per decoding worker.
+pub(crate) const READS_PER_WORKER: usize = 4;
+/// Fetched-but-not-yet-written bytes allowed per decoding worker.
+pub(crate) const BUDGET_PER_WORKER: u64 = 16 << 20;
+
 /// A progress callback; called from worker tasks, so keep it cheap.
 pub type ProgressFn = Arc<dyn Fn(RestoreProgress) + Send + Sync>;
 
 /// Restore settings.
 #[derive(Clone)]
 pub struct RestoreOptions {
-    /// Units of work (whole files, bundle runs, block-incremental files) in flight at once (at least 1).
+    /// Decoding workers (at most one per CPU); units of work (whole files, bundle runs, block-incremental
+    /// files) are fetched four times as many at once, within a buffer budget of
+    /// 16 MiB each: object stores answer small reads at their round-trip time, so reads
+    /// in flight, not CPUs, bound a restore of many small files (at least 1).
     pub parallel: usize,
     /// Progress callback.
     pub progress: Option<ProgressFn>,
@@ -123,11 +132,17 @@ impl Repository {
             sink::empty(job)?;
         }
 
+        let parallel = opts.parallel.max(1);
+        let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
         let ctx = units::Ctx {
             store: self.store().clone(),
             manifest: Arc::new(m.clone()),
             stanza: self.stanza().to_owned(),
+            decoders: Arc::new(Semaphore::new(parallel.min(cpus))),
         };
+        let budget_mib =
+            u32::try_from((BUDGET_PER_WORKER >> 20) * parallel as u64).unwrap_or(u32::MAX);
+        let budget = Semaphore::new(budget_mib as usize);
         let done_bytes = AtomicU64::new(0);
         let done_files = AtomicU64::new(plan.empty.len() as u64);
         let report = |bytes: u64, files: u64| {
@@ -145,7 +160,13 @@ impl Repository {
         let mut results = futures::stream::iter(&plan.units)
             .map(|u| {
                 let ctx = &ctx;
+                let budget = &budget;
                 async move {
+                    // Held until the unit is written: bounds fetched bytes, not just requests.
+                    let _buffers = budget
+                        .acquire_many(units::buffer_mib(u).min(budget_mib))
+                        .await
+                        .map_err(|e| Error::io("(restore budget)", std::io::Error::other(e)))?;
                     match u {
                         Unit::Whole { key, job } => {
                             units::whole(ctx, key, job).await.map(|b| (b, 1))
@@ -162,7 +183,7 @@ impl Repository {
                     }
                 }
             })
-            .buffer_unordered(opts.parallel.max(1));
+            .buffer_unordered(parallel * READS_PER_WORKER);
         while let Some(r) = results.next().await {
             let (bytes, files) = r?;
             report(bytes, files);

@@ -161,7 +161,8 @@ impl Repository {
         Ok(out)
     }
 
-    /// Reads and decodes a stored WAL file, checking the SHA-1 of segments.
+    /// Reads and decodes a stored WAL file, checking the SHA-1 of segments; the whole file in memory (tests,
+    /// small files). `pgro wal-fetch` streams with [`Repository::read_wal_into`].
     ///
     /// # Errors
     /// Storage fails, or the file does not decode or verify.
@@ -170,38 +171,88 @@ impl Repository {
         archive: &ArchiveInfo,
         stored: &StoredSegment,
     ) -> Result<Vec<u8>, Error> {
+        let (out, _) = self
+            .read_wal_into(archive, stored, Vec::with_capacity(16 << 20))
+            .await?;
+        Ok(out)
+    }
+
+    /// Reads a stored WAL file, decodes it into `out` a chunk at a time while hashing it, and checks the
+    /// SHA-1 in its name at the end: the decoded segment is never held whole (one copy fewer, and a batch of
+    /// prefetched segments costs their compressed size in memory, not 16 MiB each). Returns `out` and the
+    /// decoded length. On an error `out` may hold a prefix: the caller writes to a temporary name.
+    ///
+    /// # Errors
+    /// Storage fails, the file does not decode or verify, or writing to `out` fails.
+    pub async fn read_wal_into<W: std::io::Write + Send + 'static>(
+        &self,
+        archive: &ArchiveInfo,
+        stored: &StoredSegment,
+        out: W,
+    ) -> Result<(W, u64), Error> {
         let data = self
             .store()
             .get(&stored.key)
             .await
             .map_err(|e| Error::storage(&stored.key, e))?;
         let pass = archive.cipher_pass.clone();
-        let compress = stored.compress;
-        let key = stored.key.clone();
-        let sha = stored.sha1.clone();
+        let stored = stored.clone();
         tokio::task::spawn_blocking(move || {
             let enc = Encoding {
                 pass: pass.as_deref(),
-                compress,
+                compress: stored.compress,
                 raw: false,
             };
-            let plain = codec::decode_all(&data, enc, SEGMENT_LIMIT)
-                .map_err(|e| Error::corrupted(&key, e))?;
-            if !sha.is_empty() {
-                use sha1::Digest as _;
-                let got = hex(&sha1::Sha1::digest(&plain));
-                if got != sha {
-                    return Err(Error::corrupted(
-                        &key,
-                        format!("its SHA-1 is {got}, its name says {sha}"),
-                    ));
-                }
-            }
-            Ok(plain)
+            decode_verified(&data, enc, &stored, out)
         })
         .await
         .map_err(|e| Error::io("(WAL decoder)", std::io::Error::other(e.to_string())))?
     }
+}
+
+/// The copy loop of [`Repository::read_wal_into`]: decode, hash, write, then compare the SHA-1.
+fn decode_verified<W: std::io::Write>(
+    data: &[u8],
+    enc: Encoding<'_>,
+    stored: &StoredSegment,
+    mut out: W,
+) -> Result<(W, u64), Error> {
+    use sha1::Digest as _;
+    use std::io::Read as _;
+    let key = &stored.key;
+    let mut reader = codec::decoder(data, enc);
+    let mut hasher = sha1::Sha1::new();
+    // 1 MiB: large enough that the decoders run in long stretches, small enough to stay in L2/L3.
+    let mut buf = vec![0u8; 1 << 20];
+    let mut total = 0u64;
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::corrupted(key, e)),
+        };
+        total += n as u64;
+        if total > SEGMENT_LIMIT {
+            return Err(Error::corrupted(
+                key,
+                format!("decodes to more than the {SEGMENT_LIMIT} bytes a WAL file can hold"),
+            ));
+        }
+        hasher.update(&buf[..n]);
+        out.write_all(&buf[..n])
+            .map_err(|e| Error::io(format!("(decoded {key})"), e))?;
+    }
+    if !stored.sha1.is_empty() {
+        let got = hex(&hasher.finalize());
+        if got != stored.sha1 {
+            return Err(Error::corrupted(
+                key,
+                format!("its SHA-1 is {got}, its name says {}", stored.sha1),
+            ));
+        }
+    }
+    Ok((out, total))
 }
 
 #[cfg(test)]

@@ -3,3 +3,4 @@
 
 pub mod open;
 pub mod pgbackrest_secret;
+pub mod reader;

@@ -32,6 +32,22 @@ pub(crate) struct Ctx {
     pub(crate) store: Arc<dyn BlobStore>,
     pub(crate) manifest: Arc<Manifest>,
     pub(crate) stanza: String,
+    /// Decoding workers: fetches run ahead of them, decoding is CPU-bound.
+    pub(crate) decoders: Arc<tokio::sync::Semaphore>,
+}
+
+/// The buffers `u` holds while in flight, in MiB (at least 1): what a restore's budget counts.
+pub(crate) fn buffer_mib(u: &super::plan::Unit) -> u32 {
+    use super::plan::Unit;
+    let bytes = match u {
+        Unit::Whole { job, .. } if job.file.repo_size <= CHUNK => job.file.repo_size,
+        Unit::Whole { .. } => CHUNK * AHEAD as u64,
+        Unit::Bundle { start, end, .. } => end - start,
+        Unit::Block { .. } => SUPER_RUN * AHEAD as u64,
+    };
+    u32::try_from(bytes.div_ceil(1 << 20))
+        .unwrap_or(u32::MAX)
+        .max(1)
 }
 
 impl Ctx {
@@ -48,9 +64,16 @@ impl Ctx {
     }
 }
 
+/// Runs decoding work on the blocking pool once a decoding worker is free.
 async fn blocking<T: Send + 'static>(
+    ctx: &Ctx,
     f: impl FnOnce() -> Result<T, Error> + Send + 'static,
 ) -> Result<T, Error> {
+    let _worker = ctx
+        .decoders
+        .acquire()
+        .await
+        .map_err(|e| Error::io("(restore worker)", io::Error::other(e)))?;
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| Error::io("(restore worker)", io::Error::other(e.to_string())))?
@@ -72,9 +95,10 @@ pub(crate) async fn whole(ctx: &Ctx, key: &str, job: &FileJob) -> Result<u64, Er
     };
     let Some(len) = stored else {
         let data = store.get(key).await.map_err(|e| Error::storage(key, e))?;
-        let ctx = ctx.clone();
+        let ctx2 = ctx.clone();
         let job = job.clone();
-        return blocking(move || {
+        return blocking(ctx, move || {
+            let ctx = ctx2;
             let mut sink = Sink::create(&job)?;
             let mut r = codec::decoder(&data[..], ctx.encoding(false));
             sink.copy_from(&mut r, &|e| sink_damage(&job, &e))?;
@@ -107,7 +131,7 @@ pub(crate) async fn whole(ctx: &Ctx, key: &str, job: &FileJob) -> Result<u64, Er
     });
     let ctx2 = ctx.clone();
     let job2 = job.clone();
-    let consumer = blocking(move || {
+    let consumer = blocking(ctx, move || {
         let mut sink = Sink::create(&job2)?;
         let mut r = codec::decoder(ChannelReader::new(rx), ctx2.encoding(false));
         sink.copy_from(&mut r, &|e| sink_damage(&job2, &e))?;
@@ -136,7 +160,8 @@ pub(crate) async fn bundle(
         .map_err(|e| Error::storage(key, e))?;
     let ctx = ctx.clone();
     let jobs = jobs.to_vec();
-    blocking(move || {
+    let ctx2 = ctx.clone();
+    blocking(&ctx2, move || {
         let mut bytes = 0;
         for job in &jobs {
             let off = job.file.bundle.map_or(0, |b| b.1) - start;
@@ -254,8 +279,10 @@ pub(crate) async fn block(ctx: &Ctx, job: &FileJob) -> Result<u64, Error> {
     });
     let ctx2 = ctx.clone();
     let job2 = job.clone();
-    let consumer =
-        blocking(move || assemble(&ctx2, &job2, bi.block_size, &items, &last_use, rx)).await;
+    let consumer = blocking(ctx, move || {
+        assemble(&ctx2, &job2, bi.block_size, &items, &last_use, rx)
+    })
+    .await;
     let produced = producer
         .await
         .map_err(|e| Error::io("(fetch task)", io::Error::other(e.to_string())))?;

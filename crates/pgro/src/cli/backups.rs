@@ -6,7 +6,8 @@ use std::process::ExitCode;
 use serde::Serialize;
 
 use crate::cli::exit::Failure;
-use crate::source::open::{OpenError, Opened, SourceArgs};
+use crate::operator::snapshots::SnapshotInfo;
+use crate::source::open::{OpenError, Reader, SourceArgs};
 
 /// `pgro backups …`.
 #[derive(Debug, clap::Args)]
@@ -82,59 +83,32 @@ pub async fn run(args: BackupsArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// The backups of any source, oldest first.
+/// The backups of any source, oldest first, through the source seam.
 async fn list(source: &SourceArgs) -> Result<Vec<BackupRow>, (Failure, String)> {
-    let chain = |e: &(dyn std::error::Error + 'static)| crate::cli::kopia::error_chain(e);
+    let failed = |e: OpenError| (e.failure(), e.message());
     let spec = source.load().map_err(|e| (Failure::Usage, e.0))?;
-    let secrets = source.secrets().map_err(|e| (Failure::Usage, e.0))?;
-    let kopia = crate::source::open::kopia_args(&spec, &secrets, source.storage_attempts)
-        .map_err(|e| (Failure::Usage, e.0))?;
-    if let Some(repo_args) = kopia {
-        let repo = repo_args
-            .connect()
-            .await
-            .map_err(|e| (e.failure(), chain(&e)))?;
-        let mut snaps = repo
-            .list_snapshots()
-            .await
-            .map_err(|e| (Failure::of_kopia(&e), chain(&e)))?;
-        snaps.sort_by_key(|s| s.start_time);
-        return Ok(snaps.iter().map(kopia_row).collect());
-    }
-    match source.open().await {
-        Ok(Opened::Pgbackrest(r)) => Ok(r.backups().iter().map(row).collect()),
-        Err(e) => Err(match &e {
-            OpenError::Config(c) => (Failure::Usage, c.0.clone()),
-            OpenError::Pgbackrest(p) => (Failure::of_pgbackrest(p), chain(&e)),
-        }),
-    }
+    let reader = source.open().await.map_err(failed)?;
+    let repo_path = spec
+        .pgbackrest
+        .as_ref()
+        .map_or("", |p| p.repo_path.as_str());
+    let backups = reader.backups(repo_path).await.map_err(failed)?;
+    Ok(backups.iter().map(|b| row(&reader, b)).collect())
 }
 
-/// A Kopia snapshot as a row (its tags as labels).
-fn kopia_row(s: &kopia::SnapshotManifest) -> BackupRow {
-    let info = crate::operator::snapshots::SnapshotInfo::from_manifest(s);
+/// A backup as a row: pgBackRest's type is in the description; a Kopia snapshot is `snapshot` or
+/// `partial`.
+fn row(reader: &Reader, b: &SnapshotInfo) -> BackupRow {
+    let kind = match reader {
+        Reader::Pgbackrest(_) => b.description.clone(),
+        Reader::Kopia(_) if b.incomplete => "partial".into(),
+        Reader::Kopia(_) => "snapshot".into(),
+    };
     BackupRow {
-        id: info.id,
-        kind: if info.incomplete {
-            "partial".into()
-        } else {
-            "snapshot".into()
-        },
-        end_time: info.end_time.unwrap_or(info.start_time).to_string(),
-        size: info.total_size,
-        labels: info.tags,
-    }
-}
-
-/// A pgBackRest backup as a row.
-pub fn row(b: &pgbackrest::BackupEntry) -> BackupRow {
-    BackupRow {
-        id: b.label.clone(),
-        kind: b.kind.as_str().into(),
-        end_time: jiff::Timestamp::from_second(b.timestamp_stop)
-            .map(|t| t.to_string())
-            .unwrap_or_default(),
-        size: b.size,
-        labels: b.annotations.clone(),
+        id: b.id.clone(),
+        kind,
+        end_time: b.end_time.unwrap_or(b.start_time).to_string(),
+        size: b.total_size,
+        labels: b.tags.clone(),
     }
 }

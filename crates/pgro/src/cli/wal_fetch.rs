@@ -4,17 +4,16 @@
 //! still down after the store's retries, damaged data, bad settings) exits 126, which PostgreSQL treats as
 //! fatal — so a network error can never end recovery early and promote a silently older copy.
 //!
-//! Prefetch: PostgreSQL asks for one segment at a time and waits, so a segment request also fetches the next
-//! `--prefetch` − 1 segments of its timeline in parallel (one listing, verified like the requested one) into
-//! `<pgdata>/pgro_wal_prefetch/`; the following requests are served from there by a rename, without opening
+//! Prefetch: PostgreSQL asks for one segment at a time and waits, so a segment request that misses the
+//! spool lists the archive once and reads the requested segment and the next `--prefetch` − 1 of its
+//! timeline at the same time (each streamed, decoded and SHA-1-verified) into `<pgdata>/pgro_wal_prefetch/`; the following requests are served from there by a rename, without opening
 //! the repository. A request that misses the spool empties it (a jump or a timeline switch). Everything
 //! stays inside the data directory's volume.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use crate::source::open::{OpenError, SourceArgs};
+use crate::source::open::SourceArgs;
 
 /// Exit code for "not found".
 const NOT_FOUND: u8 = 1;
@@ -35,7 +34,7 @@ pub struct WalFetchArgs {
     /// Where to put it (`%p`, relative to the data directory).
     pub dest: PathBuf,
     /// Segments fetched per request, the requested one included (1: no prefetch).
-    #[arg(long, env = "PGRO_WAL_PREFETCH", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
+    #[arg(long, env = "PGRO_WAL_PREFETCH", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub prefetch: u16,
 }
 
@@ -81,32 +80,63 @@ async fn fetch(args: &WalFetchArgs) -> Result<bool, String> {
     }
     let (repo, archive) = match args.source.open_archive().await {
         Ok(r) => r,
-        Err(OpenError::Config(e)) => return Err(e.0),
-        Err(OpenError::Pgbackrest(e)) => return Err(chain(&e)),
+        Err(e) => return Err(e.message()),
     };
     let (system_id, version) = cluster_identity(&args.pgdata)?;
-    let Some(stored) = repo
-        .find_wal(&archive, system_id, &version, &args.file)
+    let read_error = |e: FetchError, dest: &Path| match e {
+        FetchError::Read(e) => chain(&e),
+        FetchError::Write(e) => format!("writing {}: {e}", dest.display()),
+    };
+    if !segment || args.prefetch <= 1 {
+        let Some(stored) = repo
+            .find_wal(&archive, system_id, &version, &args.file)
+            .await
+            .map_err(|e| chain(&e))?
+        else {
+            return Ok(false);
+        };
+        fetch_to(&repo, &archive, &stored, &dest)
+            .await
+            .map_err(|e| read_error(e, &dest))?;
+        return Ok(true);
+    }
+    // The requested segment and its successors: one listing, then every read at once (the requested one
+    // decides the exit code). Successor names assume PostgreSQL's default 16 MiB segments; with another
+    // size they differ only where a log file wraps, and a name that is not archived is simply not read.
+    let mut names = vec![args.file.clone()];
+    names.extend(next_segments(
+        &args.file,
+        DEFAULT_SEGMENT,
+        usize::from(args.prefetch) - 1,
+    ));
+    let mut found = repo
+        .find_segments(&archive, system_id, &version, &names)
         .await
         .map_err(|e| chain(&e))?
-    else {
+        .into_iter();
+    let Some(Some(stored)) = found.next() else {
         return Ok(false);
     };
-    let data = repo
-        .read_wal(&archive, &stored)
-        .await
-        .map_err(|e| chain(&e))?;
-    write_atomically(&dest, &data).map_err(|e| format!("writing {}: {e}", dest.display()))?;
-    if segment && args.prefetch > 1 {
-        let next = next_segments(
-            &args.file,
-            data.len() as u64,
-            usize::from(args.prefetch) - 1,
-        );
-        prefetch(&repo, &archive, (system_id, &version), &next, &spool).await;
-    }
+    let ahead: Vec<(String, pgbackrest::StoredSegment)> = if spool_writable(&spool) {
+        names[1..]
+            .iter()
+            .cloned()
+            .zip(found)
+            .filter_map(|(n, s)| s.map(|s| (n, s)))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let (requested, ()) = tokio::join!(
+        fetch_to(&repo, &archive, &stored, &dest),
+        prefetch(&repo, &archive, ahead, &spool)
+    );
+    requested.map_err(|e| read_error(e, &dest))?;
     Ok(true)
 }
+
+/// PostgreSQL's default WAL segment size.
+const DEFAULT_SEGMENT: u64 = 16 << 20;
 
 /// Moves a prefetched `name` to `dest`; on a miss, empties the spool (its segments belong to another
 /// position or timeline) and says so.
@@ -145,92 +175,71 @@ pub fn next_segments(name: &str, size: u64, n: usize) -> Vec<String> {
         .collect()
 }
 
-/// Fetches `names` in parallel into the spool; failures only mean those segments are fetched when asked.
-async fn prefetch(
-    repo: &pgbackrest::Repository,
-    archive: &pgbackrest::ArchiveInfo,
-    (system_id, version): (u64, &str),
-    names: &[String],
-    spool: &Path,
-) {
-    use futures::StreamExt as _;
-    let Ok(found) = repo.find_segments(archive, system_id, version, names).await else {
-        return;
-    };
-    // A spool this user cannot write (made by another user) would cost every fetch and save none.
+/// Whether prefetched segments can be kept: a spool this user cannot write (made by another user) would
+/// cost every fetch and save none.
+fn spool_writable(spool: &Path) -> bool {
     let probe = spool.join(".pgro-probe");
     if std::fs::create_dir_all(spool).is_err() || std::fs::write(&probe, b"").is_err() {
         eprintln!(
             "pgro wal-fetch: {} is not writable; prefetch off",
             spool.display()
         );
-        return;
+        return false;
     }
     let _ = std::fs::remove_file(&probe);
-    let wanted: Vec<(String, pgbackrest::StoredSegment)> = names
-        .iter()
-        .cloned()
-        .zip(found)
-        .filter_map(|(n, s)| s.map(|s| (n, s)))
-        .collect();
+    true
+}
+
+/// Fetches `wanted` in parallel into the spool; failures only mean those segments are fetched when asked.
+async fn prefetch(
+    repo: &pgbackrest::Repository,
+    archive: &pgbackrest::ArchiveInfo,
+    wanted: Vec<(String, pgbackrest::StoredSegment)>,
+    spool: &Path,
+) {
+    use futures::StreamExt as _;
+    let n = wanted.len().max(1);
     futures::stream::iter(wanted)
         .map(|(name, stored)| async move {
-            if let Ok(data) = repo.read_wal(archive, &stored).await {
-                let _ = write_atomically(&spool.join(name), &data);
-            }
+            let _ = fetch_to(repo, archive, &stored, &spool.join(name)).await;
         })
-        .buffer_unordered(names.len().max(1))
+        .buffer_unordered(n)
         .collect::<Vec<()>>()
         .await;
 }
 
-/// Writes `dest` through a temporary file in the same directory, then renamed: PostgreSQL never sees a
-/// partial file. Not fsynced (as `pgbackrest archive-get`): the file is recovery's scratch copy, and after a
-/// crash recovery asks for it again.
-fn write_atomically(dest: &Path, data: &[u8]) -> std::io::Result<()> {
+enum FetchError {
+    Read(pgbackrest::Error),
+    Write(std::io::Error),
+}
+
+/// Streams a stored WAL file into `dest` through a temporary file in the same directory, renamed once
+/// complete and verified: PostgreSQL never sees a partial file. Not fsynced (as `pgbackrest archive-get`):
+/// the file is recovery's scratch copy, and after a crash recovery asks for it again. Returns its size.
+async fn fetch_to(
+    repo: &pgbackrest::Repository,
+    archive: &pgbackrest::ArchiveInfo,
+    stored: &pgbackrest::StoredSegment,
+    dest: &Path,
+) -> Result<u64, FetchError> {
     let name = dest
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let tmp = dest.with_file_name(format!(".{name}.pgro-tmp"));
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(data)?;
-    drop(f);
-    std::fs::rename(&tmp, dest)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn next_segments_roll_over_the_log_number() {
-        assert_eq!(
-            next_segments("0000000100000000000000FE", 16 << 20, 3),
-            vec![
-                "0000000100000000000000FF",
-                "000000010000000100000000",
-                "000000010000000100000001"
-            ]
-        );
-        assert_eq!(
-            next_segments("000000020000000A00000FFF", 1 << 20, 1),
-            vec!["000000020000000B00000000"]
-        );
-        assert!(next_segments("000000010000000000000001", 1000, 3).is_empty());
+    // Unbuffered: the decoder hands over chunks of up to 1 MiB, and a buffer would only copy them again.
+    let file = std::fs::File::create(&tmp).map_err(FetchError::Write)?;
+    let done = match repo.read_wal_into(archive, stored, file).await {
+        Ok((file, size)) => {
+            drop(file);
+            std::fs::rename(&tmp, dest)
+                .map_err(FetchError::Write)
+                .map(|()| size)
+        }
+        Err(e) => Err(FetchError::Read(e)),
+    };
+    if done.is_err() {
+        let _ = std::fs::remove_file(&tmp);
     }
-
-    #[test]
-    fn a_spool_miss_empties_the_spool_and_a_hit_moves_the_file() {
-        let t = tempfile::tempdir().expect("tmp");
-        let spool = t.path().join(SPOOL);
-        std::fs::create_dir(&spool).expect("mkdir");
-        std::fs::write(spool.join("000000010000000000000005"), "five").expect("write");
-        let dest = t.path().join("RECOVERYXLOG");
-        assert!(from_spool(&spool, "000000010000000000000005", &dest));
-        assert_eq!(std::fs::read_to_string(&dest).expect("read"), "five");
-        std::fs::write(spool.join("000000010000000000000009"), "nine").expect("write");
-        assert!(!from_spool(&spool, "000000020000000000000006", &dest));
-        assert_eq!(std::fs::read_dir(&spool).expect("dir").count(), 0);
-    }
+    done
 }

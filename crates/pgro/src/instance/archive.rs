@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::conf::Setting;
 use super::error::{Error, io};
 use crate::restore::recovery_settings::{self, RecoveryTarget};
-use crate::source::open::{Opened, SourceArgs};
+use crate::source::open::SourceArgs;
 
 /// The source's archive as this instance reaches it.
 #[derive(Debug, Clone)]
@@ -368,8 +368,13 @@ pub(crate) async fn check_first_segment(
     backup: &str,
 ) -> Result<(), Error> {
     let path: PathBuf = archive.source.source.clone();
-    let repo = match archive.source.open().await {
-        Ok(Opened::Pgbackrest(r)) => r,
+    let repo = match archive
+        .source
+        .open()
+        .await
+        .and_then(|r| r.into_pgbackrest())
+    {
+        Ok(r) => r,
         Err(source) => {
             return Err(Error::Source {
                 path,

@@ -14,7 +14,7 @@ use super::recovery_settings::{self, RecoveryTarget};
 use super::{Failed, RestoreArgs, RestoreResult, claim, expose, tablespaces};
 use crate::cli::exit::Failure;
 use crate::cli::progress::Reporter;
-use crate::source::open::{OpenError, Opened, SourceArgs};
+use crate::source::open::{OpenError, Reader, SourceArgs};
 
 /// The data directory's place inside `<target>/snapshot`.
 const PGDATA: &str = "pgdata";
@@ -59,11 +59,14 @@ pub(super) async fn restore(
         secret_dir: args.secret_dir.as_deref().map(absolute),
         storage_attempts: args.repo.storage_attempts,
     };
-    let repo = match source.open().await {
-        Ok(Opened::Pgbackrest(r)) => r,
-        Err(OpenError::Config(e)) => return Err(Failed::new(Failure::Usage, e.0)),
-        Err(OpenError::Pgbackrest(e)) => return Err(pgbr("opening the pgBackRest repository", &e)),
-    };
+    let repo = source
+        .open()
+        .await
+        .and_then(Reader::into_pgbackrest)
+        .map_err(|e| match e {
+            OpenError::Pgbackrest(e) => pgbr("opening the pgBackRest repository", &e),
+            e => Failed::new(e.failure(), e.message()),
+        })?;
     let entry = if args.snapshot == "latest" {
         repo.latest().cloned().ok_or_else(|| {
             Failed::new(

@@ -9,6 +9,7 @@ use blobstore::{BlobStore, Bucket, FileStore, RetryPolicy, Retrying, S3Config};
 use pgro_api::{PgbackrestSource, Source, UriStyle};
 
 use super::pgbackrest_secret::{self, PgbackrestCredentials};
+pub use super::reader::{OpenError, Reader};
 
 /// `--source` / `--secret-dir`, the same for every command that reads a source.
 #[derive(Debug, Clone, clap::Args)]
@@ -29,13 +30,6 @@ pub struct SourceArgs {
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct SourceError(pub String);
-
-/// An opened source.
-#[derive(Debug)]
-pub enum Opened {
-    /// A pgBackRest stanza.
-    Pgbackrest(Box<pgbackrest::Repository>),
-}
 
 impl SourceArgs {
     /// Reads `--source`.
@@ -84,7 +78,7 @@ impl SourceArgs {
     ///
     /// # Errors
     /// As [`open`].
-    pub async fn open(&self) -> Result<Opened, OpenError> {
+    pub async fn open(&self) -> Result<Reader, OpenError> {
         let source = self.load().map_err(OpenError::Config)?;
         let secrets = self.secrets().map_err(OpenError::Config)?;
         open(&source, &secrets, self.storage_attempts).await
@@ -106,30 +100,21 @@ impl SourceArgs {
     }
 }
 
-/// Why opening failed: configuration (nothing to retry) or the repository itself.
-#[derive(Debug, thiserror::Error)]
-pub enum OpenError {
-    /// The source or Secret is unusable as given.
-    #[error(transparent)]
-    Config(SourceError),
-    /// The repository refused or could not be read.
-    #[error(transparent)]
-    Pgbackrest(#[from] pgbackrest::Error),
-}
-
 /// Opens `source` with the Secret's keys, retrying each storage request up to `attempts` times.
 ///
 /// # Errors
-/// The source is not a pgBackRest one (the Kopia source has its own flags), the Secret lacks what the
-/// storage needs, or the repository cannot be opened.
+/// The Secret lacks what the storage needs, or the repository cannot be opened.
 pub async fn open(
     source: &Source,
     secrets: &BTreeMap<String, Vec<u8>>,
     attempts: u32,
-) -> Result<Opened, OpenError> {
+) -> Result<Reader, OpenError> {
+    if let Some(args) = kopia_args(source, secrets, attempts).map_err(OpenError::Config)? {
+        return Ok(Reader::Kopia(Box::new(args.connect().await?)));
+    }
     let (store, stanza, pass) = pgbackrest_parts(source, secrets, attempts)?;
     let repo = pgbackrest::Repository::open(store, &stanza, pass.as_deref()).await?;
-    Ok(Opened::Pgbackrest(Box::new(repo)))
+    Ok(Reader::Pgbackrest(Box::new(repo)))
 }
 
 /// What opening a pgBackRest stanza takes: its store, the stanza and the cipher passphrase.

@@ -207,3 +207,30 @@ fn relative_paths() {
         PathBuf::from("b")
     );
 }
+
+#[test]
+fn units_are_budgeted_by_the_buffers_they_hold() {
+    use crate::restore::units::buffer_mib;
+    let job = |repo_size| FileJob {
+        file: file("pg_data/base/1/1", repo_size * 4, FULL, None, repo_size),
+        dest: PathBuf::from("/t/base/1/1"),
+    };
+    let whole = |repo_size| Unit::Whole {
+        key: "k".into(),
+        job: job(repo_size),
+    };
+    // Small files count their stored size, never less than 1 MiB.
+    assert_eq!(buffer_mib(&whole(0)), 1);
+    assert_eq!(buffer_mib(&whole(3 << 20)), 3);
+    // A file streamed in chunks holds the chunks fetched ahead (4 × 8 MiB), whatever its size.
+    assert_eq!(buffer_mib(&whole(9 << 20)), 32);
+    assert_eq!(buffer_mib(&whole(1 << 40)), 32);
+    let bundle = Unit::Bundle {
+        key: "b".into(),
+        start: 100,
+        end: 100 + (5 << 20) + 1,
+        jobs: vec![job(1)],
+    };
+    assert_eq!(buffer_mib(&bundle), 6);
+    assert_eq!(buffer_mib(&Unit::Block { job: job(1) }), 32);
+}

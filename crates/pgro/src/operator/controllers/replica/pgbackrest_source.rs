@@ -13,7 +13,6 @@ use sha2::{Digest as _, Sha256};
 
 use super::super::super::context::Context;
 use super::super::super::error::Result;
-use super::super::super::snapshots::SnapshotInfo;
 use super::plan::Source;
 use crate::cli::kopia::error_chain;
 use crate::source::open::OpenError;
@@ -24,25 +23,6 @@ const DISCOVERY_ATTEMPTS: u32 = 3;
 
 fn invalid(reason: &'static str, message: String) -> Source {
     Source::SourceInvalid { reason, message }
-}
-
-/// What a replica's status says about a backup: ID = label; the time is the backup's **end** (the newest
-/// data it alone makes consistent); the type in the description.
-#[must_use]
-pub fn snapshot_info(b: &pgbackrest::BackupEntry, p: &PgbackrestSource) -> SnapshotInfo {
-    let end = jiff::Timestamp::from_second(b.timestamp_stop).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
-    SnapshotInfo {
-        id: b.label.clone(),
-        host: p.stanza.clone(),
-        user_name: String::new(),
-        path: p.repo_path.clone(),
-        description: b.kind.as_str().to_owned(),
-        start_time: end,
-        end_time: Some(end),
-        tags: b.annotations.clone(),
-        incomplete: false,
-        total_size: b.size,
-    }
 }
 
 /// Cache key: the source's settings and the Secret's data, hashed (the same repository read with other
@@ -112,14 +92,17 @@ pub async fn discover(ctx: &Context, p: &PgbackrestSource, ns: &str) -> Result<S
     let listed = ctx
         .repos
         .pgbackrest_backups(&key, ttl, || async {
-            match crate::source::open::open(&spec, &secrets, DISCOVERY_ATTEMPTS).await? {
-                crate::source::open::Opened::Pgbackrest(r) => Ok(r),
-            }
+            crate::source::open::open(&spec, &secrets, DISCOVERY_ATTEMPTS)
+                .await?
+                .into_pgbackrest()
         })
         .await;
     let listing = match listed {
         Ok(l) => l,
         Err(OpenError::Config(e)) => return Ok(invalid(reasons::SECRET_INVALID, e.0)),
+        Err(OpenError::Kopia(e)) => {
+            return Ok(invalid(reasons::UNSUPPORTED_REPOSITORY, error_chain(&e)));
+        }
         Err(OpenError::Pgbackrest(e)) => {
             use pgbackrest::ErrorKind as K;
             let reason = match e.kind() {
@@ -156,7 +139,11 @@ pub async fn discover(ctx: &Context, p: &PgbackrestSource, ns: &str) -> Result<S
         ));
     };
     Ok(Source::Snapshots {
-        latest: Some(snapshot_info(latest, p)),
+        latest: Some(crate::source::reader::pgbackrest_backup(
+            latest,
+            &p.stanza,
+            &p.repo_path,
+        )),
         total: listing.total,
     })
 }
