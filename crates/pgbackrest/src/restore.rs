@@ -50,10 +50,11 @@ pub type ProgressFn = Arc<dyn Fn(RestoreProgress) + Send + Sync>;
 /// Restore settings.
 #[derive(Clone)]
 pub struct RestoreOptions {
-    /// Decoding workers (at most one per CPU); units of work (whole files, bundle runs, block-incremental
-    /// files) are fetched four times as many at once, within a buffer budget of
-    /// 16 MiB each: object stores answer small reads at their round-trip time, so reads
-    /// in flight, not CPUs, bound a restore of many small files (at least 1).
+    /// Decoding workers for files read in one piece and bundle runs (at most one per CPU; large and
+    /// block-incremental files stream through decoders of their own, limited by the budget). Four times as
+    /// many units (whole files, bundle runs, block-incremental files) are fetched at once, within a buffer
+    /// budget of 16 MiB per worker: object stores answer small reads at their round-trip time, so reads in
+    /// flight, not CPUs, bound a restore of many small files (at least 1).
     pub parallel: usize,
     /// Progress callback.
     pub progress: Option<ProgressFn>,

@@ -74,6 +74,16 @@ async fn blocking<T: Send + 'static>(
         .acquire()
         .await
         .map_err(|e| Error::io("(restore worker)", io::Error::other(e)))?;
+    streaming(f).await
+}
+
+/// Runs the decoder of a streamed unit (a large file, a block-incremental file) on the blocking pool
+/// without taking a decoding worker: it spends much of its life waiting for chunks from the network, and
+/// holding a worker meanwhile would stall every small file behind one or two big ones. The buffer budget
+/// already limits how many run at once.
+async fn streaming<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, Error> + Send + 'static,
+) -> Result<T, Error> {
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| Error::io("(restore worker)", io::Error::other(e.to_string())))?
@@ -131,7 +141,7 @@ pub(crate) async fn whole(ctx: &Ctx, key: &str, job: &FileJob) -> Result<u64, Er
     });
     let ctx2 = ctx.clone();
     let job2 = job.clone();
-    let consumer = blocking(ctx, move || {
+    let consumer = streaming(move || {
         let mut sink = Sink::create(&job2)?;
         let mut r = codec::decoder(ChannelReader::new(rx), ctx2.encoding(false));
         sink.copy_from(&mut r, &|e| sink_damage(&job2, &e))?;
@@ -279,10 +289,8 @@ pub(crate) async fn block(ctx: &Ctx, job: &FileJob) -> Result<u64, Error> {
     });
     let ctx2 = ctx.clone();
     let job2 = job.clone();
-    let consumer = blocking(ctx, move || {
-        assemble(&ctx2, &job2, bi.block_size, &items, &last_use, rx)
-    })
-    .await;
+    let consumer =
+        streaming(move || assemble(&ctx2, &job2, bi.block_size, &items, &last_use, rx)).await;
     let produced = producer
         .await
         .map_err(|e| Error::io("(fetch task)", io::Error::other(e.to_string())))?;
