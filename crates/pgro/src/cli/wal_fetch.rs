@@ -6,7 +6,8 @@
 //!
 //! Prefetch: PostgreSQL asks for one segment at a time and waits, so a segment request that misses the
 //! spool lists the archive once and reads the requested segment and the next `--prefetch` − 1 of its
-//! timeline at the same time (each streamed, decoded and SHA-1-verified) into `<pgdata>/pgro_wal_prefetch/`; the following requests are served from there by a rename, without opening
+//! timeline at the same time (each streamed, decoded and SHA-1-verified) into
+//! `<pgdata>/pgro_wal_prefetch/`; the following requests are served from there by a rename, without opening
 //! the repository. A request that misses the spool empties it (a jump or a timeline switch). Everything
 //! stays inside the data directory's volume.
 
@@ -101,8 +102,8 @@ async fn fetch(args: &WalFetchArgs) -> Result<bool, String> {
         return Ok(true);
     }
     // The requested segment and its successors: one listing, then every read at once (the requested one
-    // decides the exit code). Successor names assume PostgreSQL's default 16 MiB segments; with another
-    // size they differ only where a log file wraps, and a name that is not archived is simply not read.
+    // decides the exit code). Successor names assume PostgreSQL's default 16 MiB segments (the size is
+    // only known once the requested one is read); a guessed name that is not archived is not read.
     let mut names = vec![args.file.clone()];
     names.extend(next_segments(
         &args.file,
@@ -127,12 +128,40 @@ async fn fetch(args: &WalFetchArgs) -> Result<bool, String> {
     } else {
         Vec::new()
     };
+    let prefetching = !ahead.is_empty();
     let (requested, ()) = tokio::join!(
         fetch_to(&repo, &archive, &stored, &dest),
         prefetch(&repo, &archive, ahead, &spool)
     );
-    requested.map_err(|e| read_error(e, &dest))?;
+    let size = requested.map_err(|e| read_error(e, &dest))?;
+    if prefetching && size != DEFAULT_SEGMENT {
+        // Another segment size: where its log file wraps earlier, the guessed successors were the wrong
+        // names; read the right ones now (a second round only for such clusters, only near a wrap).
+        let missing = missed_successors(&args.file, size, &names[1..]);
+        if !missing.is_empty()
+            && let Ok(found) = repo
+                .find_segments(&archive, system_id, &version, &missing)
+                .await
+        {
+            let more = missing
+                .into_iter()
+                .zip(found)
+                .filter_map(|(n, s)| s.map(|s| (n, s)))
+                .collect();
+            prefetch(&repo, &archive, more, &spool).await;
+        }
+    }
     Ok(true)
+}
+
+/// The successors of `file` for segments of `size` bytes that `guessed` (as many names, guessed for 16 MiB
+/// segments) does not hold.
+#[must_use]
+pub fn missed_successors(file: &str, size: u64, guessed: &[String]) -> Vec<String> {
+    next_segments(file, size, guessed.len())
+        .into_iter()
+        .filter(|n| !guessed.contains(n))
+        .collect()
 }
 
 /// PostgreSQL's default WAL segment size.
@@ -242,4 +271,56 @@ async fn fetch_to(
         let _ = std::fs::remove_file(&tmp);
     }
     done
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn successors_wrap_at_the_end_of_a_log_file_by_segment_size() {
+        // 16 MiB: 256 segments per log file.
+        assert_eq!(
+            next_segments("0000000100000000000000FE", 16 << 20, 3),
+            [
+                "0000000100000000000000FF",
+                "000000010000000100000000",
+                "000000010000000100000001"
+            ]
+        );
+        // 1 MiB: 4096 per log file, so 0xFF is followed by 0x100; 1 GiB: 4.
+        assert_eq!(
+            next_segments("0000000200000000000000FF", 1 << 20, 1),
+            ["000000020000000000000100"]
+        );
+        assert_eq!(
+            next_segments("000000010000000700000003", 1 << 30, 1),
+            ["000000010000000800000000"]
+        );
+        // Not a power of two, or out of PostgreSQL's range: nothing guessed.
+        assert!(next_segments("000000010000000000000001", 3 << 20, 2).is_empty());
+        assert!(next_segments("000000010000000000000001", 1 << 31, 2).is_empty());
+    }
+
+    #[test]
+    fn names_guessed_for_16_mib_segments_are_corrected_near_a_wrap() {
+        let file = "0000000100000000000000FC";
+        let guessed = next_segments(file, DEFAULT_SEGMENT, 6);
+        // The default size needs no correction.
+        assert!(missed_successors(file, DEFAULT_SEGMENT, &guessed).is_empty());
+        // 1 MiB segments continue at 0x100 where 16 MiB ones wrapped to the next log file.
+        assert_eq!(
+            missed_successors(file, 1 << 20, &guessed),
+            [
+                "000000010000000000000100",
+                "000000010000000000000101",
+                "000000010000000000000102"
+            ]
+        );
+        // Away from a wrap the guess is right whatever the size.
+        let mid = "000000010000000000000010";
+        assert!(
+            missed_successors(mid, 1 << 20, &next_segments(mid, DEFAULT_SEGMENT, 15)).is_empty()
+        );
+    }
 }
