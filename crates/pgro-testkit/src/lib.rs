@@ -19,6 +19,7 @@ mod http;
 mod infra;
 mod kubelet;
 pub mod pgbackrest;
+mod pgrun;
 mod process;
 mod shared;
 pub mod standin;

@@ -14,6 +14,7 @@ use super::options::{BackupType, ClusterOptions, PgbrVersion, RepoOptions, Stora
 use super::runner::{Runner, Server, free_port};
 use crate::fixtures::{INITDB_ARGS, MINIO_SECRET, MINIO_USER};
 use crate::infra::Components;
+use crate::pgrun::PgUser;
 
 /// A running PostgreSQL cluster archiving to, and backed up into, real pgBackRest repositories.
 /// Stopped (fast shutdown, by PID) when dropped or by [`SourceCluster::stop`].
@@ -81,10 +82,12 @@ impl SourceCluster {
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))?;
         let (uid, gid) = components.postgres_user();
         let runner = Runner {
-            uid,
-            gid,
-            pg_bin,
-            psql,
+            pg: PgUser {
+                uid,
+                gid,
+                pg_bin,
+                psql,
+            },
             pgbackrest,
             conf: dir.join("pgbackrest.conf"),
         };
