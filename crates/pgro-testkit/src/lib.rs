@@ -11,6 +11,7 @@
 //! Every process the harness starts dies with the test binary (see [`Proc`]).
 #![deny(missing_docs)]
 
+pub mod barman;
 mod certs;
 mod control_plane;
 mod crds;

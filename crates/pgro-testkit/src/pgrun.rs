@@ -116,6 +116,20 @@ impl Server {
         port: u16,
         settings: &[String],
     ) -> anyhow::Result<Self> {
+        Self::start_with_env(runner, data, socket, log, port, settings, &[]).await
+    }
+
+    /// [`Server::start`] with extra environment variables, which `archive_command` and
+    /// `restore_command` inherit (credentials of a barman-cloud object store).
+    pub(crate) async fn start_with_env(
+        runner: &PgUser,
+        data: &Path,
+        socket: &Path,
+        log: &Path,
+        port: u16,
+        settings: &[String],
+        env: &[(String, String)],
+    ) -> anyhow::Result<Self> {
         let mut spec = runner
             .spec("postgres", runner.pg_bin.join("postgres"))
             .arg("-D")
@@ -126,6 +140,9 @@ impl Server {
             .log_to(log);
         for setting in settings {
             spec = spec.args(["-c", setting]);
+        }
+        for (k, v) in env {
+            spec = spec.env(k, v);
         }
         let proc = Proc::spawn(spec).await?;
         let server = Self {
