@@ -1,0 +1,11 @@
+//! Native, read-only reader of barman-cloud object stores as CloudNativePG writes them
+//! (barman-restic-format.md part A): `base/<backup_id>/backup.info`, the base backup's tars and the WAL
+//! archive under `<destinationPath>/<serverName>/`. Nothing here writes to a store.
+//!
+//! So far: [`BackupInfo`] (the `key=value` file, unknown keys ignored, missing keys null) over
+//! [`pylit`], a parser of the Python literals barman writes with `repr()`.
+
+pub mod info;
+pub mod pylit;
+
+pub use info::{BackupInfo, BackupStatus, InfoError, Tablespace};
