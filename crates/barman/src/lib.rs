@@ -2,10 +2,13 @@
 //! (barman-restic-format.md part A): `base/<backup_id>/backup.info`, the base backup's tars and the WAL
 //! archive under `<destinationPath>/<serverName>/`. Nothing here writes to a store.
 //!
-//! So far: [`BackupInfo`] (the `key=value` file, unknown keys ignored, missing keys null) over
-//! [`pylit`], a parser of the Python literals barman writes with `repr()`.
+//! So far: [`Catalog`] (a server's backups, from one listing of `base/` and each `backup.info`),
+//! [`BackupInfo`] (the `key=value` file, unknown keys ignored, missing keys null) over [`pylit`], a parser
+//! of the Python literals barman writes with `repr()`.
 
+pub mod catalog;
 pub mod info;
 pub mod pylit;
 
+pub use catalog::{Backup, Catalog, ListError, Listing};
 pub use info::{BackupInfo, BackupStatus, InfoError, Tablespace};

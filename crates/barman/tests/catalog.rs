@@ -1,0 +1,109 @@
+//! The catalog of a store written by the real barman-cloud 3.19.1 (CNPG's command lines, MinIO): a DONE
+//! backup with its name, WAL range and tablespace, read through blobstore's S3 client; a FAILED one (an
+//! unreadable file in PGDATA) listed but never the latest. Outside CI a missing component skips; under
+//! `CI=true` it fails.
+
+use std::sync::Arc;
+
+use barman::{BackupStatus, Catalog};
+use blobstore::{Bucket, S3Config};
+use pgro_testkit::Components;
+use pgro_testkit::barman::{BarmanCluster, BarmanOptions};
+use pgro_testkit::fixtures::{MINIO_SECRET, MINIO_USER, Minio};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_store_lists_done_and_failed_backups() {
+    const TEST: &str = "a_real_store_lists_done_and_failed_backups";
+    let root = tempfile::Builder::new()
+        .prefix("barman-catalog-")
+        .tempdir()
+        .expect("temp dir");
+    std::fs::set_permissions(
+        root.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    let components = Components::load();
+    let Some(minio) = pgro_testkit::skip_unless_ci(
+        Minio::start(&components, &root.path().join("minio"), &["backups"]).await,
+        TEST,
+    ) else {
+        return;
+    };
+    let options = BarmanOptions {
+        major: 15,
+        wal_compression: None,
+        tablespace: true,
+    };
+    let Some(cluster) = pgro_testkit::skip_unless_ci(
+        BarmanCluster::start(
+            &components,
+            &root.path().join("src"),
+            &minio,
+            ("backups", "cnpg", "cluster-example"),
+            &options,
+        )
+        .await,
+        TEST,
+    ) else {
+        return;
+    };
+    cluster
+        .backup("backup-good", &["--gzip"])
+        .await
+        .expect("backup");
+    // barman-cloud ids are per second: the failing backup must not reuse the good one's id.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    cluster
+        .psql("CREATE TABLE unreadable_marker ()")
+        .expect("marker");
+    let data = root.path().join("src/pgdata");
+    std::fs::write(data.join("zz_unreadable"), b"x").expect("unreadable file");
+    std::fs::set_permissions(
+        data.join("zz_unreadable"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o000),
+    )
+    .expect("chmod 000");
+    assert!(
+        cluster.backup("backup-bad", &[]).await.is_err(),
+        "a backup of an unreadable file fails"
+    );
+
+    let cfg = S3Config {
+        bucket: "backups".into(),
+        prefix: "cnpg/".into(),
+        endpoint: Some(format!("http://{}", minio.endpoint())),
+        disable_tls: true,
+        access_key_id: Some(MINIO_USER.into()),
+        secret_access_key: Some(MINIO_SECRET.into()),
+        ..S3Config::default()
+    };
+    let store = Arc::new(Bucket::s3(&cfg).expect("S3 settings"));
+    let listing = Catalog::new(store, "cluster-example")
+        .backups()
+        .await
+        .expect("list");
+    assert!(listing.unreadable.is_empty(), "{:?}", listing.unreadable);
+    assert_eq!(listing.backups.len(), 2, "{listing:?}");
+    let (good, bad) = (&listing.backups[0], &listing.backups[1]);
+    assert_eq!(good.info.status, BackupStatus::Done);
+    assert_eq!(good.info.name.as_deref(), Some("backup-good"));
+    assert_eq!(good.info.major(), Some(15));
+    assert_eq!(good.info.tablespaces.len(), 1);
+    assert_eq!(good.info.tablespaces[0].name, "ts1");
+    assert!(good.info.restorable());
+    assert_eq!(bad.info.status, BackupStatus::Failed);
+    assert!(
+        bad.info
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("zz_unreadable")),
+        "{:?}",
+        bad.info.error
+    );
+    assert_eq!(
+        listing.latest().map(|b| b.id.as_str()),
+        Some(good.id.as_str())
+    );
+    cluster.stop().await;
+}
