@@ -74,6 +74,12 @@ impl Catalog {
         }
     }
 
+    /// The store.
+    #[must_use]
+    pub fn store(&self) -> &Arc<dyn BlobStore> {
+        &self.store
+    }
+
     /// The key of `rest` under the server.
     #[must_use]
     pub fn key(&self, rest: &str) -> String {

@@ -7,8 +7,12 @@
 //! of the Python literals barman writes with `repr()`.
 
 pub mod catalog;
+pub mod codec;
 pub mod info;
 pub mod pylit;
+pub mod wal;
 
 pub use catalog::{Backup, Catalog, ListError, Listing};
+pub use codec::Compression;
 pub use info::{BackupInfo, BackupStatus, InfoError, Tablespace};
+pub use wal::{StoredWal, WalError};

@@ -220,6 +220,29 @@ impl BarmanCluster {
         serde_json::from_str(&out).with_context(|| format!("backup list is not JSON: {out}"))
     }
 
+    /// `barman-cloud-wal-restore` of WAL file `name` into `dest` (its directory must be writable by the
+    /// PostgreSQL user): the reference bytes of a WAL fetch.
+    ///
+    /// # Errors
+    /// The tool fails (also when the archive lacks `name`).
+    pub async fn wal_restore(&self, name: &str, dest: &Path) -> anyhow::Result<()> {
+        let dest = dest.to_string_lossy().into_owned();
+        self.tool(
+            "barman-cloud-wal-restore",
+            &[&self.destination, &self.server_name, name, &dest],
+        )
+        .await
+        .map(drop)
+    }
+
+    /// A directory owned by the PostgreSQL user.
+    ///
+    /// # Errors
+    /// Creating or chowning it fails.
+    pub fn own_dir(&self, dir: &Path) -> anyhow::Result<()> {
+        self.pg.own_dir(dir, 0o700)
+    }
+
     /// `pg_switch_wal()` and a wait until the switched-from segment is archived; returns its name.
     ///
     /// # Errors
