@@ -10,9 +10,11 @@ pub mod catalog;
 pub mod codec;
 pub mod info;
 pub mod pylit;
+pub mod restore;
 pub mod wal;
 
 pub use catalog::{Backup, Catalog, ListError, Listing};
 pub use codec::Compression;
 pub use info::{BackupInfo, BackupStatus, InfoError, Tablespace};
+pub use restore::{Part, RestoreError, RestoreSummary};
 pub use wal::{StoredWal, WalError};

@@ -264,7 +264,7 @@ impl BarmanCluster {
         }
     }
 
-    /// The oracle: `barman-cloud-restore` of `backup_id` into `dest` (tablespace `ts1` into `<dest>-ts1`
+    /// The oracle: `barman-cloud-restore` of `backup_id` into `dest` (tablespace `ts1` into `<dest>.ts1`
     /// when there is one), then PostgreSQL on it replaying with `barman-cloud-wal-restore` to the end of
     /// the archive and promoting. Returns the running copy.
     ///
@@ -276,9 +276,23 @@ impl BarmanCluster {
         dest: &Path,
         tablespace: bool,
     ) -> anyhow::Result<RestoredCopy> {
+        self.barman_cloud_restore(backup_id, dest, tablespace)
+            .await?;
+        self.start_copy(dest).await
+    }
+
+    /// `barman-cloud-restore` of `backup_id` into `dest` only (tablespace `ts1` into `<dest>.ts1` when
+    /// `tablespace`), nothing started: the reference tree. Returns the tablespace's directory.
+    ///
+    /// # Errors
+    /// The restore fails.
+    pub async fn barman_cloud_restore(
+        &self,
+        backup_id: &str,
+        dest: &Path,
+        tablespace: bool,
+    ) -> anyhow::Result<PathBuf> {
         self.pg.own_dir(dest, 0o700)?;
-        let sock = dest.with_extension("sock");
-        self.pg.own_dir(&sock, 0o700)?;
         let ts = dest.with_extension("ts1");
         let ts_arg = format!("ts1:{}", ts.display());
         let mut args = Vec::new();
@@ -294,6 +308,18 @@ impl BarmanCluster {
             dest_s.as_str(),
         ]);
         self.tool("barman-cloud-restore", &args).await?;
+        Ok(ts)
+    }
+
+    /// PostgreSQL on a restored data directory `dest` (owned by the PostgreSQL user): `recovery.signal`,
+    /// `restore_command` = `barman-cloud-wal-restore`, archiving off; waits until it has replayed the
+    /// archive and promoted. Its socket directory and log are `dest` with extensions `sock` and `log`.
+    ///
+    /// # Errors
+    /// PostgreSQL does not start or does not finish recovery within 60 s.
+    pub async fn start_copy(&self, dest: &Path) -> anyhow::Result<RestoredCopy> {
+        let sock = dest.with_extension("sock");
+        self.pg.own_dir(&sock, 0o700)?;
         std::fs::write(dest.join("recovery.signal"), b"")?;
         std::os::unix::fs::chown(
             dest.join("recovery.signal"),

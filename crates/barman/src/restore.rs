@@ -1,0 +1,411 @@
+//! Restoring a base backup (barman-restic-format.md A4, A6): every tar of `base/<id>/` — `data.tar[.ext]`
+//! and its parts `data_NNNN.tar[.ext]` into PGDATA, `<oid>.tar[.ext]` and its parts into
+//! `<tablespaces>/<oid>` with `pg_tblspc/<oid>` relinked to it (relative, inside the volume) — each
+//! streamed GET → decompress → tar, parts in parallel. Entries must be relative paths without `..`
+//! (`tar`'s `unpack_in` refuses anything else and never follows a link out of the target); links inside
+//! a tar are not written (PostgreSQL data directories hold none but `pg_tblspc/*`, which are made here).
+
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use futures::StreamExt as _;
+use tokio::sync::mpsc;
+
+use crate::catalog::{Backup, Catalog};
+use crate::codec::Compression;
+
+/// Range read size of a streamed tar.
+const CHUNK: u64 = 8 << 20;
+/// Ranges fetched ahead of the tar reader, per part.
+const AHEAD: usize = 4;
+
+/// One tar of a backup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Part {
+    /// Object key.
+    pub key: String,
+    /// `None` for PGDATA, the tablespace OID otherwise.
+    pub tablespace: Option<u32>,
+    /// From its extension.
+    pub compression: Compression,
+    /// Stored size.
+    pub size: u64,
+}
+
+/// What a restore wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestoreSummary {
+    /// Regular files written.
+    pub files: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Tablespaces: OID and directory.
+    pub tablespaces: Vec<(u32, PathBuf)>,
+}
+
+/// A restore that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    /// Listing or reading failed.
+    #[error("reading {key} failed")]
+    Storage {
+        /// Key or prefix.
+        key: String,
+        /// The store's error.
+        #[source]
+        source: blobstore::Error,
+    },
+    /// A tar does not decode, holds an unsafe path, or writing failed.
+    #[error("restoring {key}")]
+    Tar {
+        /// Key.
+        key: String,
+        /// What went wrong.
+        #[source]
+        source: io::Error,
+    },
+    /// The backup lacks a tar it needs or is not restorable.
+    #[error("backup {id}: {detail}")]
+    Incomplete {
+        /// Backup ID.
+        id: String,
+        /// What is missing.
+        detail: String,
+    },
+}
+
+/// `data` or an OID, then `.tar` or `_NNNN.tar`, then a compression extension.
+fn part_of(file: &str) -> Option<(Option<u32>, Compression)> {
+    let (stem, compression) = Compression::split(file);
+    let stem = stem.strip_suffix(".tar")?;
+    let base = match stem.split_once('_') {
+        Some((b, n)) if n.len() == 4 && n.bytes().all(|c| c.is_ascii_digit()) => b,
+        Some(_) => return None,
+        None => stem,
+    };
+    if base == "data" {
+        return Some((None, compression));
+    }
+    base.parse::<u32>().ok().map(|oid| (Some(oid), compression))
+}
+
+impl Catalog {
+    /// The tars of backup `id`, in key order.
+    ///
+    /// # Errors
+    /// Listing fails.
+    pub async fn parts(&self, id: &str) -> Result<Vec<Part>, RestoreError> {
+        let prefix = self.key(&format!("base/{id}/"));
+        let listing =
+            self.store()
+                .list_dir(&prefix)
+                .await
+                .map_err(|source| RestoreError::Storage {
+                    key: prefix.clone(),
+                    source,
+                })?;
+        let mut parts: Vec<Part> = listing
+            .objects
+            .iter()
+            .filter_map(|o| {
+                let file = o.key.rsplit('/').next()?;
+                let (tablespace, compression) = part_of(file)?;
+                Some(Part {
+                    key: o.key.clone(),
+                    tablespace,
+                    compression,
+                    size: o.size,
+                })
+            })
+            .collect();
+        parts.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(parts)
+    }
+
+    /// Restores `backup` into `pgdata` and `tablespaces/<oid>` (both created; they must be empty or
+    /// absent), `parallel` tars at once.
+    ///
+    /// # Errors
+    /// The backup is not restorable or lacks a tar, storage fails, a tar is damaged or unsafe, or writing
+    /// fails. What was written stays (the caller discards the volume).
+    pub async fn restore(
+        &self,
+        backup: &Backup,
+        pgdata: &Path,
+        tablespaces: &Path,
+        parallel: usize,
+    ) -> Result<RestoreSummary, RestoreError> {
+        let incomplete = |detail: String| RestoreError::Incomplete {
+            id: backup.id.clone(),
+            detail,
+        };
+        if !backup.info.restorable() {
+            return Err(incomplete(format!(
+                "status {:?}, not a finished backup",
+                backup.info.status
+            )));
+        }
+        let parts = self.parts(&backup.id).await?;
+        if !parts.iter().any(|p| p.tablespace.is_none()) {
+            return Err(incomplete("no data.tar".into()));
+        }
+        for ts in &backup.info.tablespaces {
+            if !parts.iter().any(|p| p.tablespace == Some(ts.oid)) {
+                return Err(incomplete(format!(
+                    "no tar of tablespace {} ({})",
+                    ts.name, ts.oid
+                )));
+            }
+        }
+        let io_err = |p: &Path, e: io::Error| RestoreError::Tar {
+            key: p.display().to_string(),
+            source: e,
+        };
+        for d in [pgdata, tablespaces] {
+            std::fs::create_dir_all(d).map_err(|e| io_err(d, e))?;
+            if std::fs::read_dir(d)
+                .map_err(|e| io_err(d, e))?
+                .next()
+                .is_some()
+            {
+                return Err(io_err(
+                    d,
+                    io::Error::other("not empty: a restore writes only into an empty directory"),
+                ));
+            }
+        }
+        let results: Vec<Result<(u64, u64), RestoreError>> = futures::stream::iter(&parts)
+            .map(|p| {
+                let dest = match p.tablespace {
+                    None => pgdata.to_owned(),
+                    Some(oid) => tablespaces.join(oid.to_string()),
+                };
+                async move { self.unpack(p, dest).await }
+            })
+            .buffer_unordered(parallel.max(1))
+            .collect()
+            .await;
+        let mut summary = RestoreSummary {
+            files: 0,
+            bytes: 0,
+            tablespaces: Vec::new(),
+        };
+        for r in results {
+            let (files, bytes) = r?;
+            summary.files += files;
+            summary.bytes += bytes;
+        }
+        // PostgreSQL refuses to start on a data directory (or tablespace) open to others; the tar's `./`
+        // entry does not set the mode of a directory that exists.
+        let private = |d: &Path| {
+            std::fs::set_permissions(d, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+                .map_err(|e| io_err(d, e))
+        };
+        private(pgdata)?;
+        private(tablespaces)?;
+        for ts in &backup.info.tablespaces {
+            private(&tablespaces.join(ts.oid.to_string()))?;
+        }
+        let tblspc = pgdata.join("pg_tblspc");
+        std::fs::create_dir_all(&tblspc).map_err(|e| io_err(&tblspc, e))?;
+        for ts in &backup.info.tablespaces {
+            let dir = tablespaces.join(ts.oid.to_string());
+            let link = tblspc.join(ts.oid.to_string());
+            let _ = std::fs::remove_dir(&link); // barman's data.tar may hold it as an empty directory
+            let target = relative(&tblspc, &dir);
+            std::os::unix::fs::symlink(&target, &link).map_err(|e| io_err(&link, e))?;
+            summary.tablespaces.push((ts.oid, dir));
+        }
+        Ok(summary)
+    }
+
+    /// Streams one tar into `dest`: ranged GETs fetched ahead, decoded and unpacked on the blocking pool.
+    async fn unpack(&self, part: &Part, dest: PathBuf) -> Result<(u64, u64), RestoreError> {
+        let (tx, rx) = mpsc::channel::<Bytes>(AHEAD);
+        let store = self.store().clone();
+        let key = part.key.clone();
+        let size = part.size;
+        let producer = tokio::spawn(async move {
+            let ranges = (0..size.div_ceil(CHUNK)).map(|i| i * CHUNK..((i + 1) * CHUNK).min(size));
+            let mut chunks = futures::stream::iter(ranges)
+                .map(|r| {
+                    let store = store.clone();
+                    let key = key.clone();
+                    async move {
+                        store
+                            .get_range(&key, r)
+                            .await
+                            .map_err(|source| RestoreError::Storage { key, source })
+                    }
+                })
+                .buffered(AHEAD);
+            while let Some(c) = chunks.next().await {
+                if tx.send(c?).await.is_err() {
+                    break;
+                }
+            }
+            Ok::<(), RestoreError>(())
+        });
+        let (key, c) = (part.key.clone(), part.compression);
+        let consumer = tokio::task::spawn_blocking(move || {
+            std::fs::create_dir_all(&dest)?;
+            untar(
+                c.decoder(ChannelReader {
+                    rx,
+                    cur: Bytes::new(),
+                }),
+                &dest,
+            )
+        })
+        .await
+        .map_err(|e| RestoreError::Tar {
+            key: key.clone(),
+            source: io::Error::other(e.to_string()),
+        })?;
+        producer.await.map_err(|e| RestoreError::Tar {
+            key: key.clone(),
+            source: io::Error::other(e.to_string()),
+        })??;
+        consumer.map_err(|source| RestoreError::Tar { key, source })
+    }
+}
+
+/// Unpacks a tar stream into `dest`; returns (files, bytes).
+fn untar(r: impl Read, dest: &Path) -> io::Result<(u64, u64)> {
+    let mut archive = tar::Archive::new(r);
+    archive.set_preserve_permissions(true);
+    archive.set_preserve_mtime(true);
+    archive.set_unpack_xattrs(false);
+    archive.set_overwrite(false);
+    let (mut files, mut bytes) = (0, 0);
+    for entry in archive.entries()? {
+        let mut entry = entry?;
+        let kind = entry.header().entry_type();
+        if kind.is_symlink() || kind.is_hard_link() {
+            continue;
+        }
+        let path = entry.path()?.into_owned();
+        if path.is_absolute()
+            || path
+                .components()
+                .any(|c| c == std::path::Component::ParentDir)
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("unsafe path {} in the tar", path.display()),
+            ));
+        }
+        let size = entry.header().size()?;
+        if !entry.unpack_in(dest)? {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("unsafe path {} in the tar", path.display()),
+            ));
+        }
+        if kind.is_file() {
+            files += 1;
+            bytes += size;
+        }
+    }
+    Ok((files, bytes))
+}
+
+/// `to` relative to the directory `from` (both absolute or both relative to the same place).
+fn relative(from: &Path, to: &Path) -> PathBuf {
+    let f: Vec<_> = from.components().collect();
+    let t: Vec<_> = to.components().collect();
+    let common = f.iter().zip(&t).take_while(|(a, b)| a == b).count();
+    let mut out = PathBuf::new();
+    for _ in common..f.len() {
+        out.push("..");
+    }
+    for c in &t[common..] {
+        out.push(c);
+    }
+    out
+}
+
+/// A blocking [`Read`] over chunks arriving on a channel (the end of the channel is the end of data; a
+/// storage failure is reported by the producer).
+struct ChannelReader {
+    rx: mpsc::Receiver<Bytes>,
+    cur: Bytes,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.cur.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(b) => self.cur = b,
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.cur.len());
+        buf[..n].copy_from_slice(&self.cur[..n]);
+        self.cur = self.cur.slice(n..);
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tar_names_are_parts() {
+        assert_eq!(part_of("data.tar"), Some((None, Compression::None)));
+        assert_eq!(part_of("data_0001.tar.lz4"), Some((None, Compression::Lz4)));
+        assert_eq!(
+            part_of("16384.tar.gz"),
+            Some((Some(16384), Compression::Gzip))
+        );
+        assert_eq!(
+            part_of("16384_0002.tar.snappy"),
+            Some((Some(16384), Compression::Snappy))
+        );
+        for not in [
+            "backup.info",
+            "data.tar.7z",
+            "data_1.tar",
+            "x.tar",
+            "data",
+            "16384.tarx",
+        ] {
+            assert_eq!(part_of(not), None, "{not}");
+        }
+    }
+
+    #[test]
+    fn links_are_relative_inside_the_volume() {
+        assert_eq!(
+            relative(
+                Path::new("/v/snap/pgdata/pg_tblspc"),
+                Path::new("/v/snap/tablespaces/16384")
+            ),
+            PathBuf::from("../../tablespaces/16384")
+        );
+    }
+
+    #[test]
+    fn an_escaping_tar_entry_is_refused_and_nothing_is_written_outside() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path();
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(1);
+        h.set_mode(0o600);
+        h.set_cksum();
+        // tar's builder refuses `..`; write the name into the header bytes directly.
+        let name = b"../escaped";
+        h.as_old_mut().name[..name.len()].copy_from_slice(name);
+        h.set_cksum();
+        b.append(&h, &b"x"[..]).expect("append");
+        let data = b.into_inner().expect("tar");
+        let target = dir.join("pgdata");
+        std::fs::create_dir_all(&target).expect("mkdir");
+        let e = untar(&data[..], &target).expect_err("refused");
+        assert!(e.to_string().contains("unsafe path"), "{e}");
+        assert!(!dir.join("escaped").exists());
+    }
+}

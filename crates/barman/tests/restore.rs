@@ -1,0 +1,161 @@
+//! A base backup written by the real barman-cloud 3.19.1 (CNPG's command line, snappy, split into parts by
+//! `--max-archive-size`, a tablespace), restored by the reader: the same tree as `barman-cloud-restore`
+//! gives (paths, kinds, sizes, contents; the tablespace through its link), and the copy starts, replays
+//! the archived WAL with `barman-cloud-wal-restore` and serves the commits made after the backup. Outside
+//! CI a missing component skips; under `CI=true` it fails.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use barman::Catalog;
+use blobstore::{Bucket, S3Config};
+use pgro_testkit::Components;
+use pgro_testkit::barman::{BarmanCluster, BarmanOptions};
+use pgro_testkit::fixtures::{MINIO_SECRET, MINIO_USER, Minio};
+use pgro_testkit::pgbackrest::{DiffOptions, tree_diff, tree_digest};
+
+fn chown_tree(root: &Path, uid: u32, gid: u32) {
+    std::os::unix::fs::lchown(root, Some(uid), Some(gid)).expect("chown");
+    if root.is_dir() && !root.is_symlink() {
+        for e in std::fs::read_dir(root).expect("read_dir") {
+            chown_tree(&e.expect("entry").path(), uid, gid);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_split_snappy_backup_with_a_tablespace_restores_like_barman_cloud_restore() {
+    const TEST: &str = "a_split_snappy_backup_with_a_tablespace_restores_like_barman_cloud_restore";
+    let root = tempfile::Builder::new()
+        .prefix("barman-restore-")
+        .tempdir()
+        .expect("temp dir");
+    std::fs::set_permissions(
+        root.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    let components = Components::load();
+    let Some(minio) = pgro_testkit::skip_unless_ci(
+        Minio::start(&components, &root.path().join("minio"), &["backups"]).await,
+        TEST,
+    ) else {
+        return;
+    };
+    let options = BarmanOptions {
+        major: 17,
+        wal_compression: Some("--gzip".into()),
+        tablespace: true,
+    };
+    let Some(cluster) = pgro_testkit::skip_unless_ci(
+        BarmanCluster::start(
+            &components,
+            &root.path().join("src"),
+            &minio,
+            ("backups", "cnpg", "cluster-example"),
+            &options,
+        )
+        .await,
+        TEST,
+    ) else {
+        return;
+    };
+    cluster
+        .psql("CREATE TABLE big AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 60000) g")
+        .expect("big table");
+    cluster
+        .backup("backup-split", &["--snappy", "--max-archive-size", "2MB"])
+        .await
+        .expect("backup");
+    cluster
+        .psql("INSERT INTO t SELECT g, 'after' FROM generate_series(1001, 1050) g")
+        .expect("after the backup");
+    cluster.switch_wal().await.expect("switch");
+
+    let cfg = S3Config {
+        bucket: "backups".into(),
+        prefix: "cnpg/".into(),
+        endpoint: Some(format!("http://{}", minio.endpoint())),
+        disable_tls: true,
+        access_key_id: Some(MINIO_USER.into()),
+        secret_access_key: Some(MINIO_SECRET.into()),
+        ..S3Config::default()
+    };
+    let catalog = Catalog::new(Arc::new(Bucket::s3(&cfg).expect("S3")), "cluster-example");
+    let listing = catalog.backups().await.expect("list");
+    let backup = listing.latest().expect("a DONE backup").clone();
+    let parts = catalog.parts(&backup.id).await.expect("parts");
+    assert!(
+        parts.iter().filter(|p| p.tablespace.is_none()).count() > 1,
+        "--max-archive-size split data.tar: {parts:?}"
+    );
+    assert!(
+        parts
+            .iter()
+            .all(|p| p.compression == barman::Compression::Snappy)
+    );
+
+    let ours = root.path().join("ours");
+    let summary = catalog
+        .restore(&backup, &ours.join("pgdata"), &ours.join("tablespaces"), 4)
+        .await
+        .expect("restore");
+    assert_eq!(summary.tablespaces.len(), 1);
+    assert!(
+        summary.files > 900 && summary.bytes > 4 << 20,
+        "{summary:?}"
+    );
+    let oid = summary.tablespaces[0].0;
+    let link = std::fs::read_link(ours.join("pgdata/pg_tblspc").join(oid.to_string()))
+        .expect("tablespace link");
+    assert!(link.is_relative(), "{}", link.display());
+
+    // barman-cloud-restore of the same backup, nothing started: the same files, byte for byte.
+    let theirs = root.path().join("theirs");
+    let theirs_ts = cluster
+        .barman_cloud_restore(&backup.id, &theirs, true)
+        .await
+        .expect("barman-cloud-restore");
+    let same = |a: &Path, b: &Path| {
+        let follow = |p: &Path| p.to_owned();
+        let x = tree_digest(a, &follow).expect("ours");
+        let y = tree_digest(b, &follow).expect("theirs");
+        let diffs = tree_diff(&x, &y, DiffOptions::default());
+        assert!(
+            diffs.is_empty() && !x.is_empty(),
+            "{} vs {}: {diffs:?}",
+            a.display(),
+            b.display()
+        );
+    };
+    for sub in ["base", "global", "pg_xact", "pg_multixact"] {
+        same(&ours.join("pgdata").join(sub), &theirs.join(sub));
+    }
+    same(&summary.tablespaces[0].1, &theirs_ts);
+    for f in ["PG_VERSION", "backup_label", "postgresql.auto.conf"] {
+        assert_eq!(
+            std::fs::read(ours.join("pgdata").join(f)).expect("ours"),
+            std::fs::read(theirs.join(f)).expect("theirs"),
+            "{f}"
+        );
+    }
+
+    let (uid, gid) = components.postgres_user();
+    chown_tree(&ours, uid, gid);
+    let copy = cluster
+        .start_copy(&ours.join("pgdata"))
+        .await
+        .expect("our copy starts and replays");
+    assert_eq!(
+        copy.psql("SELECT count(*), count(*) FILTER (WHERE v = 'after') FROM t")
+            .expect("t"),
+        "1050|50"
+    );
+    assert_eq!(
+        copy.psql("SELECT count(*) FROM ts_t").expect("ts_t"),
+        "5000"
+    );
+    assert_eq!(copy.psql("SELECT count(*) FROM big").expect("big"), "60000");
+    copy.stop().await;
+    cluster.stop().await;
+}
