@@ -8,9 +8,7 @@
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
-use bytes::Bytes;
 use futures::StreamExt as _;
-use tokio::sync::mpsc;
 
 use crate::catalog::{Backup, Catalog};
 use crate::codec::Compression;
@@ -222,51 +220,34 @@ impl Catalog {
 
     /// Streams one tar into `dest`: ranged GETs fetched ahead, decoded and unpacked on the blocking pool.
     async fn unpack(&self, part: &Part, dest: PathBuf) -> Result<(u64, u64), RestoreError> {
-        let (tx, rx) = mpsc::channel::<Bytes>(AHEAD);
-        let store = self.store().clone();
-        let key = part.key.clone();
-        let size = part.size;
-        let producer = tokio::spawn(async move {
-            let ranges = (0..size.div_ceil(CHUNK)).map(|i| i * CHUNK..((i + 1) * CHUNK).min(size));
-            let mut chunks = futures::stream::iter(ranges)
-                .map(|r| {
-                    let store = store.clone();
-                    let key = key.clone();
-                    async move {
-                        store
-                            .get_range(&key, r)
-                            .await
-                            .map_err(|source| RestoreError::Storage { key, source })
-                    }
-                })
-                .buffered(AHEAD);
-            while let Some(c) = chunks.next().await {
-                if tx.send(c?).await.is_err() {
-                    break;
-                }
-            }
-            Ok::<(), RestoreError>(())
-        });
+        let (reader, producer) = blobstore::stream_object(
+            self.store().clone(),
+            part.key.clone(),
+            part.size,
+            CHUNK,
+            AHEAD,
+        );
         let (key, c) = (part.key.clone(), part.compression);
         let consumer = tokio::task::spawn_blocking(move || {
             std::fs::create_dir_all(&dest)?;
-            untar(
-                c.decoder(ChannelReader {
-                    rx,
-                    cur: Bytes::new(),
-                }),
-                &dest,
-            )
+            untar(c.decoder(reader), &dest)
         })
         .await
         .map_err(|e| RestoreError::Tar {
             key: key.clone(),
             source: io::Error::other(e.to_string()),
         })?;
-        producer.await.map_err(|e| RestoreError::Tar {
-            key: key.clone(),
-            source: io::Error::other(e.to_string()),
-        })??;
+        // A storage failure explains a short stream better than the tar reader's complaint.
+        producer
+            .await
+            .map_err(|e| RestoreError::Tar {
+                key: key.clone(),
+                source: io::Error::other(e.to_string()),
+            })?
+            .map_err(|source| RestoreError::Storage {
+                key: key.clone(),
+                source,
+            })?;
         consumer.map_err(|source| RestoreError::Tar { key, source })
     }
 }
@@ -324,28 +305,6 @@ fn relative(from: &Path, to: &Path) -> PathBuf {
         out.push(c);
     }
     out
-}
-
-/// A blocking [`Read`] over chunks arriving on a channel (the end of the channel is the end of data; a
-/// storage failure is reported by the producer).
-struct ChannelReader {
-    rx: mpsc::Receiver<Bytes>,
-    cur: Bytes,
-}
-
-impl Read for ChannelReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.cur.is_empty() {
-            match self.rx.blocking_recv() {
-                Some(b) => self.cur = b,
-                None => return Ok(0),
-            }
-        }
-        let n = buf.len().min(self.cur.len());
-        buf[..n].copy_from_slice(&self.cur[..n]);
-        self.cur = self.cur.slice(n..);
-        Ok(n)
-    }
 }
 
 #[cfg(test)]

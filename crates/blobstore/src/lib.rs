@@ -30,6 +30,7 @@ mod memory;
 #[cfg(feature = "cloud")]
 mod object;
 mod retry;
+mod stream;
 
 pub use error::{BoxError, Error, ErrorClass, error_chain};
 pub use fs::FileStore;
@@ -37,6 +38,7 @@ pub use memory::MemoryStore;
 #[cfg(feature = "cloud")]
 pub use object::{AzureConfig, Bucket, GcsConfig, S3Config};
 pub use retry::{RetryPolicy, Retrying};
+pub use stream::{ChunkReader, stream_object};
 
 /// Key, size and modification time of a stored object.
 #[derive(Debug, Clone, PartialEq, Eq)]

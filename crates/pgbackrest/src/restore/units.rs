@@ -3,7 +3,7 @@
 //! stays at a few chunks per unit whatever the file size.
 
 use std::collections::HashMap;
-use std::io::{self, Read};
+use std::io;
 use std::sync::Arc;
 
 use blobstore::BlobStore;
@@ -116,34 +116,12 @@ pub(crate) async fn whole(ctx: &Ctx, key: &str, job: &FileJob) -> Result<u64, Er
         })
         .await;
     };
-    let (tx, rx) = mpsc::channel::<Bytes>(AHEAD);
-    let fetch_key = key.to_owned();
-    let producer = tokio::spawn(async move {
-        let ranges = (0..len.div_ceil(CHUNK)).map(|i| i * CHUNK..((i + 1) * CHUNK).min(len));
-        let mut chunks = futures::stream::iter(ranges)
-            .map(|r| {
-                let store = store.clone();
-                let key = fetch_key.clone();
-                async move {
-                    store
-                        .get_range(&key, r)
-                        .await
-                        .map_err(|e| Error::storage(&key, e))
-                }
-            })
-            .buffered(AHEAD);
-        while let Some(c) = chunks.next().await {
-            if tx.send(c?).await.is_err() {
-                break; // the decoder stopped; its error is reported
-            }
-        }
-        Ok::<(), Error>(())
-    });
+    let (reader, producer) = blobstore::stream_object(store, key.to_owned(), len, CHUNK, AHEAD);
     let ctx2 = ctx.clone();
     let job2 = job.clone();
     let consumer = streaming(move || {
         let mut sink = Sink::create(&job2)?;
-        let mut r = codec::decoder(ChannelReader::new(rx), ctx2.encoding(false));
+        let mut r = codec::decoder(reader, ctx2.encoding(false));
         sink.copy_from(&mut r, &|e| sink_damage(&job2, &e))?;
         sink.finish()
     })
@@ -151,7 +129,7 @@ pub(crate) async fn whole(ctx: &Ctx, key: &str, job: &FileJob) -> Result<u64, Er
     let produced = producer
         .await
         .map_err(|e| Error::io("(fetch task)", io::Error::other(e.to_string())))?;
-    produced?; // a storage failure explains a short stream better than the decoder's complaint
+    produced.map_err(|e| Error::storage(key, e))?; // explains a short stream better than the decoder
     consumer
 }
 
@@ -355,34 +333,4 @@ fn assemble(
 
 fn sink_damage(job: &FileJob, e: &io::Error) -> Error {
     Error::corrupted(&job.file.name, e)
-}
-
-/// A blocking [`Read`] over chunks arriving on a channel.
-struct ChannelReader {
-    rx: mpsc::Receiver<Bytes>,
-    cur: Bytes,
-}
-
-impl ChannelReader {
-    fn new(rx: mpsc::Receiver<Bytes>) -> Self {
-        Self {
-            rx,
-            cur: Bytes::new(),
-        }
-    }
-}
-
-impl Read for ChannelReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.cur.is_empty() {
-            match self.rx.blocking_recv() {
-                Some(c) => self.cur = c,
-                None => return Ok(0),
-            }
-        }
-        let n = buf.len().min(self.cur.len());
-        buf[..n].copy_from_slice(&self.cur[..n]);
-        let _ = self.cur.split_to(n);
-        Ok(n)
-    }
 }
