@@ -170,7 +170,9 @@ impl Server {
         Ok(server)
     }
 
-    /// Fast shutdown; SIGKILL after 10 s.
+    /// Fast shutdown; SIGKILL after 10 s — of the postmaster and every process under it, since a
+    /// postmaster killed while its archiver waits on an unreachable store would leave that archiver (and
+    /// its `archive_command`) running as orphans.
     pub(crate) async fn stop(&mut self) {
         if let Some(proc) = self.proc.take() {
             proc.signal(Signal::SIGINT);
@@ -178,9 +180,34 @@ impl Server {
                 .await
                 .is_err()
             {
+                let below = descendants(proc.pid());
                 proc.signal(Signal::SIGKILL);
+                kill_all(&below);
                 proc.wait().await;
             }
+        }
+    }
+}
+
+/// Every process below `pid`, children first found first.
+fn descendants(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    let mut next = vec![pid];
+    while let Some(p) = next.pop() {
+        for c in crate::process::children_of(p) {
+            if !out.contains(&c) {
+                out.push(c);
+                next.push(c);
+            }
+        }
+    }
+    out
+}
+
+fn kill_all(pids: &[u32]) {
+    for &p in pids {
+        if let Ok(p) = i32::try_from(p) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), Signal::SIGKILL);
         }
     }
 }
@@ -193,6 +220,9 @@ impl Drop for Server {
             let deadline = Instant::now() + Duration::from_secs(10);
             while proc.exit_status().is_none() && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(50));
+            }
+            if proc.exit_status().is_none() {
+                kill_all(&descendants(proc.pid()));
             }
             // Dropping `proc` SIGKILLs it if it is still running.
         }
