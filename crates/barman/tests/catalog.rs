@@ -3,51 +3,28 @@
 //! unreadable file in PGDATA) listed but never the latest. Outside CI a missing component skips; under
 //! `CI=true` it fails.
 
-use std::sync::Arc;
+mod common;
 
 use barman::{BackupStatus, Catalog};
-use blobstore::{Bucket, S3Config};
-use pgro_testkit::Components;
-use pgro_testkit::barman::{BarmanCluster, BarmanOptions};
-use pgro_testkit::fixtures::{MINIO_SECRET, MINIO_USER, Minio};
+use pgro_testkit::barman::{BarmanOptions, BarmanWorld};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_real_store_lists_done_and_failed_backups() {
-    const TEST: &str = "a_real_store_lists_done_and_failed_backups";
-    let root = tempfile::Builder::new()
-        .prefix("barman-catalog-")
-        .tempdir()
-        .expect("temp dir");
-    std::fs::set_permissions(
-        root.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .expect("chmod");
-    let components = Components::load();
-    let Some(minio) = pgro_testkit::skip_unless_ci(
-        Minio::start(&components, &root.path().join("minio"), &["backups"]).await,
-        TEST,
-    ) else {
-        return;
-    };
     let options = BarmanOptions {
         major: 15,
         wal_compression: None,
         tablespace: true,
     };
-    let Some(cluster) = pgro_testkit::skip_unless_ci(
-        BarmanCluster::start(
-            &components,
-            &root.path().join("src"),
-            &minio,
-            ("backups", "cnpg", "cluster-example"),
-            &options,
-        )
-        .await,
-        TEST,
-    ) else {
+    let Some(world) = BarmanWorld::start(
+        "a_real_store_lists_done_and_failed_backups",
+        ("cnpg", "cluster-example"),
+        &options,
+    )
+    .await
+    else {
         return;
     };
+    let cluster = &world.cluster;
     cluster
         .backup("backup-good", &["--gzip"])
         .await
@@ -57,7 +34,7 @@ async fn a_real_store_lists_done_and_failed_backups() {
     cluster
         .psql("CREATE TABLE unreadable_marker ()")
         .expect("marker");
-    let data = root.path().join("src/pgdata");
+    let data = world.root.path().join("src/pgdata");
     std::fs::write(data.join("zz_unreadable"), b"x").expect("unreadable file");
     std::fs::set_permissions(
         data.join("zz_unreadable"),
@@ -69,16 +46,7 @@ async fn a_real_store_lists_done_and_failed_backups() {
         "a backup of an unreadable file fails"
     );
 
-    let cfg = S3Config {
-        bucket: "backups".into(),
-        prefix: "cnpg/".into(),
-        endpoint: Some(format!("http://{}", minio.endpoint())),
-        disable_tls: true,
-        access_key_id: Some(MINIO_USER.into()),
-        secret_access_key: Some(MINIO_SECRET.into()),
-        ..S3Config::default()
-    };
-    let store = Arc::new(Bucket::s3(&cfg).expect("S3 settings"));
+    let store = common::store(&world, "cnpg/");
     let listing = Catalog::new(store, "cluster-example")
         .backups()
         .await
@@ -105,48 +73,28 @@ async fn a_real_store_lists_done_and_failed_backups() {
         listing.latest().map(|b| b.id.as_str()),
         Some(good.id.as_str())
     );
-    cluster.stop().await;
+    world.cluster.stop().await;
 }
 
 /// Every segment the real `barman-cloud-wal-archive --snappy` wrote, fetched by the reader and by
 /// `barman-cloud-wal-restore`: the same bytes; the next segment is "not archived".
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_snappy_wal_matches_barman_cloud_wal_restore() {
-    const TEST: &str = "real_snappy_wal_matches_barman_cloud_wal_restore";
-    let root = tempfile::Builder::new()
-        .prefix("barman-wal-")
-        .tempdir()
-        .expect("temp dir");
-    std::fs::set_permissions(
-        root.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .expect("chmod");
-    let components = Components::load();
-    let Some(minio) = pgro_testkit::skip_unless_ci(
-        Minio::start(&components, &root.path().join("minio"), &["backups"]).await,
-        TEST,
-    ) else {
-        return;
-    };
     let options = BarmanOptions {
         major: 16,
         wal_compression: Some("--snappy".into()),
         tablespace: false,
     };
-    let Some(cluster) = pgro_testkit::skip_unless_ci(
-        BarmanCluster::start(
-            &components,
-            &root.path().join("src"),
-            &minio,
-            ("backups", "", "cluster-wal"),
-            &options,
-        )
-        .await,
-        TEST,
-    ) else {
+    let Some(world) = BarmanWorld::start(
+        "real_snappy_wal_matches_barman_cloud_wal_restore",
+        ("", "cluster-wal"),
+        &options,
+    )
+    .await
+    else {
         return;
     };
+    let cluster = &world.cluster;
     let mut segments = Vec::new();
     for round in 0..3 {
         cluster
@@ -156,16 +104,8 @@ async fn real_snappy_wal_matches_barman_cloud_wal_restore() {
             .expect("insert");
         segments.push(cluster.switch_wal().await.expect("switch"));
     }
-    let cfg = S3Config {
-        bucket: "backups".into(),
-        endpoint: Some(format!("http://{}", minio.endpoint())),
-        disable_tls: true,
-        access_key_id: Some(MINIO_USER.into()),
-        secret_access_key: Some(MINIO_SECRET.into()),
-        ..S3Config::default()
-    };
-    let catalog = Catalog::new(Arc::new(Bucket::s3(&cfg).expect("S3")), "cluster-wal");
-    let out = root.path().join("out");
+    let catalog = Catalog::new(common::store(&world, ""), "cluster-wal");
+    let out = world.root.path().join("out");
     cluster.own_dir(&out).expect("out dir");
     for seg in &segments {
         let stored = catalog
@@ -198,5 +138,5 @@ async fn real_snappy_wal_matches_barman_cloud_wal_restore() {
         u32::from_str_radix(&last[16..], 16).expect("hex") + 1
     );
     assert_eq!(catalog.find_wal(&next).await.expect("find next"), None);
-    cluster.stop().await;
+    world.cluster.stop().await;
 }

@@ -4,14 +4,13 @@
 //! the archived WAL with `barman-cloud-wal-restore` and serves the commits made after the backup. Outside
 //! CI a missing component skips; under `CI=true` it fails.
 
+mod common;
+
 use std::path::Path;
-use std::sync::Arc;
 
 use barman::Catalog;
-use blobstore::{Bucket, S3Config};
 use pgro_testkit::Components;
-use pgro_testkit::barman::{BarmanCluster, BarmanOptions};
-use pgro_testkit::fixtures::{MINIO_SECRET, MINIO_USER, Minio};
+use pgro_testkit::barman::{BarmanOptions, BarmanWorld};
 use pgro_testkit::pgbackrest::{DiffOptions, tree_diff, tree_digest};
 
 fn chown_tree(root: &Path, uid: u32, gid: u32) {
@@ -25,41 +24,21 @@ fn chown_tree(root: &Path, uid: u32, gid: u32) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_split_snappy_backup_with_a_tablespace_restores_like_barman_cloud_restore() {
-    const TEST: &str = "a_split_snappy_backup_with_a_tablespace_restores_like_barman_cloud_restore";
-    let root = tempfile::Builder::new()
-        .prefix("barman-restore-")
-        .tempdir()
-        .expect("temp dir");
-    std::fs::set_permissions(
-        root.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .expect("chmod");
-    let components = Components::load();
-    let Some(minio) = pgro_testkit::skip_unless_ci(
-        Minio::start(&components, &root.path().join("minio"), &["backups"]).await,
-        TEST,
-    ) else {
-        return;
-    };
     let options = BarmanOptions {
         major: 17,
         wal_compression: Some("--gzip".into()),
         tablespace: true,
     };
-    let Some(cluster) = pgro_testkit::skip_unless_ci(
-        BarmanCluster::start(
-            &components,
-            &root.path().join("src"),
-            &minio,
-            ("backups", "cnpg", "cluster-example"),
-            &options,
-        )
-        .await,
-        TEST,
-    ) else {
+    let Some(world) = BarmanWorld::start(
+        "a_split_snappy_backup_with_a_tablespace_restores_like_barman_cloud_restore",
+        ("cnpg", "cluster-example"),
+        &options,
+    )
+    .await
+    else {
         return;
     };
+    let (cluster, root) = (&world.cluster, &world.root);
     cluster
         .psql("CREATE TABLE big AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 60000) g")
         .expect("big table");
@@ -72,16 +51,7 @@ async fn a_split_snappy_backup_with_a_tablespace_restores_like_barman_cloud_rest
         .expect("after the backup");
     cluster.switch_wal().await.expect("switch");
 
-    let cfg = S3Config {
-        bucket: "backups".into(),
-        prefix: "cnpg/".into(),
-        endpoint: Some(format!("http://{}", minio.endpoint())),
-        disable_tls: true,
-        access_key_id: Some(MINIO_USER.into()),
-        secret_access_key: Some(MINIO_SECRET.into()),
-        ..S3Config::default()
-    };
-    let catalog = Catalog::new(Arc::new(Bucket::s3(&cfg).expect("S3")), "cluster-example");
+    let catalog = Catalog::new(common::store(&world, "cnpg/"), "cluster-example");
     let listing = catalog.backups().await.expect("list");
     let backup = listing.latest().expect("a DONE backup").clone();
     let parts = catalog.parts(&backup.id).await.expect("parts");
@@ -140,7 +110,7 @@ async fn a_split_snappy_backup_with_a_tablespace_restores_like_barman_cloud_rest
         );
     }
 
-    let (uid, gid) = components.postgres_user();
+    let (uid, gid) = Components::load().postgres_user();
     chown_tree(&ours, uid, gid);
     let copy = cluster
         .start_copy(&ours.join("pgdata"))
@@ -157,5 +127,5 @@ async fn a_split_snappy_backup_with_a_tablespace_restores_like_barman_cloud_rest
     );
     assert_eq!(copy.psql("SELECT count(*) FROM big").expect("big"), "60000");
     copy.stop().await;
-    cluster.stop().await;
+    world.cluster.stop().await;
 }

@@ -10,23 +10,11 @@ use std::sync::Arc;
 
 use pgbackrest::{Repository, RestoreOptions};
 use pgro_testkit::Components;
+use pgro_testkit::fixtures::test_root;
 use pgro_testkit::pgbackrest::{
     BackupType, ClusterOptions, Compress, DiffOptions, Node, PgbrVersion, RepoOptions,
     SourceCluster, tree_diff, tree_digest,
 };
-
-fn test_root(prefix: &str) -> tempfile::TempDir {
-    let tmp = tempfile::Builder::new()
-        .prefix(prefix)
-        .tempdir()
-        .expect("temp dir");
-    std::fs::set_permissions(
-        tmp.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .expect("chmod");
-    tmp
-}
 
 /// Link targets differ by design (pgBackRest: `<target>-tblspc/<name>`, pgro: `../../tablespaces/<oid>`);
 /// what must agree is that the link leads to the tablespace's files, which the digest follows.

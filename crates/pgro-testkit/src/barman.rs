@@ -409,3 +409,55 @@ impl RestoredCopy {
         self.server.stop().await;
     }
 }
+
+/// What every barman-cloud test starts from: a test root, MinIO with bucket `backups`, and a source
+/// cluster archiving into `s3://backups/<prefix>` as `server_name`. Fields drop in order: the cluster
+/// stops before MinIO, and the directory goes last.
+#[derive(Debug)]
+pub struct BarmanWorld {
+    /// The source cluster.
+    pub cluster: BarmanCluster,
+    /// The object store.
+    pub minio: Minio,
+    /// The test's directory (MinIO's data in `minio/`, the cluster in `src/`).
+    pub root: tempfile::TempDir,
+}
+
+impl BarmanWorld {
+    /// The bucket every world uses.
+    pub const BUCKET: &'static str = "backups";
+
+    /// Starts the world for `test`; `None` (the test returns) when a component is missing outside CI,
+    /// a panic under `CI=true` (see [`crate::skip_unless_ci`]).
+    ///
+    /// # Panics
+    /// A component fails to start for another reason.
+    pub async fn start(
+        test: &str,
+        (prefix, server_name): (&str, &str),
+        options: &BarmanOptions,
+    ) -> Option<Self> {
+        let root = crate::fixtures::test_root("barman-");
+        let components = Components::load();
+        let minio = crate::skip_unless_ci(
+            Minio::start(&components, &root.path().join("minio"), &[Self::BUCKET]).await,
+            test,
+        )?;
+        let cluster = crate::skip_unless_ci(
+            BarmanCluster::start(
+                &components,
+                &root.path().join("src"),
+                &minio,
+                (Self::BUCKET, prefix, server_name),
+                options,
+            )
+            .await,
+            test,
+        )?;
+        Some(Self {
+            cluster,
+            minio,
+            root,
+        })
+    }
+}

@@ -17,6 +17,30 @@ pub const MINIO_USER: &str = "pgro-sample";
 /// MinIO's root password in fixtures.
 pub const MINIO_SECRET: &str = "pgro-sample-secret-key";
 
+/// A fresh test directory (mode 0755, so the PostgreSQL user can reach into it); kept after the test when
+/// `PGRO_KEEP_FIXTURES` is set (its path is printed).
+///
+/// # Panics
+/// The directory cannot be made.
+#[must_use]
+pub fn test_root(prefix: &str) -> tempfile::TempDir {
+    let keep = std::env::var_os("PGRO_KEEP_FIXTURES").is_some();
+    let tmp = tempfile::Builder::new()
+        .prefix(prefix)
+        .disable_cleanup(keep)
+        .tempdir()
+        .expect("temp dir");
+    if keep {
+        eprintln!("fixtures kept in {}", tmp.path().display());
+    }
+    std::fs::set_permissions(
+        tmp.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    tmp
+}
+
 /// A MinIO server on `127.0.0.1`, stopped (by PID) when dropped.
 #[derive(Debug)]
 pub struct Minio {

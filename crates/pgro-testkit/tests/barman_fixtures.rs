@@ -3,53 +3,25 @@
 //! `barman-cloud-restore` (with a tablespace) and replayed by `barman-cloud-wal-restore` past the backup to
 //! the last archived commit. Outside CI a missing component skips; under `CI=true` it fails.
 
-use pgro_testkit::Components;
-use pgro_testkit::barman::{BarmanCluster, BarmanOptions};
-use pgro_testkit::fixtures::Minio;
-
-/// A fresh directory the PostgreSQL user can reach into.
-fn test_root(prefix: &str) -> tempfile::TempDir {
-    let tmp = tempfile::Builder::new()
-        .prefix(prefix)
-        .tempdir()
-        .expect("temp dir");
-    std::fs::set_permissions(
-        tmp.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .expect("chmod");
-    tmp
-}
+use pgro_testkit::barman::{BarmanOptions, BarmanWorld};
 
 #[tokio::test]
 async fn cnpg_shaped_backup_restores_and_replays_with_barman_cloud() {
-    const TEST: &str = "cnpg_shaped_backup_restores_and_replays_with_barman_cloud";
-    let root = test_root("barman-");
-    let components = Components::load();
-    let Some(minio) = pgro_testkit::skip_unless_ci(
-        Minio::start(&components, &root.path().join("minio"), &["backups"]).await,
-        TEST,
-    ) else {
-        return;
-    };
     let options = BarmanOptions {
         major: 15,
         wal_compression: Some("--gzip".into()),
         tablespace: true,
     };
-    let Some(cluster) = pgro_testkit::skip_unless_ci(
-        BarmanCluster::start(
-            &components,
-            &root.path().join("src"),
-            &minio,
-            ("backups", "cnpg", "cluster-example"),
-            &options,
-        )
-        .await,
-        TEST,
-    ) else {
+    let Some(world) = BarmanWorld::start(
+        "cnpg_shaped_backup_restores_and_replays_with_barman_cloud",
+        ("cnpg", "cluster-example"),
+        &options,
+    )
+    .await
+    else {
         return;
     };
+    let (cluster, minio, root) = (&world.cluster, &world.minio, &world.root);
     cluster
         .backup("backup-20261206120000", &["--lz4"])
         .await
@@ -100,5 +72,5 @@ async fn cnpg_shaped_backup_restores_and_replays_with_barman_cloud() {
         "the copy promoted onto a new timeline"
     );
     copy.stop().await;
-    cluster.stop().await;
+    world.cluster.stop().await;
 }

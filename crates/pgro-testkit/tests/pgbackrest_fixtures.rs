@@ -7,30 +7,11 @@ use std::time::Instant;
 
 use pgro_testkit::Components;
 use pgro_testkit::fixtures::Minio;
+use pgro_testkit::fixtures::test_root;
 use pgro_testkit::pgbackrest::{
     BackupType, ClusterOptions, Compress, DiffOptions, NodeKind, PgbrVersion, RepoOptions,
     SourceCluster, Storage, tree_diff, tree_digest,
 };
-
-/// A fresh directory (mode 0755, so the PostgreSQL user can reach into it); kept after the test when
-/// `PGRO_KEEP_FIXTURES` is set (its path is printed).
-fn test_root(prefix: &str) -> tempfile::TempDir {
-    let keep = std::env::var_os("PGRO_KEEP_FIXTURES").is_some();
-    let tmp = tempfile::Builder::new()
-        .prefix(prefix)
-        .disable_cleanup(keep)
-        .tempdir()
-        .expect("temp dir");
-    if keep {
-        eprintln!("fixtures kept in {}", tmp.path().display());
-    }
-    std::fs::set_permissions(
-        tmp.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .expect("chmod");
-    tmp
-}
 
 /// Restores `label` of `repo` with pgBackRest, starts PostgreSQL on it (recovery to the end of the
 /// backup, then promotion) and checks the data equals `expected`.

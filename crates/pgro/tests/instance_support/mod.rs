@@ -314,11 +314,5 @@ pub fn file_tree(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
 
 /// A temporary test root the PostgreSQL user can traverse (mode 0755).
 pub fn test_root(prefix: &str) -> tempfile::TempDir {
-    let tmp = tempfile::Builder::new().prefix(prefix).tempdir().unwrap();
-    std::fs::set_permissions(
-        tmp.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
-    tmp
+    pgro_testkit::fixtures::test_root(prefix)
 }
