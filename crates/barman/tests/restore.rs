@@ -13,15 +13,6 @@ use pgro_testkit::Components;
 use pgro_testkit::barman::{BarmanOptions, BarmanWorld};
 use pgro_testkit::pgbackrest::{DiffOptions, tree_diff, tree_digest};
 
-fn chown_tree(root: &Path, uid: u32, gid: u32) {
-    std::os::unix::fs::lchown(root, Some(uid), Some(gid)).expect("chown");
-    if root.is_dir() && !root.is_symlink() {
-        for e in std::fs::read_dir(root).expect("read_dir") {
-            chown_tree(&e.expect("entry").path(), uid, gid);
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_split_snappy_backup_with_a_tablespace_restores_like_barman_cloud_restore() {
     let options = BarmanOptions {
@@ -111,7 +102,7 @@ async fn a_split_snappy_backup_with_a_tablespace_restores_like_barman_cloud_rest
     }
 
     let (uid, gid) = Components::load().postgres_user();
-    chown_tree(&ours, uid, gid);
+    pgro_testkit::fixtures::chown_tree(&ours, uid, gid);
     let copy = cluster
         .start_copy(&ours.join("pgdata"))
         .await

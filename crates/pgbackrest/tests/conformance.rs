@@ -33,15 +33,6 @@ fn comparable(mut d: BTreeMap<PathBuf, Node>) -> BTreeMap<PathBuf, Node> {
     d
 }
 
-fn chown_tree(root: &Path, uid: u32, gid: u32) {
-    std::os::unix::fs::lchown(root, Some(uid), Some(gid)).expect("chown");
-    if root.is_dir() && !root.is_symlink() {
-        for e in std::fs::read_dir(root).expect("read_dir") {
-            chown_tree(&e.expect("entry").path(), uid, gid);
-        }
-    }
-}
-
 struct Case<'a> {
     cluster: &'a SourceCluster,
     root: &'a Path,
@@ -120,7 +111,7 @@ impl Case<'_> {
     async fn serve(&self, data: &Path) -> String {
         std::fs::write(data.join("recovery.signal"), "").expect("recovery.signal");
         let (uid, gid) = Components::load().postgres_user();
-        chown_tree(data.parent().expect("parent"), uid, gid);
+        pgro_testkit::fixtures::chown_tree(data.parent().expect("parent"), uid, gid);
         let restore_command = format!(
             "restore_command={} --config={} --stanza=db --repo={} --pg1-path={} archive-get %f \"%p\"",
             self.cluster.bin().display(),

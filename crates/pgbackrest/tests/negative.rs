@@ -517,15 +517,7 @@ async fn manifest_name_escaping_the_target_is_corrupted(fx: &Fixture) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn damaged_repositories_fail_with_clear_errors() {
     let started = Instant::now();
-    let root = tempfile::Builder::new()
-        .prefix("pgbr-neg-")
-        .tempdir()
-        .expect("temp dir");
-    std::fs::set_permissions(
-        root.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .expect("chmod");
+    let root = pgro_testkit::fixtures::test_root("pgbr-neg-");
     let options = ClusterOptions::new(
         16,
         PgbrVersion::Current,

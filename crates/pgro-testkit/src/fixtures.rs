@@ -41,6 +41,20 @@ pub fn test_root(prefix: &str) -> tempfile::TempDir {
     tmp
 }
 
+/// Gives `root` and everything under it (links themselves, not their targets) to `uid:gid`: a tree
+/// restored as root handed to the PostgreSQL user before it starts on it.
+///
+/// # Panics
+/// A chown or a directory read fails.
+pub fn chown_tree(root: &Path, uid: u32, gid: u32) {
+    std::os::unix::fs::lchown(root, Some(uid), Some(gid)).expect("chown");
+    if root.is_dir() && !root.is_symlink() {
+        for e in std::fs::read_dir(root).expect("read_dir") {
+            chown_tree(&e.expect("entry").path(), uid, gid);
+        }
+    }
+}
+
 /// A MinIO server on `127.0.0.1`, stopped (by PID) when dropped.
 #[derive(Debug)]
 pub struct Minio {

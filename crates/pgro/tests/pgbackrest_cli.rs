@@ -17,15 +17,7 @@ fn pgro() -> &'static str {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backups_list_and_wal_fetch_replay_to_the_last_commit() {
-    let root = tempfile::Builder::new()
-        .prefix("pgbr-cli-")
-        .tempdir()
-        .expect("tmp");
-    std::fs::set_permissions(
-        root.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .expect("chmod");
+    let root = pgro_testkit::fixtures::test_root("pgbr-cli-");
     let options = ClusterOptions::new(
         16,
         PgbrVersion::Current,
@@ -210,29 +202,12 @@ async fn backups_list_and_wal_fetch_replay_to_the_last_commit() {
     assert!(!data.join("RECOVERYXLOG").exists());
 }
 
-fn chown_tree(root: &Path, uid: u32, gid: u32) {
-    std::os::unix::fs::lchown(root, Some(uid), Some(gid)).expect("chown");
-    if root.is_dir() && !root.is_symlink() {
-        for e in std::fs::read_dir(root).expect("read_dir") {
-            chown_tree(&e.expect("entry").path(), uid, gid);
-        }
-    }
-}
-
 /// `pgro restore --source`: the restored directory (tablespace and `pg_wal` link of a PGO-shaped source)
 /// starts with plain PostgreSQL and its own recovery settings — replaying to the last archived commit with
 /// `latest`, stopping at the backup with `consistent`; the JSON result names the backup.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restore_from_source_starts_on_its_own_to_latest_or_consistent() {
-    let root = tempfile::Builder::new()
-        .prefix("pgbr-restore-")
-        .tempdir()
-        .expect("tmp");
-    std::fs::set_permissions(
-        root.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .expect("chmod");
+    let root = pgro_testkit::fixtures::test_root("pgbr-restore-");
     let options = ClusterOptions::new(
         17,
         PgbrVersion::Current,
@@ -317,7 +292,7 @@ async fn restore_from_source_starts_on_its_own_to_latest_or_consistent() {
             data.join("pg_wal").is_dir() && !data.join("pg_wal").is_symlink(),
             "pg_wal flattened"
         );
-        chown_tree(&target, uid, gid);
+        pgro_testkit::fixtures::chown_tree(&target, uid, gid);
         let copy = cluster
             .start_restored(&data, &[], true)
             .await

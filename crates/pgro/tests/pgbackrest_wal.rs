@@ -5,7 +5,6 @@
 //! promote an older copy; PostgreSQL stops instead. Outside CI a missing binary skips; under `CI=true` it
 //! fails.
 
-use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -17,26 +16,9 @@ use pgro_testkit::pgbackrest::{
 
 const BUCKET: &str = "pgbr";
 
-fn chown_tree(root: &Path, uid: u32, gid: u32) {
-    std::os::unix::fs::lchown(root, Some(uid), Some(gid)).expect("chown");
-    if root.is_dir() && !root.is_symlink() {
-        for e in std::fs::read_dir(root).expect("read_dir") {
-            chown_tree(&e.expect("entry").path(), uid, gid);
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn minio_repository_replays_to_the_last_commit_and_an_outage_never_promotes_early() {
-    let root = tempfile::Builder::new()
-        .prefix("pgbr-wal-")
-        .tempdir()
-        .expect("tmp");
-    std::fs::set_permissions(
-        root.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .expect("chmod");
+    let root = pgro_testkit::fixtures::test_root("pgbr-wal-");
     let components = Components::load();
     let Some(minio) = pgro_testkit::skip_unless_ci(
         Minio::start(&components, &root.path().join("minio"), &[BUCKET]).await,
@@ -146,7 +128,7 @@ async fn minio_repository_replays_to_the_last_commit_and_an_outage_never_promote
         );
         let result: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
         assert_eq!(result["snapshot"], label.as_str());
-        chown_tree(&target, uid, gid);
+        pgro_testkit::fixtures::chown_tree(&target, uid, gid);
         target.join("data")
     };
 
