@@ -65,6 +65,8 @@ pub struct BackupInfo {
     pub error: Option<String>,
     /// `snapshots_info` present: a volume-snapshot backup, with no tars in the store.
     pub snapshot_backup: bool,
+    /// `size`: the data's size (barman-cloud leaves it `None`).
+    pub size: Option<u64>,
 }
 
 /// A `backup.info` that cannot be read.
@@ -149,6 +151,7 @@ impl BackupInfo {
                 .transpose()?,
             error: get("error").map(str::to_owned),
             snapshot_backup: get("snapshots_info").is_some(),
+            size: get("size").map(|v| number("size", v)).transpose()?,
         })
     }
 

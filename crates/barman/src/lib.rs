@@ -17,4 +17,4 @@ pub use catalog::{Backup, Catalog, ListError, Listing};
 pub use codec::Compression;
 pub use info::{BackupInfo, BackupStatus, InfoError, Tablespace};
 pub use restore::{Part, RestoreError, RestoreSummary};
-pub use wal::{StoredWal, WalError};
+pub use wal::{ReadIntoError, StoredWal, WalError};

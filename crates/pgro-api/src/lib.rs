@@ -17,6 +17,8 @@ mod conditions;
 mod phase;
 // KubeSchema derives through a generated private twin of each struct, which trips `unreachable_pub`; kube's
 // `#[kube(...)]` takes repeated keys (`printcolumn`, `category`) by design.
+#[allow(unreachable_pub)]
+mod barman_cloud;
 #[allow(unreachable_pub, clippy::duplicated_attributes)]
 mod replica;
 #[allow(unreachable_pub, clippy::duplicated_attributes)]
@@ -28,6 +30,9 @@ mod validation;
 #[cfg(feature = "testutil")]
 pub mod testutil;
 
+pub use barman_cloud::{
+    AzureCredentials, BarmanCloudSource, BarmanData, BarmanWal, GoogleCredentials, S3Credentials,
+};
 pub use conditions::{ANNOTATION_OUTGOING, condition_reasons, condition_types, event_reasons};
 pub use phase::{ReplicaPhase, RestorePhase};
 pub use replica::{

@@ -10,6 +10,7 @@ use kube::KubeSchema;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::barman_cloud::BarmanCloudSource;
 use crate::validation;
 
 /// Where the backups are: exactly one member is set.
@@ -23,6 +24,9 @@ pub struct Source {
     /// A pgBackRest repository (Crunchy PGO, CYBERTEC CPO, Percona, plain pgBackRest).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pgbackrest: Option<PgbackrestSource>,
+    /// A barman-cloud object store (CloudNativePG, Cozystack), in the shape of CNPG's `barmanObjectStore`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub barman_cloud: Option<BarmanCloudSource>,
 }
 
 /// A Kopia repository.
@@ -173,7 +177,7 @@ pub struct PgbackrestVolume {
     pub sub_path: Option<String>,
 }
 
-/// How far to recover. Only sources with a WAL archive (pgBackRest) replay WAL; Kopia snapshots are
+/// How far to recover. Only sources with a WAL archive (pgBackRest, barman-cloud) replay WAL; Kopia snapshots are
 /// restored as they were taken whatever this says.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -203,6 +207,8 @@ pub enum SourceRef<'a> {
     Kopia(&'a SecretReference),
     /// A pgBackRest repository.
     Pgbackrest(&'a PgbackrestSource),
+    /// A barman-cloud object store.
+    BarmanCloud(&'a BarmanCloudSource),
 }
 
 impl<'a> SourceRef<'a> {
@@ -212,15 +218,23 @@ impl<'a> SourceRef<'a> {
         match self {
             Self::Kopia(_) => "kopia",
             Self::Pgbackrest(_) => "pgbackrest",
+            Self::BarmanCloud(_) => "barmanCloud",
         }
     }
 
-    /// The Secret the source's credentials come from, if it has one.
+    /// The Secrets the source's credentials come from (none, one, or for barman-cloud one per distinct
+    /// name its key references use).
     #[must_use]
-    pub fn secret(&self) -> Option<&'a SecretReference> {
+    pub fn secret_names(&self) -> Vec<&'a str> {
         match *self {
-            Self::Kopia(s) => Some(s),
-            Self::Pgbackrest(p) => p.secret_ref.as_ref(),
+            Self::Kopia(s) => s.name.as_deref().into_iter().collect(),
+            Self::Pgbackrest(p) => p
+                .secret_ref
+                .as_ref()
+                .and_then(|r| r.name.as_deref())
+                .into_iter()
+                .collect(),
+            Self::BarmanCloud(b) => b.secret_names(),
         }
     }
 }
@@ -229,10 +243,11 @@ impl Source {
     /// The one member that is set, or `None` when none or several are (admission refuses both).
     #[must_use]
     pub fn member(&self) -> Option<SourceRef<'_>> {
-        match (&self.kopia, &self.pgbackrest) {
-            (Some(k), None) => Some(SourceRef::Kopia(&k.secret_ref)),
-            (None, Some(p)) => Some(SourceRef::Pgbackrest(p)),
-            (None, None) | (Some(_), Some(_)) => None,
+        match (&self.kopia, &self.pgbackrest, &self.barman_cloud) {
+            (Some(k), None, None) => Some(SourceRef::Kopia(&k.secret_ref)),
+            (None, Some(p), None) => Some(SourceRef::Pgbackrest(p)),
+            (None, None, Some(b)) => Some(SourceRef::BarmanCloud(b)),
+            _ => None,
         }
     }
 }

@@ -117,7 +117,7 @@ fn exactly_one(members: &[&str], message: String) -> Rule {
 }
 
 pub(crate) fn one_source_member() -> Rule {
-    let members = ["kopia", "pgbackrest"];
+    let members = ["kopia", "pgbackrest", "barmanCloud"];
     exactly_one(
         &members,
         format!("source must set exactly one of {}", members.join(", ")),
@@ -132,6 +132,41 @@ pub(crate) fn one_pgbackrest_storage() -> Rule {
             "source.pgbackrest must set exactly one storage: {}",
             members.join(", ")
         ),
+    )
+}
+
+pub(crate) fn one_barman_credentials() -> Rule {
+    let members = ["s3Credentials", "azureCredentials", "googleCredentials"];
+    let count: Vec<String> = members
+        .iter()
+        .map(|m| format!("(has(self.{m}) ? 1 : 0)"))
+        .collect();
+    Rule::new(format!("{} <= 1", count.join(" + "))).message(Message::Message(format!(
+        "source.barmanCloud sets at most one of {}",
+        members.join(", ")
+    )))
+}
+
+/// What barman-cloud accepts as a destination: `s3://`, `gs://`, or an Azure container URL.
+pub(crate) fn destination_path() -> Rule {
+    Rule::new(r"self.matches(r'^(s3|gs)://[^/]+') || self.matches(r'^https?://[^/]+/[^/]+')").message(
+        "source.barmanCloud.destinationPath must be s3://<bucket>[/<path>], gs://<bucket>[/<path>] or an \
+         Azure container URL https://<account>.blob.core.windows.net/<container>[/<path>], as in the Cluster",
+    )
+}
+
+/// The server name becomes one path component of every key.
+pub(crate) fn server_name() -> Rule {
+    Rule::new(format!("self.matches('{STANZA_PATTERN}')")).message(
+        "source.barmanCloud.serverName must be letters, digits, _, - and ., starting with a letter, digit or _ \
+         (one directory name; CNPG's default is the Cluster's name)",
+    )
+}
+
+pub(crate) fn endpoint_url() -> Rule {
+    Rule::new("isURL(self) && self.matches('^(?i)https?://[^/?#]+')").message(
+        "source.barmanCloud.endpointURL must be an http:// or https:// URL with a host, e.g. \
+         http://minio.minio.svc:9000",
     )
 }
 

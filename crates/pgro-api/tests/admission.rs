@@ -402,7 +402,7 @@ fn replica_without_kopia_secret_ref_or_source_is_rejected() {
 
 #[test]
 fn source_with_no_member_or_two_members_is_rejected() {
-    let message = "source must set exactly one of kopia, pgbackrest";
+    let message = "source must set exactly one of kopia, pgbackrest, barmanCloud";
     assert_source_rejected(json!({"source": {}}), message);
     assert_source_rejected(
         json!({"source": {"kopia": {"secretRef": {"name": "k"}},
@@ -531,4 +531,69 @@ fn restore_spec_may_carry_the_replica_source() {
     let s = schema::<PostgresPhysicalRestore>();
     assert!(rejections(&s, &restore, None).is_empty());
     assert!(rejections(&s, &restore, Some(&restore)).is_empty());
+}
+
+fn barman(fields: Value) -> Value {
+    let mut base = json!({"destinationPath": "s3://backups/prod", "serverName": "cluster-example"});
+    if let (Some(base), Some(extra)) = (base.as_object_mut(), fields.as_object()) {
+        base.extend(extra.clone());
+    }
+    json!({"source": {"barmanCloud": base}})
+}
+
+#[test]
+fn cnpg_barman_object_store_block_is_admitted_as_copied() {
+    let cnpg: Value =
+        serde_yaml::from_str(include_str!("fixtures/replica-barman-cloud.yaml")).expect("yaml");
+    let errors = rejections(&schema::<PostgresPhysicalReplica>(), &cnpg, None);
+    assert!(errors.is_empty(), "{errors:?}");
+    for path in [
+        "gs://bucket",
+        "gs://bucket/a/b",
+        "https://account.blob.core.windows.net/container/prefix",
+        "http://127.0.0.1:10000/devstoreaccount1/container",
+    ] {
+        assert_source_admitted(barman(json!({"destinationPath": path})));
+    }
+    assert_source_admitted(barman(
+        json!({"googleCredentials": {"gkeEnvironment": true}}),
+    ));
+    assert_source_admitted(barman(json!({"azureCredentials": {
+        "connectionString": {"name": "azure", "key": "AZURE_CONNECTION_STRING"}}})));
+}
+
+#[test]
+fn barman_destination_server_and_endpoint_are_checked() {
+    for bad in [
+        "backups",
+        "s3://",
+        "file:///var/backups",
+        "https://account.blob.core.windows.net",
+    ] {
+        assert_source_rejected(
+            barman(json!({"destinationPath": bad})),
+            "source.barmanCloud.destinationPath must be s3://",
+        );
+    }
+    for bad in ["a/b", "..", ".x", "a b"] {
+        assert_source_rejected(
+            barman(json!({"serverName": bad})),
+            "source.barmanCloud.serverName must be letters",
+        );
+    }
+    for bad in ["minio:9000", "http://", "ftp://minio"] {
+        assert_source_rejected(
+            barman(json!({"endpointURL": bad})),
+            "source.barmanCloud.endpointURL must be an http",
+        );
+    }
+    assert_source_rejected(
+        barman(json!({"s3Credentials": {"inheritFromIAMRole": true},
+                      "googleCredentials": {"gkeEnvironment": true}})),
+        "source.barmanCloud sets at most one of s3Credentials, azureCredentials, googleCredentials",
+    );
+    // serverName has no default here: CNPG's is the Cluster's name, which pgro cannot know.
+    let s = schema::<PostgresPhysicalReplica>();
+    let b = &s["properties"]["spec"]["properties"]["source"]["properties"]["barmanCloud"];
+    assert_eq!(b["required"], json!(["destinationPath", "serverName"]));
 }

@@ -318,8 +318,27 @@ impl BarmanCluster {
     /// # Errors
     /// PostgreSQL does not start or does not finish recovery within 60 s.
     pub async fn start_copy(&self, dest: &Path) -> anyhow::Result<RestoredCopy> {
+        self.start_recovery(dest, true).await
+    }
+
+    /// PostgreSQL on a data directory restored *with its own recovery settings* (what `pgro restore
+    /// --source` writes: `recovery.signal`, `restore_command` = `pgro wal-fetch`, archiving off; owned by
+    /// the PostgreSQL user); waits until it has replayed and promoted, as [`Self::start_copy`].
+    ///
+    /// # Errors
+    /// PostgreSQL does not start or does not finish recovery within 60 s.
+    pub async fn start_restored(&self, dest: &Path) -> anyhow::Result<RestoredCopy> {
+        self.start_recovery(dest, false).await
+    }
+
+    async fn start_recovery(&self, dest: &Path, with_barman: bool) -> anyhow::Result<RestoredCopy> {
         let sock = dest.with_extension("sock");
         self.pg.own_dir(&sock, 0o700)?;
+        if !with_barman {
+            return self
+                .wait_promoted(dest, &sock, &["fsync=off".to_owned()])
+                .await;
+        }
         std::fs::write(dest.join("recovery.signal"), b"")?;
         std::os::unix::fs::chown(
             dest.join("recovery.signal"),
@@ -339,14 +358,23 @@ impl BarmanCluster {
             "recovery_target_action=promote".to_owned(),
             "fsync=off".to_owned(),
         ];
+        self.wait_promoted(dest, &sock, &settings).await
+    }
+
+    async fn wait_promoted(
+        &self,
+        dest: &Path,
+        sock: &Path,
+        settings: &[String],
+    ) -> anyhow::Result<RestoredCopy> {
         let log = dest.with_extension("log");
         let server = Server::start_with_env(
             &self.pg,
             dest,
-            &sock,
+            sock,
             &log,
             free_port()?,
-            &settings,
+            settings,
             &s3_env(),
         )
         .await?;
@@ -375,6 +403,25 @@ impl BarmanCluster {
         self.pg.psql(&self.server.socket, self.server.port, sql)
     }
 
+    /// `pg_dumpall` of the cluster, tablespace locations masked.
+    ///
+    /// # Errors
+    /// The dump fails.
+    pub async fn dumpall(&self) -> anyhow::Result<String> {
+        self.pg.dumpall(&self.server.socket, self.server.port).await
+    }
+
+    /// The system identifier (`pg_control_system()`).
+    ///
+    /// # Errors
+    /// The SQL fails.
+    pub fn system_id(&self) -> anyhow::Result<u64> {
+        Ok(self
+            .psql("SELECT system_identifier FROM pg_control_system()")?
+            .trim()
+            .parse()?)
+    }
+
     /// `s3://<bucket>/<prefix>`, CNPG's `destinationPath`.
     #[must_use]
     pub fn destination(&self) -> &str {
@@ -396,6 +443,20 @@ pub struct RestoredCopy {
 }
 
 impl RestoredCopy {
+    /// `pg_dumpall` of the copy, tablespace locations masked.
+    ///
+    /// # Errors
+    /// The dump fails.
+    pub async fn dumpall(&self) -> anyhow::Result<String> {
+        self.pg.dumpall(&self.server.socket, self.server.port).await
+    }
+
+    /// The copy's server log so far.
+    #[must_use]
+    pub fn log(&self) -> String {
+        crate::process::file_tail(&self.log, 20_000)
+    }
+
     /// `psql -c sql` on the copy.
     ///
     /// # Errors

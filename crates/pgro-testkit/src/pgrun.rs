@@ -52,6 +52,34 @@ impl PgUser {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
+    /// `pg_dumpall` of the server over the Unix socket in `socket`, with every tablespace `LOCATION`
+    /// replaced by `LOCATION '…'` (copies keep their tablespaces elsewhere), so two copies of the same data
+    /// dump equal.
+    pub(crate) async fn dumpall(&self, socket: &Path, port: u16) -> anyhow::Result<String> {
+        let spec = self
+            .spec("pg_dumpall", self.pg_bin.join("pg_dumpall"))
+            .arg("-h")
+            .arg(socket)
+            .args([
+                "-p",
+                &port.to_string(),
+                "-U",
+                "postgres",
+                "--no-role-passwords",
+            ]);
+        let dump = self.run(spec).await?;
+        Ok(dump
+            .lines()
+            .map(|l| match l.find(" LOCATION '") {
+                Some(i) if l.starts_with("CREATE TABLESPACE") => {
+                    format!("{} LOCATION '…';", &l[..i])
+                }
+                _ => l.to_owned(),
+            })
+            .collect::<Vec<_>>()
+            .join("\n"))
+    }
+
     /// `psql` over the Unix socket in `socket`, database `postgres`, as `postgres`; unaligned output.
     pub(crate) fn psql(&self, socket: &Path, port: u16, sql: &str) -> anyhow::Result<String> {
         let out = Command::new(&self.psql)

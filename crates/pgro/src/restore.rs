@@ -3,6 +3,7 @@
 //! in the container's termination message, which the operator reads instead of any callback.
 
 pub mod claim;
+mod from_barman;
 mod from_source;
 pub mod pgdata;
 pub mod recovery_settings;

@@ -1,6 +1,8 @@
 //! The source seam: everything the operator, the restore Job and `pgro wal-fetch` need from a backup
-//! repository, whatever wrote it (Kopia, pgBackRest; barman-cloud and restic to come), behind one shape.
+//! repository, whatever wrote it (Kopia, pgBackRest, barman-cloud; restic to come), behind one shape.
 
+pub mod barman_source;
 pub mod open;
 pub mod pgbackrest_secret;
 pub mod reader;
+pub mod wal;

@@ -50,6 +50,8 @@ pub struct S3Config {
     pub virtual_hosted_style: bool,
     /// Accept any server certificate (pgBackRest's `repo-storage-verify-tls=n`).
     pub skip_tls_verify: bool,
+    /// PEM CA certificates trusted for the endpoint besides the platform's roots (CNPG's `endpointCA`).
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 // Hand-written so that credentials never reach a log line through `{:?}`.
@@ -74,7 +76,18 @@ impl S3Config {
 
     /// An object_store client signing for `region`.
     pub(super) fn build(&self, region: &str) -> Result<AmazonS3, Error> {
+        // Client options first: `with_allow_http` below writes into them, and setting them replaces all.
+        let mut options = object_store::ClientOptions::new();
+        if self.skip_tls_verify {
+            options = options.with_allow_invalid_certificates(true);
+        }
+        for cert in self.ca_certificates()? {
+            options = options.with_root_certificate(
+                object_store::Certificate::from_pem(&cert).map_err(super::config_err)?,
+            );
+        }
         let mut b = AmazonS3Builder::from_env()
+            .with_client_options(options)
             .with_bucket_name(&self.bucket)
             .with_region(region);
         if let Some(ep) = self.endpoint_url()? {
@@ -82,11 +95,6 @@ impl S3Config {
         }
         if self.virtual_hosted_style {
             b = b.with_virtual_hosted_style_request(true);
-        }
-        if self.skip_tls_verify {
-            b = b.with_client_options(
-                object_store::ClientOptions::new().with_allow_invalid_certificates(true),
-            );
         }
         if let Some(v) = &self.access_key_id {
             b = b.with_access_key_id(v);
@@ -110,6 +118,21 @@ impl S3Config {
         b.build().map_err(super::config_err)
     }
 
+    /// Each certificate of [`S3Config::ca_pem`] as its own PEM block (object_store takes one at a time).
+    fn ca_certificates(&self) -> Result<Vec<Vec<u8>>, Error> {
+        let Some(pem) = &self.ca_pem else {
+            return Ok(Vec::new());
+        };
+        let certs = split_pem(pem);
+        if certs.is_empty() {
+            return Err(Error::Config {
+                reason: "the endpoint CA holds no PEM certificate (-----BEGIN CERTIFICATE-----)"
+                    .into(),
+            });
+        }
+        Ok(certs)
+    }
+
     /// The bucket's region as the server names it, or `None` when it names none.
     ///
     /// One unauthenticated `HEAD` of the bucket (path-style on a custom endpoint, virtual-hosted
@@ -127,7 +150,16 @@ impl S3Config {
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(30))
             .redirect(reqwest::redirect::Policy::none())
-            .https_only(!http)
+            .https_only(!http);
+        let client = self
+            .ca_certificates()?
+            .iter()
+            .try_fold(client, |c, pem| {
+                reqwest::Certificate::from_pem(pem).map(|cert| c.add_root_certificate(cert))
+            })
+            .map_err(|e| Error::Config {
+                reason: format!("the endpoint CA: {e}"),
+            })?
             .build()
             .map_err(|e| Error::Config {
                 reason: format!("HTTP client for region discovery: {e}"),
@@ -175,6 +207,22 @@ pub(super) fn wrong_region(text: &str) -> Option<Option<String>> {
     Some(between("<Region>", "</Region>").or_else(|| between("expecting '", "'")))
 }
 
+/// The `-----BEGIN CERTIFICATE-----` blocks of a PEM bundle, each with its end line.
+fn split_pem(pem: &[u8]) -> Vec<Vec<u8>> {
+    let text = String::from_utf8_lossy(pem);
+    let mut out = Vec::new();
+    let mut rest = text.as_ref();
+    while let Some(start) = rest.find("-----BEGIN CERTIFICATE-----") {
+        const END: &str = "-----END CERTIFICATE-----";
+        let Some(len) = rest[start..].find(END) else {
+            break;
+        };
+        out.push(rest.as_bytes()[start..start + len + END.len()].to_vec());
+        rest = &rest[start + len + END.len()..];
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,6 +234,34 @@ mod tests {
             disable_tls,
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn a_ca_bundle_is_split_into_certificates_and_text_without_one_is_refused() {
+        let block =
+            |b: &str| format!("-----BEGIN CERTIFICATE-----\n{b}\n-----END CERTIFICATE-----");
+        let bundle = format!(
+            "# comment\n{}\n\n{}\ntrailing",
+            block("QUJD"),
+            block("REVG")
+        );
+        let certs = split_pem(bundle.as_bytes());
+        assert_eq!(
+            certs,
+            [block("QUJD").into_bytes(), block("REVG").into_bytes()]
+        );
+        let c = S3Config {
+            ca_pem: Some(b"not a certificate".to_vec()),
+            ..cfg("https://s3.example", false)
+        };
+        let e = c.ca_certificates().expect_err("no PEM");
+        assert!(e.to_string().contains("no PEM certificate"), "{e}");
+        // A block that is not a certificate fails when the client is built, naming the CA.
+        let c = S3Config {
+            ca_pem: Some(block("bm90IGRlcg==").into_bytes()),
+            ..cfg("https://s3.example", false)
+        };
+        assert!(c.build("us-east-1").is_err());
     }
 
     #[test]

@@ -108,7 +108,7 @@ fn pgbackrest_source_is_not_a_kopia_secret() {
     let source = s.effective_source().expect("a source");
     assert!(matches!(source, SourceRef::Pgbackrest(p) if p.volume.is_some()));
     assert_eq!(source.kind(), "pgbackrest");
-    assert_eq!(source.secret(), Some(&secret("pgbackrest-secret")));
+    assert_eq!(source.secret_names(), ["pgbackrest-secret"]);
     assert_eq!(s.kopia_secret(), None);
 }
 
@@ -134,5 +134,32 @@ fn spec_naming_no_single_source_has_no_effective_source() {
 fn source_kinds_are_the_restore_status_values() {
     let k = secret("k");
     assert_eq!(SourceRef::Kopia(&k).kind(), "kopia");
-    assert_eq!(SourceRef::Kopia(&k).secret(), Some(&k));
+    assert_eq!(SourceRef::Kopia(&k).secret_names(), ["k"]);
+}
+
+const CNPG: &str = include_str!("../../tests/fixtures/replica-barman-cloud.yaml");
+
+#[test]
+fn cnpg_shaped_barman_source_names_each_referenced_secret_once() {
+    let r: PostgresPhysicalReplica = from_yaml(CNPG).expect("fixture parses");
+    let source = r.spec.effective_source().expect("a source");
+    assert_eq!(source.kind(), "barmanCloud");
+    assert_eq!(source.secret_names(), ["minio-ca", "minio-creds"]);
+    assert_eq!(r.spec.kopia_secret(), None);
+    let SourceRef::BarmanCloud(b) = source else {
+        panic!("barmanCloud")
+    };
+    assert_eq!(
+        b.endpoint_url.as_deref(),
+        Some("https://minio.minio.svc:9000")
+    );
+    let keys: Vec<&str> = b.secret_keys().iter().map(|k| k.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        ["ACCESS_KEY_ID", "ACCESS_SECRET_KEY", "REGION", "ca.crt"]
+    );
+    // The copied write-side settings survive a round trip (nothing the user wrote is dropped).
+    let back = serde_json::to_value(b).expect("json");
+    assert_eq!(back["wal"]["maxParallel"], 8);
+    assert_eq!(back["data"]["immediateCheckpoint"], true);
 }

@@ -88,19 +88,20 @@ async fn list(source: &SourceArgs) -> Result<Vec<BackupRow>, (Failure, String)> 
     let failed = |e: OpenError| (e.failure(), e.message());
     let spec = source.load().map_err(|e| (Failure::Usage, e.0))?;
     let reader = source.open().await.map_err(failed)?;
-    let repo_path = spec
-        .pgbackrest
-        .as_ref()
-        .map_or("", |p| p.repo_path.as_str());
+    let repo_path = match (&spec.pgbackrest, &spec.barman_cloud) {
+        (Some(p), _) => p.repo_path.as_str(),
+        (_, Some(b)) => b.destination_path.as_str(),
+        _ => "",
+    };
     let backups = reader.backups(repo_path).await.map_err(failed)?;
     Ok(backups.iter().map(|b| row(&reader, b)).collect())
 }
 
-/// A backup as a row: pgBackRest's type is in the description; a Kopia snapshot is `snapshot` or
-/// `partial`.
+/// A backup as a row: pgBackRest's type and barman-cloud's status are in the description; a Kopia
+/// snapshot is `snapshot` or `partial`.
 fn row(reader: &Reader, b: &SnapshotInfo) -> BackupRow {
     let kind = match reader {
-        Reader::Pgbackrest(_) => b.description.clone(),
+        Reader::Pgbackrest(_) | Reader::Barman(_) => b.description.clone(),
         Reader::Kopia(_) if b.incomplete => "partial".into(),
         Reader::Kopia(_) => "snapshot".into(),
     };

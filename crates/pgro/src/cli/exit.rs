@@ -108,6 +108,43 @@ impl Failure {
     }
 }
 
+impl Failure {
+    /// The exit class of a barman-cloud failure: the first storage error in its chain decides (a denied
+    /// request is unreachable storage to the user, as for pgBackRest); a damaged or foreign file is
+    /// corruption; a backup without its tars is a missing blob.
+    pub fn of_barman(e: &(dyn std::error::Error + 'static)) -> Self {
+        use blobstore::ErrorClass as C;
+        if is_disk_full(e) {
+            return Self::DiskFull;
+        }
+        let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+        while let Some(err) = cur {
+            if let Some(b) = err.downcast_ref::<blobstore::Error>() {
+                return match b.class() {
+                    C::NotFound | C::InvalidRange => Self::MissingBlob,
+                    C::Transient | C::Denied | C::Other => Self::Unreachable,
+                    C::Misconfigured => Self::Usage,
+                    C::Io => Self::Other,
+                };
+            }
+            match err.downcast_ref::<barman::WalError>() {
+                Some(barman::WalError::InvalidName(_)) => return Self::Usage,
+                Some(barman::WalError::Foreign { .. } | barman::WalError::Corrupted { .. }) => {
+                    return Self::Corrupted;
+                }
+                _ => {}
+            }
+            match err.downcast_ref::<barman::RestoreError>() {
+                Some(barman::RestoreError::Incomplete { .. }) => return Self::MissingBlob,
+                Some(barman::RestoreError::Tar { .. }) => return Self::Corrupted,
+                _ => {}
+            }
+            cur = err.source();
+        }
+        Self::Other
+    }
+}
+
 impl From<Failure> for ExitCode {
     fn from(f: Failure) -> Self {
         ExitCode::from(f.code())

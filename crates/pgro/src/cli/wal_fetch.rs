@@ -1,12 +1,12 @@
 //! `pgro wal-fetch --source SOURCE.yaml --secret-dir DIR %f %p`: PostgreSQL's `restore_command` for
-//! WAL-archive sources. Exit 0 only once `%p` is complete (temporary file, checked, renamed); **1 only for
+//! WAL-archive sources (pgBackRest, barman-cloud). Exit 0 only once `%p` is complete (temporary file, checked, renamed); **1 only for
 //! "not in the archive"**, which PostgreSQL takes as the end of the archive; every other failure (storage
 //! still down after the store's retries, damaged data, bad settings) exits 126, which PostgreSQL treats as
 //! fatal — so a network error can never end recovery early and promote a silently older copy.
 //!
 //! Prefetch: PostgreSQL asks for one segment at a time and waits, so a segment request that misses the
 //! spool lists the archive once and reads the requested segment and the next `--prefetch` − 1 of its
-//! timeline at the same time (each streamed, decoded and SHA-1-verified) into
+//! timeline at the same time (each streamed, decoded and checked) into
 //! `<pgdata>/pgro_wal_prefetch/`; the following requests are served from there by a rename, without opening
 //! the repository. A request that misses the spool empties it (a jump or a timeline switch). Everything
 //! stays inside the data directory's volume.
@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use crate::source::open::SourceArgs;
+use crate::source::wal::{ReadError, Stored, WalArchive, cluster_identity};
 
 /// Exit code for "not found".
 const NOT_FOUND: u8 = 1;
@@ -54,21 +55,7 @@ pub async fn run(args: WalFetchArgs) -> ExitCode {
     }
 }
 
-/// The system identifier in `pg_control` (its first 8 bytes, native order) and `PG_VERSION`.
-fn cluster_identity(pgdata: &Path) -> Result<(u64, String), String> {
-    let control = std::fs::read(pgdata.join("global/pg_control"))
-        .map_err(|e| format!("reading {}/global/pg_control: {e}", pgdata.display()))?;
-    let id: [u8; 8] = control
-        .get(..8)
-        .and_then(|b| b.try_into().ok())
-        .ok_or("pg_control is shorter than 8 bytes")?;
-    let version = std::fs::read_to_string(pgdata.join("PG_VERSION"))
-        .map_err(|e| format!("reading PG_VERSION: {e}"))?;
-    Ok((u64::from_ne_bytes(id), version.trim().to_owned()))
-}
-
 async fn fetch(args: &WalFetchArgs) -> Result<bool, String> {
-    let chain = |e: &(dyn std::error::Error + 'static)| crate::cli::kopia::error_chain(e);
     let dest = if args.dest.is_absolute() {
         args.dest.clone()
     } else {
@@ -79,24 +66,19 @@ async fn fetch(args: &WalFetchArgs) -> Result<bool, String> {
     if segment && from_spool(&spool, &args.file, &dest) {
         return Ok(true);
     }
-    let (repo, archive) = match args.source.open_archive().await {
-        Ok(r) => r,
-        Err(e) => return Err(e.message()),
-    };
-    let (system_id, version) = cluster_identity(&args.pgdata)?;
-    let read_error = |e: FetchError, dest: &Path| match e {
-        FetchError::Read(e) => chain(&e),
-        FetchError::Write(e) => format!("writing {}: {e}", dest.display()),
+    let identity = cluster_identity(&args.pgdata)?;
+    let archive = WalArchive::open(&args.source, identity)
+        .await
+        .map_err(|e| e.message())?;
+    let read_error = |e: ReadError, dest: &Path| match e {
+        ReadError::Read(m) => m,
+        ReadError::Write(e) => format!("writing {}: {e}", dest.display()),
     };
     if !segment || args.prefetch <= 1 {
-        let Some(stored) = repo
-            .find_wal(&archive, system_id, &version, &args.file)
-            .await
-            .map_err(|e| chain(&e))?
-        else {
+        let Some(Some(stored)) = archive.find(std::slice::from_ref(&args.file)).await?.pop() else {
             return Ok(false);
         };
-        fetch_to(&repo, &archive, &stored, &dest)
+        fetch_to(&archive, &stored, &dest)
             .await
             .map_err(|e| read_error(e, &dest))?;
         return Ok(true);
@@ -110,15 +92,11 @@ async fn fetch(args: &WalFetchArgs) -> Result<bool, String> {
         DEFAULT_SEGMENT,
         usize::from(args.prefetch) - 1,
     ));
-    let mut found = repo
-        .find_segments(&archive, system_id, &version, &names)
-        .await
-        .map_err(|e| chain(&e))?
-        .into_iter();
+    let mut found = archive.find(&names).await?.into_iter();
     let Some(Some(stored)) = found.next() else {
         return Ok(false);
     };
-    let ahead: Vec<(String, pgbackrest::StoredSegment)> = if spool_writable(&spool) {
+    let ahead: Vec<(String, Stored)> = if spool_writable(&spool) {
         names[1..]
             .iter()
             .cloned()
@@ -130,8 +108,8 @@ async fn fetch(args: &WalFetchArgs) -> Result<bool, String> {
     };
     let prefetching = !ahead.is_empty();
     let (requested, ()) = tokio::join!(
-        fetch_to(&repo, &archive, &stored, &dest),
-        prefetch(&repo, &archive, ahead, &spool)
+        fetch_to(&archive, &stored, &dest),
+        prefetch(&archive, ahead, &spool)
     );
     let size = requested.map_err(|e| read_error(e, &dest))?;
     if prefetching && size != DEFAULT_SEGMENT {
@@ -139,16 +117,14 @@ async fn fetch(args: &WalFetchArgs) -> Result<bool, String> {
         // names; read the right ones now (a second round only for such clusters, only near a wrap).
         let missing = missed_successors(&args.file, size, &names[1..]);
         if !missing.is_empty()
-            && let Ok(found) = repo
-                .find_segments(&archive, system_id, &version, &missing)
-                .await
+            && let Ok(found) = archive.find(&missing).await
         {
             let more = missing
                 .into_iter()
                 .zip(found)
                 .filter_map(|(n, s)| s.map(|s| (n, s)))
                 .collect();
-            prefetch(&repo, &archive, more, &spool).await;
+            prefetch(&archive, more, &spool).await;
         }
     }
     Ok(true)
@@ -220,52 +196,37 @@ fn spool_writable(spool: &Path) -> bool {
 }
 
 /// Fetches `wanted` in parallel into the spool; failures only mean those segments are fetched when asked.
-async fn prefetch(
-    repo: &pgbackrest::Repository,
-    archive: &pgbackrest::ArchiveInfo,
-    wanted: Vec<(String, pgbackrest::StoredSegment)>,
-    spool: &Path,
-) {
+async fn prefetch(archive: &WalArchive, wanted: Vec<(String, Stored)>, spool: &Path) {
     use futures::StreamExt as _;
     let n = wanted.len().max(1);
     futures::stream::iter(wanted)
         .map(|(name, stored)| async move {
-            let _ = fetch_to(repo, archive, &stored, &spool.join(name)).await;
+            let _ = fetch_to(archive, &stored, &spool.join(name)).await;
         })
         .buffer_unordered(n)
         .collect::<Vec<()>>()
         .await;
 }
 
-enum FetchError {
-    Read(pgbackrest::Error),
-    Write(std::io::Error),
-}
-
 /// Streams a stored WAL file into `dest` through a temporary file in the same directory, renamed once
 /// complete and verified: PostgreSQL never sees a partial file. Not fsynced (as `pgbackrest archive-get`):
 /// the file is recovery's scratch copy, and after a crash recovery asks for it again. Returns its size.
-async fn fetch_to(
-    repo: &pgbackrest::Repository,
-    archive: &pgbackrest::ArchiveInfo,
-    stored: &pgbackrest::StoredSegment,
-    dest: &Path,
-) -> Result<u64, FetchError> {
+async fn fetch_to(archive: &WalArchive, stored: &Stored, dest: &Path) -> Result<u64, ReadError> {
     let name = dest
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let tmp = dest.with_file_name(format!(".{name}.pgro-tmp"));
-    // Unbuffered: the decoder hands over chunks of up to 1 MiB, and a buffer would only copy them again.
-    let file = std::fs::File::create(&tmp).map_err(FetchError::Write)?;
-    let done = match repo.read_wal_into(archive, stored, file).await {
+    // Unbuffered: the decoders hand over chunks of up to 1 MiB, and a buffer would only copy them again.
+    let file = std::fs::File::create(&tmp).map_err(ReadError::Write)?;
+    let done = match archive.read_into(stored, file).await {
         Ok((file, size)) => {
             drop(file);
             std::fs::rename(&tmp, dest)
-                .map_err(FetchError::Write)
+                .map_err(ReadError::Write)
                 .map(|()| size)
         }
-        Err(e) => Err(FetchError::Read(e)),
+        Err(e) => Err(e),
     };
     if done.is_err() {
         let _ = std::fs::remove_file(&tmp);

@@ -13,6 +13,7 @@ use super::conf::Setting;
 use super::error::{Error, io};
 use crate::restore::recovery_settings::{self, RecoveryTarget};
 use crate::source::open::SourceArgs;
+use crate::source::wal::WalArchive;
 
 /// The source's archive as this instance reaches it.
 #[derive(Debug, Clone)]
@@ -340,22 +341,6 @@ pub(crate) fn prepare(
     }))
 }
 
-/// The system identifier in `pg_control` (its first 8 bytes, native order) and `PG_VERSION`: how
-/// `pgro wal-fetch` picks the cluster's archive (the same function as `cli::wal_fetch`'s).
-fn cluster_identity(pgdata: &Path) -> Result<(u64, String), Error> {
-    let control = pgdata.join("global/pg_control");
-    let bytes = std::fs::read(&control).map_err(io("reading", &control))?;
-    let id: [u8; 8] = bytes
-        .get(..8)
-        .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| Error::MissingControlFile {
-            path: control.clone(),
-        })?;
-    let version_file = pgdata.join("PG_VERSION");
-    let version = std::fs::read_to_string(&version_file).map_err(io("reading", &version_file))?;
-    Ok((u64::from_ne_bytes(id), version.trim().to_owned()))
-}
-
 /// Fails fast when the archive does not hold `segment`, the first WAL segment backup `backup` needs: the
 /// same lookup `pgro wal-fetch` makes, before PostgreSQL is started.
 ///
@@ -368,13 +353,14 @@ pub(crate) async fn check_first_segment(
     backup: &str,
 ) -> Result<(), Error> {
     let path: PathBuf = archive.source.source.clone();
-    let repo = match archive
-        .source
-        .open()
-        .await
-        .and_then(|r| r.into_pgbackrest())
-    {
-        Ok(r) => r,
+    let identity =
+        crate::source::wal::cluster_identity(pgdata).map_err(|reason| Error::Archive {
+            segment: segment.to_owned(),
+            path: path.clone(),
+            reason,
+        })?;
+    let wal = match WalArchive::open(&archive.source, identity).await {
+        Ok(w) => w,
         Err(source) => {
             return Err(Error::Source {
                 path,
@@ -382,12 +368,11 @@ pub(crate) async fn check_first_segment(
             });
         }
     };
-    let (system_id, version) = cluster_identity(pgdata)?;
-    let lookup = async {
-        let info = repo.archive_info().await?;
-        repo.find_wal(&info, system_id, &version, segment).await
-    };
-    match lookup.await {
+    match wal
+        .find(&[segment.to_owned()])
+        .await
+        .map(|mut f| f.pop().flatten())
+    {
         Ok(Some(_)) => {
             tracing::info!(
                 segment,
@@ -400,10 +385,10 @@ pub(crate) async fn check_first_segment(
             segment: segment.to_owned(),
             backup: backup.to_owned(),
         }),
-        Err(source) => Err(Error::Archive {
+        Err(reason) => Err(Error::Archive {
             segment: segment.to_owned(),
             path,
-            source: Box::new(source),
+            reason,
         }),
     }
 }

@@ -98,12 +98,11 @@ pub enum Error {
         #[source]
         source: Box<crate::source::open::OpenError>,
     },
-    #[error("looking up WAL segment {segment} in the archive of --source {path}")]
+    #[error("looking up WAL segment {segment} in the archive of --source {path}: {reason}")]
     Archive {
         segment: String,
         path: PathBuf,
-        #[source]
-        source: Box<pgbackrest::Error>,
+        reason: String,
     },
     #[error(
         "the archive lacks WAL segment {segment} that backup {backup} needs (the first segment of the \

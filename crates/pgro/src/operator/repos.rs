@@ -46,21 +46,22 @@ struct Entry {
     last_used: StdMutex<Instant>,
 }
 
-/// Repositories by [`crate::operator::kopia_secret::cache_key`]; pgBackRest listings by their own key.
+/// Repositories by [`crate::operator::kopia_secret::cache_key`]; other sources' listings by their own key.
 #[derive(Default)]
 pub struct RepositoryCache {
     entries: StdMutex<HashMap<String, Arc<Entry>>>,
-    pgbackrest: Mutex<HashMap<String, (Instant, Arc<PgbackrestListing>)>>,
+    listings: Mutex<HashMap<String, (Instant, Arc<SourceListing>)>>,
 }
 
-/// What discovery keeps of a pgBackRest stanza: no handle (a listing is one GET of `backup.info`, and a
-/// rotated passphrase is simply another cache key).
+/// What discovery keeps of a pgBackRest stanza or a barman-cloud server: no handle (a listing is one GET
+/// of `backup.info`, or one listing of `base/` and a GET per backup, and rotated credentials are simply
+/// another cache key).
 #[derive(Debug, Clone)]
-pub struct PgbackrestListing {
-    /// Backups in `backup.info`.
+pub struct SourceListing {
+    /// Backups listed (any status).
     pub total: usize,
-    /// The newest backup of the current database.
-    pub latest: Option<pgbackrest::BackupEntry>,
+    /// The newest backup a restore of `latest` takes.
+    pub latest: Option<crate::operator::snapshots::SnapshotInfo>,
     /// How long reading it took (0 when served from the cache).
     pub took: Duration,
 }
@@ -75,43 +76,44 @@ impl std::fmt::Debug for RepositoryCache {
 }
 
 impl RepositoryCache {
-    /// A pgBackRest stanza's backups, from the cache when younger than `ttl`; `open` reads them afresh.
-    /// Failures are not cached.
+    /// A WAL-archive source's backups, from the cache when younger than `ttl`; `open` reads them afresh
+    /// (`repo_path` names them, see [`crate::source::reader::Reader::latest`]). Failures are not cached.
     ///
     /// # Errors
     /// What `open` returns.
-    pub async fn pgbackrest_backups<F, Fut>(
+    pub async fn source_backups<F, Fut>(
         &self,
         key: &str,
         ttl: Duration,
+        repo_path: &str,
         open: F,
-    ) -> Result<PgbackrestListing, crate::source::open::OpenError>
+    ) -> Result<SourceListing, crate::source::open::OpenError>
     where
         F: FnOnce() -> Fut,
         Fut: std::future::Future<
-                Output = Result<Box<pgbackrest::Repository>, crate::source::open::OpenError>,
+                Output = Result<crate::source::reader::Reader, crate::source::open::OpenError>,
             >,
     {
         let now = Instant::now();
         {
-            let mut cached = self.pgbackrest.lock().await;
+            let mut cached = self.listings.lock().await;
             cached.retain(|_, (at, _)| now.duration_since(*at) < IDLE_EVICTION);
             if let Some((at, l)) = cached.get(key)
                 && at.elapsed() < ttl
             {
-                return Ok(PgbackrestListing {
+                return Ok(SourceListing {
                     took: Duration::ZERO,
                     ..(**l).clone()
                 });
             }
         }
-        let repo = open().await?;
-        let listing = PgbackrestListing {
-            total: repo.backups().len(),
-            latest: repo.latest().cloned(),
+        let reader = open().await?;
+        let listing = SourceListing {
+            total: reader.backups(repo_path).await?.len(),
+            latest: reader.latest(repo_path),
             took: now.elapsed(),
         };
-        self.pgbackrest
+        self.listings
             .lock()
             .await
             .insert(key.to_owned(), (Instant::now(), Arc::new(listing.clone())));

@@ -309,9 +309,7 @@ async fn run_controllers(
                 p.namespace().as_deref() == Some(ns.as_str())
                     && p.spec
                         .effective_source()
-                        .and_then(|source| source.secret())
-                        .and_then(|secret| secret.name.as_deref())
-                        == Some(name.as_str())
+                        .is_some_and(|source| source.secret_names().contains(&name.as_str()))
             })
             .map(|p| ObjectRef::from_obj(p.as_ref()))
             .collect::<Vec<_>>()

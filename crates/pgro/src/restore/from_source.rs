@@ -1,5 +1,5 @@
 //! `pgro restore --source SOURCE.yaml --secret-dir DIR --backup latest|ID --target DIR`: a physical backup
-//! of a WAL-archive source (pgBackRest) restored into `<target>/snapshot/pgdata` (tablespaces in
+//! of a WAL-archive source (pgBackRest here, barman-cloud in `from_barman`) restored into `<target>/snapshot/pgdata` (tablespaces in
 //! `<target>/snapshot/tablespaces/<oid>`, relinked), exposed as `<target>/data` like a Kopia restore, with
 //! recovery settings that make the directory start and replay on its own with plain `pg_ctl`, as a
 //! `pgbackrest restore` does: `recovery.signal`, `restore_command` = this binary's `wal-fetch` with the
@@ -17,9 +17,9 @@ use crate::cli::progress::Reporter;
 use crate::source::open::{OpenError, Reader, SourceArgs};
 
 /// The data directory's place inside `<target>/snapshot`.
-const PGDATA: &str = "pgdata";
+pub(super) const PGDATA: &str = "pgdata";
 /// The tablespaces' place inside `<target>/snapshot`.
-const TABLESPACES: &str = "tablespaces";
+pub(super) const TABLESPACES: &str = "tablespaces";
 
 fn pgbr(context: &str, e: &pgbackrest::Error) -> Failed {
     Failed::new(
@@ -59,9 +59,57 @@ pub(super) async fn restore(
         secret_dir: args.secret_dir.as_deref().map(absolute),
         storage_attempts: args.repo.storage_attempts,
     };
-    let repo = source
-        .open()
-        .await
+    match source.open().await {
+        Ok(Reader::Barman(server)) => {
+            super::from_barman::restore(args, &source, *server, started).await
+        }
+        opened => restore_pgbackrest(args, &source, opened, started).await,
+    }
+}
+
+/// Claims `args.target` for `label` and empties `<target>/snapshot` (created); returns it.
+pub(super) fn prepare_target(args: &RestoreArgs, label: &str) -> Result<PathBuf, Failed> {
+    match claim::claim(&args.target, label).map_err(|e| Failed::io("claiming the target", &e))? {
+        Ok(()) => {}
+        Err(refusal) => {
+            return Err(Failed::new(
+                Failure::TargetNotEmpty,
+                refusal.message(&args.target, label),
+            ));
+        }
+    }
+    // A retried Job starts this backup again from scratch: a half-restored tree is never trusted.
+    let root = args.target.join("snapshot");
+    match std::fs::remove_dir_all(&root) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(Failed::io("clearing a previous attempt", &e));
+        }
+        _ => {}
+    }
+    std::fs::create_dir_all(&root).map_err(|e| Failed::io("creating the target", &e))?;
+    Ok(root)
+}
+
+/// Writes the recovery settings into `<root>/pgdata` and exposes it as `<target>/data`.
+pub(super) fn finish(
+    args: &RestoreArgs,
+    source: &SourceArgs,
+    root: &Path,
+    target: RecoveryTarget,
+) -> Result<PathBuf, Failed> {
+    let exe = std::env::current_exe().map_err(|e| Failed::io("finding this executable", &e))?;
+    recovery_settings::write(&root.join(PGDATA), target, &exe, source)
+        .map_err(|e| Failed::new(Failure::Usage, e))?;
+    expose(&args.target, Path::new(PGDATA)).map_err(|e| Failed::io("exposing PGDATA", &e))
+}
+
+async fn restore_pgbackrest(
+    args: &RestoreArgs,
+    source: &SourceArgs,
+    opened: Result<Reader, OpenError>,
+    started: Instant,
+) -> Result<RestoreResult, Failed> {
+    let repo = opened
         .and_then(Reader::into_pgbackrest)
         .map_err(|e| match e {
             OpenError::Pgbackrest(e) => pgbr("opening the pgBackRest repository", &e),
@@ -101,24 +149,7 @@ pub(super) async fn restore(
         .await
         .map_err(|e| pgbr(&format!("loading the manifest of {label}"), &e))?;
 
-    match claim::claim(&args.target, &label).map_err(|e| Failed::io("claiming the target", &e))? {
-        Ok(()) => {}
-        Err(refusal) => {
-            return Err(Failed::new(
-                Failure::TargetNotEmpty,
-                refusal.message(&args.target, &label),
-            ));
-        }
-    }
-    // A retried Job starts this backup again from scratch: a half-restored tree is never trusted.
-    let root = args.target.join("snapshot");
-    match std::fs::remove_dir_all(&root) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            return Err(Failed::io("clearing a previous attempt", &e));
-        }
-        _ => {}
-    }
-    std::fs::create_dir_all(&root).map_err(|e| Failed::io("creating the target", &e))?;
+    let root = prepare_target(args, &label)?;
 
     let (reporter, progress) = Reporter::start(
         std::io::IsTerminal::is_terminal(&std::io::stderr()),
@@ -148,11 +179,7 @@ pub(super) async fn restore(
     } else {
         RecoveryTarget::None
     };
-    let exe = std::env::current_exe().map_err(|e| Failed::io("finding this executable", &e))?;
-    recovery_settings::write(&pgdata, target, &exe, &source)
-        .map_err(|e| Failed::new(Failure::Usage, e))?;
-    let data =
-        expose(&args.target, Path::new(PGDATA)).map_err(|e| Failed::io("exposing PGDATA", &e))?;
+    let data = finish(args, source, &root, target)?;
 
     Ok(RestoreResult {
         postgres_version: manifest.db.version.clone(),

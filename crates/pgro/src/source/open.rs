@@ -47,7 +47,9 @@ impl SourceArgs {
         })
     }
 
-    /// The Secret's keys (file name → contents); Kubernetes' `..data` bookkeeping entries are skipped.
+    /// The Secret's keys (file name → contents), and one level of subdirectories as `<dir>/<file>` (a
+    /// barman-cloud source's keys, mounted per Secret); Kubernetes' `..data` bookkeeping entries are
+    /// skipped.
     ///
     /// # Errors
     /// The directory cannot be read.
@@ -56,6 +58,7 @@ impl SourceArgs {
         let Some(dir) = &self.secret_dir else {
             return Ok(out);
         };
+        read_keys(dir, "", &mut out)?;
         let rd = std::fs::read_dir(dir).map_err(|e| {
             SourceError(format!(
                 "reading the Secret directory {}: {e}",
@@ -64,12 +67,9 @@ impl SourceArgs {
         })?;
         for e in rd.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            if name.starts_with("..") || !e.path().is_file() {
-                continue;
+            if !name.starts_with("..") && e.path().is_dir() {
+                read_keys(&e.path(), &format!("{name}/"), &mut out)?;
             }
-            let data = std::fs::read(e.path())
-                .map_err(|err| SourceError(format!("reading Secret key {name}: {err}")))?;
-            out.insert(name, data);
         }
         Ok(out)
     }
@@ -83,6 +83,30 @@ impl SourceArgs {
         let secrets = self.secrets().map_err(OpenError::Config)?;
         open(&source, &secrets, self.storage_attempts).await
     }
+}
+
+/// The files of `dir` (following links, as Kubernetes mounts keys) into `out` as `<prefix><name>`.
+fn read_keys(
+    dir: &Path,
+    prefix: &str,
+    out: &mut BTreeMap<String, Vec<u8>>,
+) -> Result<(), SourceError> {
+    let rd = std::fs::read_dir(dir).map_err(|e| {
+        SourceError(format!(
+            "reading the Secret directory {}: {e}",
+            dir.display()
+        ))
+    })?;
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with("..") || !e.path().is_file() {
+            continue;
+        }
+        let data = std::fs::read(e.path())
+            .map_err(|err| SourceError(format!("reading Secret key {prefix}{name}: {err}")))?;
+        out.insert(format!("{prefix}{name}"), data);
+    }
+    Ok(())
 }
 
 impl SourceArgs {
@@ -112,9 +136,37 @@ pub async fn open(
     if let Some(args) = kopia_args(source, secrets, attempts).map_err(OpenError::Config)? {
         return Ok(Reader::Kopia(Box::new(args.connect().await?)));
     }
+    if let Some(b) = &source.barman_cloud {
+        let catalog = barman_catalog(b, secrets, attempts)?;
+        let listing = catalog.backups().await?;
+        return Ok(Reader::Barman(Box::new(super::reader::BarmanServer {
+            catalog,
+            listing,
+            destination: b.destination_path.clone(),
+            server: b.server_name.clone(),
+        })));
+    }
     let (store, stanza, pass) = pgbackrest_parts(source, secrets, attempts)?;
     let repo = pgbackrest::Repository::open(store, &stanza, pass.as_deref()).await?;
     Ok(Reader::Pgbackrest(Box::new(repo)))
+}
+
+/// The catalog of a barman-cloud source's server, with retries.
+///
+/// # Errors
+/// A storage setting or a referenced Secret key is missing or malformed.
+pub fn barman_catalog(
+    b: &pgro_api::BarmanCloudSource,
+    secrets: &BTreeMap<String, Vec<u8>>,
+    attempts: u32,
+) -> Result<barman::Catalog, OpenError> {
+    let policy = RetryPolicy {
+        max_attempts: attempts.max(1),
+        ..RetryPolicy::default()
+    };
+    let store =
+        super::barman_source::barman_store(b, secrets, policy).map_err(OpenError::Config)?;
+    Ok(barman::Catalog::new(store, &b.server_name))
 }
 
 /// What opening a pgBackRest stanza takes: its store, the stanza and the cipher passphrase.

@@ -16,6 +16,21 @@ pub enum Reader {
     Kopia(Box<kopia::Repository<kopia::Indexed>>),
     /// A pgBackRest stanza.
     Pgbackrest(Box<pgbackrest::Repository>),
+    /// A barman-cloud server directory, listed when opened.
+    Barman(Box<BarmanServer>),
+}
+
+/// A barman-cloud server: its catalog and the listing made when it was opened.
+#[derive(Debug)]
+pub struct BarmanServer {
+    /// Reads the server's directory.
+    pub catalog: barman::Catalog,
+    /// Its backups (any status) as listed.
+    pub listing: barman::Listing,
+    /// `destinationPath`, shown as each backup's path.
+    pub destination: String,
+    /// `serverName`, shown as each backup's host.
+    pub server: String,
 }
 
 impl std::fmt::Debug for Reader {
@@ -23,6 +38,7 @@ impl std::fmt::Debug for Reader {
         f.write_str(match self {
             Self::Kopia(_) => "Reader::Kopia",
             Self::Pgbackrest(_) => "Reader::Pgbackrest",
+            Self::Barman(_) => "Reader::Barman",
         })
     }
 }
@@ -39,6 +55,9 @@ pub enum OpenError {
     /// The pgBackRest repository refused or could not be read.
     #[error(transparent)]
     Pgbackrest(#[from] pgbackrest::Error),
+    /// The barman-cloud server directory could not be listed.
+    #[error(transparent)]
+    Barman(#[from] barman::ListError),
 }
 
 impl OpenError {
@@ -49,6 +68,7 @@ impl OpenError {
             Self::Config(_) => Failure::Usage,
             Self::Kopia(e) => e.failure(),
             Self::Pgbackrest(e) => Failure::of_pgbackrest(e),
+            Self::Barman(e) => Failure::of_barman(e),
         }
     }
 
@@ -69,6 +89,7 @@ impl Reader {
         match self {
             Self::Kopia(_) => "kopia",
             Self::Pgbackrest(_) => "pgbackrest",
+            Self::Barman(_) => "barmanCloud",
         }
     }
 
@@ -92,6 +113,28 @@ impl Reader {
                 .iter()
                 .map(|b| pgbackrest_backup(b, r.stanza(), repo_path))
                 .collect()),
+            Self::Barman(s) => Ok(s
+                .listing
+                .backups
+                .iter()
+                .map(|b| barman_backup(b, &s.server, &s.destination))
+                .collect()),
+        }
+    }
+
+    /// The newest backup a restore of `latest` takes: pgBackRest's newest set of the current database,
+    /// barman-cloud's newest `DONE` backup; `None` for Kopia (its choice applies `snapshotFilter`).
+    #[must_use]
+    pub fn latest(&self, repo_path: &str) -> Option<SnapshotInfo> {
+        match self {
+            Self::Kopia(_) => None,
+            Self::Pgbackrest(r) => r
+                .latest()
+                .map(|b| pgbackrest_backup(b, r.stanza(), repo_path)),
+            Self::Barman(s) => s
+                .listing
+                .latest()
+                .map(|b| barman_backup(b, &s.server, &s.destination)),
         }
     }
 
@@ -102,9 +145,10 @@ impl Reader {
     pub fn into_pgbackrest(self) -> Result<Box<pgbackrest::Repository>, OpenError> {
         match self {
             Self::Pgbackrest(r) => Ok(r),
-            Self::Kopia(_) => Err(OpenError::Config(SourceError(
-                "a Kopia source has no WAL archive: this reads pgBackRest sources".into(),
-            ))),
+            _ => Err(OpenError::Config(SourceError(format!(
+                "a {} source is not a pgBackRest stanza",
+                self.kind()
+            )))),
         }
     }
 }
@@ -130,5 +174,36 @@ pub fn pgbackrest_backup(
         tags: b.annotations.clone(),
         incomplete: false,
         total_size: b.size,
+    }
+}
+
+/// A barman-cloud backup as the operator and `pgro backups list` see it: ID = backup ID; its time is
+/// `end_time` (`pg_backup_stop`); host = `serverName`, path = `destinationPath`; its status is the
+/// description, CNPG's `backup_name` the tag `name`; anything but `DONE` is incomplete (never chosen).
+#[must_use]
+pub fn barman_backup(b: &barman::Backup, server: &str, destination: &str) -> SnapshotInfo {
+    let end = b.info.end_time.or(b.info.begin_time);
+    let status = match &b.info.status {
+        barman::BackupStatus::Done => "DONE",
+        barman::BackupStatus::Started => "STARTED",
+        barman::BackupStatus::Failed => "FAILED",
+        barman::BackupStatus::Other(s) => s.as_str(),
+    };
+    SnapshotInfo {
+        id: b.id.clone(),
+        host: server.to_owned(),
+        user_name: String::new(),
+        path: destination.to_owned(),
+        description: status.to_owned(),
+        start_time: end.unwrap_or(jiff::Timestamp::UNIX_EPOCH),
+        end_time: end,
+        tags: b
+            .info
+            .name
+            .iter()
+            .map(|n| ("name".to_owned(), n.clone()))
+            .collect(),
+        incomplete: !b.info.restorable(),
+        total_size: b.info.size.unwrap_or(0),
     }
 }

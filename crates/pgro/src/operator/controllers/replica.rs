@@ -2,7 +2,7 @@
 //! [`plan::decide`], admits new restores against the cluster-wide limit, performs the switchover steps and
 //! writes the status.
 
-pub mod pgbackrest_source;
+pub mod archive_source;
 pub mod plan;
 
 use std::collections::BTreeMap;
@@ -222,7 +222,12 @@ async fn observe_migration(
 async fn discover(ctx: &Context, replica: &PostgresPhysicalReplica, ns: &str) -> Result<Source> {
     let secret_ref = match replica.spec.effective_source() {
         Some(SourceRef::Kopia(secret_ref)) => secret_ref,
-        Some(SourceRef::Pgbackrest(p)) => return pgbackrest_source::discover(ctx, p, ns).await,
+        Some(SourceRef::Pgbackrest(p)) => {
+            return archive_source::discover_pgbackrest(ctx, p, ns).await;
+        }
+        Some(SourceRef::BarmanCloud(b)) => {
+            return archive_source::discover_barman(ctx, b, ns).await;
+        }
         // Admission refuses this; it is reachable only when the CRD's rules were bypassed.
         None => {
             return Ok(Source::SourceInvalid {

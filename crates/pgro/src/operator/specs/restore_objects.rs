@@ -191,15 +191,9 @@ pub fn restore_job(i: &RestoreInputs<'_>) -> Result<Job, BuildError> {
         value: Some("json".into()),
         ..EnvVar::default()
     };
-    // The restore keeps the source it was created for; a pgBackRest source is mounted as files.
-    let pgbackrest = i
-        .restore
-        .spec
-        .source
-        .as_ref()
-        .and_then(|s| s.pgbackrest.as_ref());
-    let (args, env, source) = if let Some(p) = pgbackrest {
-        let m = source_mounts::source_mounts(p)?;
+    // The restore keeps the source it was created for; a WAL-archive source is mounted as files.
+    let archive = source_mounts::archive_source_mounts(i.restore.spec.source.as_ref())?;
+    let (args, env, source) = if let Some(m) = archive {
         let recovery = source_mounts::recovery_target(i.restore.spec.recovery.as_ref());
         let args = source_mounts::restore_args(&i.restore.spec.snapshot, &m, recovery);
         (args, vec![log_format], Some(m))
@@ -485,15 +479,8 @@ pub fn postgres_deployment(i: &RestoreInputs<'_>) -> Result<Deployment, BuildErr
         args.extend(["--persistent-schema".into(), schemas.join(",")]);
     }
     // A WAL-archive restore replays from its source: `pgro wal-fetch` in this pod reads it.
-    let source = match i
-        .restore
-        .spec
-        .source
-        .as_ref()
-        .and_then(|s| s.pgbackrest.as_ref())
-    {
-        Some(p) => {
-            let m = source_mounts::source_mounts(p)?;
+    let source = match source_mounts::archive_source_mounts(i.restore.spec.source.as_ref())? {
+        Some(m) => {
             args.extend(["--source".into(), source_mounts::SOURCE_FILE.into()]);
             if let Some(d) = m.secret_dir {
                 args.extend(["--source-secret-dir".into(), d.into()]);

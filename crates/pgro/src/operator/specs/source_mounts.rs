@@ -1,14 +1,17 @@
-//! What a pod reading a pgBackRest source mounts (the restore Job; the PostgreSQL pod for `wal-fetch`): the
-//! `spec.source` object as a file through the downward API (from a pod annotation: no extra object, no RBAC),
-//! and the source Secret read-only as a directory of keys — never as environment variables or arguments.
+//! What a pod reading a WAL-archive source mounts (the restore Job; the PostgreSQL pod for `wal-fetch`):
+//! the `spec.source` object as a file through the downward API (from a pod annotation: no extra object, no
+//! RBAC), and the source's Secret keys read-only as files — never as environment variables or arguments.
+//! A pgBackRest source's one Secret is a directory of its keys; a barman-cloud source's referenced keys
+//! are projected as `<secret>/<key>`, only those keys, from as many Secrets as it names.
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    DownwardAPIVolumeFile, DownwardAPIVolumeSource, ObjectFieldSelector,
-    PersistentVolumeClaimVolumeSource, SecretVolumeSource, Volume, VolumeMount,
+    DownwardAPIVolumeFile, DownwardAPIVolumeSource, KeyToPath, ObjectFieldSelector,
+    PersistentVolumeClaimVolumeSource, ProjectedVolumeSource, SecretProjection, SecretVolumeSource,
+    Volume, VolumeMount, VolumeProjection,
 };
-use pgro_api::{PgbackrestSource, Recovery, RecoveryTarget, Source};
+use pgro_api::{BarmanCloudSource, PgbackrestSource, Recovery, RecoveryTarget, Source};
 
 use super::BuildError;
 
@@ -34,16 +37,28 @@ pub struct SourceMounts {
     pub secret_dir: Option<&'static str>,
 }
 
-/// The mounts of a pgBackRest source.
+/// The mounts of a restore's source when it has a WAL archive (pgBackRest, barman-cloud); `None` for
+/// Kopia.
 ///
 /// # Errors
 /// The source cannot be serialised (never for a valid object).
-pub fn source_mounts(p: &PgbackrestSource) -> Result<SourceMounts, BuildError> {
-    let yaml = serde_yaml::to_string(&Source {
-        pgbackrest: Some(p.clone()),
-        ..Source::default()
-    })
-    .map_err(|_| BuildError::MissingMetadata {
+pub fn archive_source_mounts(source: Option<&Source>) -> Result<Option<SourceMounts>, BuildError> {
+    match source {
+        Some(Source {
+            pgbackrest: Some(p),
+            ..
+        }) => source_mounts(p).map(Some),
+        Some(Source {
+            barman_cloud: Some(b),
+            ..
+        }) => barman_mounts(b).map(Some),
+        _ => Ok(None),
+    }
+}
+
+/// The annotation and the downward-API volume carrying `source` as `source.yaml`.
+fn source_file(source: &Source) -> Result<SourceMounts, BuildError> {
+    let yaml = serde_yaml::to_string(source).map_err(|_| BuildError::MissingMetadata {
         kind: "PostgresPhysicalRestore",
         field: "spec.source",
     })?;
@@ -67,6 +82,69 @@ pub fn source_mounts(p: &PgbackrestSource) -> Result<SourceMounts, BuildError> {
         ..Volume::default()
     });
     m.mounts.push(mount("source", SOURCE_DIR, None));
+    Ok(m)
+}
+
+/// The mounts of a barman-cloud source: each referenced key projected as `<secret>/<key>`.
+///
+/// # Errors
+/// The source cannot be serialised (never for a valid object).
+pub fn barman_mounts(b: &BarmanCloudSource) -> Result<SourceMounts, BuildError> {
+    let mut m = source_file(&Source {
+        barman_cloud: Some(b.clone()),
+        ..Source::default()
+    })?;
+    let sources: Vec<VolumeProjection> = b
+        .secret_names()
+        .into_iter()
+        .map(|name| {
+            let mut items: Vec<KeyToPath> = b
+                .secret_keys()
+                .iter()
+                .filter(|k| k.name == name)
+                .map(|k| KeyToPath {
+                    key: k.key.clone(),
+                    path: format!("{name}/{}", k.key),
+                    mode: None,
+                })
+                .collect();
+            items.sort_by(|a, b| a.path.cmp(&b.path));
+            items.dedup_by(|a, b| a.path == b.path);
+            VolumeProjection {
+                secret: Some(SecretProjection {
+                    name: name.to_owned(),
+                    items: Some(items),
+                    optional: Some(false),
+                }),
+                ..VolumeProjection::default()
+            }
+        })
+        .collect();
+    if !sources.is_empty() {
+        m.volumes.push(Volume {
+            name: "source-secret".into(),
+            projected: Some(ProjectedVolumeSource {
+                sources: Some(sources),
+                default_mode: Some(0o440),
+            }),
+            ..Volume::default()
+        });
+        m.mounts
+            .push(mount("source-secret", SOURCE_SECRET_DIR, None));
+        m.secret_dir = Some(SOURCE_SECRET_DIR);
+    }
+    Ok(m)
+}
+
+/// The mounts of a pgBackRest source.
+///
+/// # Errors
+/// The source cannot be serialised (never for a valid object).
+pub fn source_mounts(p: &PgbackrestSource) -> Result<SourceMounts, BuildError> {
+    let mut m = source_file(&Source {
+        pgbackrest: Some(p.clone()),
+        ..Source::default()
+    })?;
     if let Some(name) = p.secret_ref.as_ref().and_then(|r| r.name.clone()) {
         m.volumes.push(Volume {
             name: "source-secret".into(),
@@ -115,7 +193,7 @@ pub fn recovery_target(r: Option<&Recovery>) -> &'static str {
     }
 }
 
-/// `pgro restore` for a pgBackRest source (parsed by the same `clap` types; see the tests).
+/// `pgro restore` for a WAL-archive source (parsed by the same `clap` types; see the tests).
 #[must_use]
 pub fn restore_args(backup: &str, m: &SourceMounts, recovery: &str) -> Vec<String> {
     let mut a: Vec<String> = ["restore", "--source", SOURCE_FILE]

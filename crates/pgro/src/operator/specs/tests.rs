@@ -159,7 +159,7 @@ fn restore_job_reads_the_kopia_secret_named_by_source_kopia_too() {
                 namespace: None,
             },
         }),
-        pgbackrest: None,
+        ..pgro_api::Source::default()
     });
     let job = restore_job(&inputs(&r, &rep, &s)).expect("job");
     let spec = job.spec.expect("spec");
@@ -174,11 +174,11 @@ fn restore_job_reads_the_kopia_secret_named_by_source_kopia_too() {
     );
     // A replica switched to a source this build does not read gets no Job rather than one with no Secret.
     rep.spec.source = Some(pgro_api::Source {
-        kopia: None,
         pgbackrest: Some(
             serde_json::from_value(serde_json::json!({"volume": {"claimName": "repo1"}}))
                 .expect("pgbackrest source"),
         ),
+        ..pgro_api::Source::default()
     });
     assert!(matches!(
         restore_job(&inputs(&r, &rep, &s)),

@@ -156,8 +156,8 @@ pub struct Observed<'a> {
 /// restore of a `kopiaSecretRef` replica does).
 fn source_kind(r: &PostgresPhysicalRestore) -> &'static str {
     match r.spec.source.as_ref() {
-        Some(s) if s.pgbackrest.is_some() => "pgbackrest",
-        _ => "kopia",
+        Some(s) => s.member().map_or("kopia", |m| m.kind()),
+        None => "kopia",
     }
 }
 

@@ -228,3 +228,63 @@ fn the_postgres_pod_of_a_pgbackrest_restore_gets_the_source_for_wal_fetch() {
     // The live-field comparison never sees (so never patches away) pgro's own annotation.
     assert_eq!(LiveFields::of(&d), live_fields(&rep, &settings));
 }
+
+#[test]
+fn a_barman_source_projects_only_its_referenced_keys_as_secret_slash_key() {
+    let b: BarmanCloudSource = serde_yaml::from_str(
+        "destinationPath: s3://backups/prod
+serverName: cluster-example
+endpointURL: https://minio.minio.svc:9000
+endpointCA: {name: minio-ca, key: ca.crt}
+s3Credentials:
+  accessKeyId: {name: minio-creds, key: ACCESS_KEY_ID}
+  secretAccessKey: {name: minio-creds, key: ACCESS_SECRET_KEY}",
+    )
+    .expect("source");
+    let m = archive_source_mounts(Some(&Source {
+        barman_cloud: Some(b.clone()),
+        ..Source::default()
+    }))
+    .expect("mounts")
+    .expect("a WAL-archive source");
+    assert_eq!(m.secret_dir, Some(SOURCE_SECRET_DIR));
+    let projected = m
+        .volumes
+        .iter()
+        .find_map(|v| v.projected.as_ref())
+        .expect("projected volume");
+    let items: Vec<(String, String, String)> = projected
+        .sources
+        .iter()
+        .flatten()
+        .filter_map(|p| p.secret.as_ref())
+        .flat_map(|s| {
+            s.items
+                .iter()
+                .flatten()
+                .map(|i| (s.name.clone(), i.key.clone(), i.path.clone()))
+        })
+        .collect();
+    assert_eq!(
+        items,
+        [
+            ("minio-ca".into(), "ca.crt".into(), "minio-ca/ca.crt".into()),
+            (
+                "minio-creds".into(),
+                "ACCESS_KEY_ID".into(),
+                "minio-creds/ACCESS_KEY_ID".into()
+            ),
+            (
+                "minio-creds".into(),
+                "ACCESS_SECRET_KEY".into(),
+                "minio-creds/ACCESS_SECRET_KEY".into()
+            ),
+        ]
+    );
+    // The annotation round-trips to the same source (what `--source` reads in the pod).
+    let yaml = &m.annotations[SOURCE_ANNOTATION];
+    let back: Source = serde_yaml::from_str(yaml).expect("yaml");
+    assert_eq!(back.barman_cloud, Some(b));
+    // Kopia has no WAL archive: nothing to mount.
+    assert_eq!(archive_source_mounts(None).expect("none"), None);
+}
