@@ -289,7 +289,40 @@ fn untar(r: impl Read, dest: &Path) -> io::Result<(u64, u64)> {
             bytes += size;
         }
     }
+    end_of_archive(archive.into_inner())?;
     Ok((files, bytes))
+}
+
+/// The rest of a tar stream after its entries: the `tar` crate stops at the first zero block *or* at the
+/// end of the stream, and writes a short last file without complaint — so a tar cut anywhere would restore
+/// silently incomplete. A complete tar (Python's `tarfile`, which barman uses) ends with two zero blocks
+/// padded to a 10 KiB record, and the reader stops after the first: at least one more zero block must
+/// follow, and nothing else. Reading to the end also lets the decoder check its trailer (gzip's CRC).
+fn end_of_archive(mut rest: impl Read) -> io::Result<()> {
+    let mut buf = vec![0u8; 64 << 10];
+    let mut zeros = 0u64;
+    loop {
+        let n = match rest.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if buf[..n].iter().any(|b| *b != 0) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "data after the tar's end-of-archive blocks",
+            ));
+        }
+        zeros += n as u64;
+    }
+    if zeros < 512 {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "the tar ends without its end-of-archive blocks: the object is truncated",
+        ));
+    }
+    Ok(())
 }
 
 /// `to` relative to the directory `from` (both absolute or both relative to the same place).
@@ -333,6 +366,54 @@ mod tests {
         ] {
             assert_eq!(part_of(not), None, "{not}");
         }
+    }
+
+    fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, data) in files {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o600);
+            h.set_cksum();
+            b.append_data(&mut h, name, *data).expect("append");
+        }
+        b.into_inner().expect("tar")
+    }
+
+    #[test]
+    fn a_tar_cut_anywhere_is_an_error_never_a_shorter_restore() {
+        let big = vec![7u8; 3000];
+        let data = tar_of(&[("a", b"first"), ("b", &big)]);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let made = |name: String| {
+            let d = dir.path().join(name);
+            std::fs::create_dir(&d).expect("mkdir");
+            d
+        };
+        assert_eq!(
+            untar(&data[..], &made("whole".into())).expect("complete"),
+            (2, 5 + 3000)
+        );
+        // At an entry boundary (before the end blocks), inside the second header, inside its data, and
+        // between the two end blocks' worth of zeros and nothing.
+        let second_header = 512 + 512;
+        for cut in [
+            second_header,
+            second_header + 100,
+            second_header + 512 + 1000,
+            data.len() - 1024,
+        ] {
+            let e = untar(&data[..cut], &made(format!("cut{cut}"))).expect_err("truncated");
+            // Inside a header or an entry's data the tar reader itself objects; at an entry boundary or
+            // before the end blocks only the end check does.
+            if cut == second_header || cut == data.len() - 1024 {
+                assert!(e.to_string().contains("truncated"), "cut at {cut}: {e}");
+            }
+        }
+        let mut garbage = data.clone();
+        garbage.extend_from_slice(b"trailing");
+        let e = untar(&garbage[..], &made("garbage".into())).expect_err("garbage");
+        assert!(e.to_string().contains("after the tar's end"), "{e}");
     }
 
     #[test]

@@ -22,6 +22,7 @@ use anyhow::{Context as _, ensure};
 
 use crate::fixtures::{INITDB_ARGS, MINIO_SECRET, MINIO_USER, Minio};
 use crate::infra::Components;
+pub use crate::pgrun::dump_difference;
 use crate::pgrun::{PgUser, Server, free_port};
 
 /// How the source cluster archives and backs up.

@@ -74,6 +74,9 @@ impl PgUser {
                 Some(i) if l.starts_with("CREATE TABLESPACE") => {
                     format!("{} LOCATION '…';", &l[..i])
                 }
+                // pg_dump ≥ 17.6 fences its output with a random key per run.
+                _ if l.starts_with(r"\restrict ") => r"\restrict …".to_owned(),
+                _ if l.starts_with(r"\unrestrict ") => r"\unrestrict …".to_owned(),
                 _ => l.to_owned(),
             })
             .collect::<Vec<_>>()
@@ -255,4 +258,35 @@ impl Drop for Server {
             // Dropping `proc` SIGKILLs it if it is still running.
         }
     }
+}
+
+/// Where two dumps first differ, with a few lines of context from each; `None` when equal. (A failed
+/// comparison must not print megabytes of dump.)
+#[must_use]
+pub fn dump_difference(a: &str, b: &str) -> Option<String> {
+    if a == b {
+        return None;
+    }
+    let (la, lb): (Vec<&str>, Vec<&str>) = (a.lines().collect(), b.lines().collect());
+    let at = la
+        .iter()
+        .zip(&lb)
+        .position(|(x, y)| x != y)
+        .unwrap_or(la.len().min(lb.len()));
+    let ctx = |l: &[&str]| {
+        l.iter()
+            .skip(at.saturating_sub(2))
+            .take(5)
+            .copied()
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    Some(format!(
+        "dumps differ at line {} ({} vs {} lines):\n--- first\n{}\n--- second\n{}",
+        at + 1,
+        la.len(),
+        lb.len(),
+        ctx(&la),
+        ctx(&lb)
+    ))
 }
