@@ -200,8 +200,9 @@ impl Catalog {
             std::fs::set_permissions(d, std::os::unix::fs::PermissionsExt::from_mode(0o700))
                 .map_err(|e| io_err(d, e))
         };
+        // Not the tablespaces' parent: whoever runs PostgreSQL on this copy (the instance chowns PGDATA and
+        // each tablespace, not the directory holding them) must be able to pass through it.
         private(pgdata)?;
-        private(tablespaces)?;
         for ts in &backup.info.tablespaces {
             private(&tablespaces.join(ts.oid.to_string()))?;
         }

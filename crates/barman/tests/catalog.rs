@@ -14,6 +14,7 @@ async fn a_real_store_lists_done_and_failed_backups() {
         major: 15,
         wal_compression: None,
         tablespace: true,
+        cnpg_conf: false,
     };
     let Some(world) = BarmanWorld::start(
         "a_real_store_lists_done_and_failed_backups",
@@ -84,6 +85,7 @@ async fn real_snappy_wal_matches_barman_cloud_wal_restore() {
         major: 16,
         wal_compression: Some("--snappy".into()),
         tablespace: false,
+        cnpg_conf: false,
     };
     let Some(world) = BarmanWorld::start(
         "real_snappy_wal_matches_barman_cloud_wal_restore",

@@ -23,6 +23,7 @@ async fn conformance(test: &str, case: Case) {
         major: case.major,
         wal_compression: case.wal.map(str::to_owned),
         tablespace: case.tablespace,
+        cnpg_conf: false,
     };
     let Some(world) = BarmanWorld::start(test, ("cnpg", "cluster-example"), &options).await else {
         return;

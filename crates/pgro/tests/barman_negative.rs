@@ -9,23 +9,11 @@ mod barman_support;
 
 use std::path::Path;
 
-use barman_support::{Cfg, pgro_json};
+use barman_support::{Cfg, pgro_json, s3};
 use object_store::ObjectStore as _;
 use object_store::path::Path as Key;
 use pgro_testkit::barman::{BarmanOptions, BarmanWorld};
-use pgro_testkit::fixtures::{MINIO_SECRET, MINIO_USER};
-
-fn s3(world: &BarmanWorld) -> object_store::aws::AmazonS3 {
-    object_store::aws::AmazonS3Builder::new()
-        .with_endpoint(format!("http://{}", world.minio.endpoint()))
-        .with_allow_http(true)
-        .with_bucket_name(BarmanWorld::BUCKET)
-        .with_region("us-east-1")
-        .with_access_key_id(MINIO_USER)
-        .with_secret_access_key(MINIO_SECRET)
-        .build()
-        .expect("S3 client")
-}
+use pgro_testkit::fixtures::MINIO_SECRET;
 
 async fn get(s3: &object_store::aws::AmazonS3, key: &str) -> Vec<u8> {
     s3.get(&Key::from(key))

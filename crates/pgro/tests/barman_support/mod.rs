@@ -49,9 +49,15 @@ impl Cfg {
         )
     }
 
-    /// Files for `yaml` with the MinIO credentials as the Secret `minio`.
+    /// Files for `yaml` with the MinIO credentials as the Secret `minio`, in `<root>/cfg`.
     pub fn with_yaml(world: &BarmanWorld, yaml: &str) -> Self {
-        let dir = world.root.path().join("cfg");
+        Self::at(&world.root.path().join("cfg"), yaml)
+    }
+
+    /// Files for `yaml` with the MinIO credentials as the Secret `minio`, in `dir` (a Job's or a pod's
+    /// mounts).
+    pub fn at(dir: &Path, yaml: &str) -> Self {
+        let dir = dir.to_owned();
         let secrets = dir.join("secret");
         let minio = secrets.join("minio");
         std::fs::create_dir_all(&minio).expect("mkdir");
@@ -94,6 +100,19 @@ impl Cfg {
         let (uid, gid) = Components::load().postgres_user();
         pgro_testkit::fixtures::chown_tree(dir, uid, gid);
     }
+}
+
+/// A read-write S3 client of the world's bucket, for tests that damage the store.
+pub fn s3(world: &BarmanWorld) -> object_store::aws::AmazonS3 {
+    object_store::aws::AmazonS3Builder::new()
+        .with_endpoint(format!("http://{}", world.minio.endpoint()))
+        .with_allow_http(true)
+        .with_bucket_name(BarmanWorld::BUCKET)
+        .with_region("us-east-1")
+        .with_access_key_id(MINIO_USER)
+        .with_secret_access_key(MINIO_SECRET)
+        .build()
+        .expect("S3 client")
 }
 
 /// The JSON `pgro` printed, after checking it succeeded.
