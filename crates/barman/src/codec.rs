@@ -45,6 +45,19 @@ impl Compression {
         (name, Self::None)
     }
 
+    /// How many times larger PostgreSQL data is assumed to be than its stored form: 1 uncompressed, 3
+    /// for the fast compressors (snappy, lz4), 5 for the others — erring large, since a volume that is
+    /// too small fails the restore while one too large only costs space. Only sizes a volume; the
+    /// replica's `storageSizeOverride` replaces the estimate.
+    #[must_use]
+    pub fn expansion(self) -> u64 {
+        match self {
+            Self::None => 1,
+            Self::Snappy | Self::Lz4 => 3,
+            Self::Gzip | Self::Bzip2 | Self::Xz | Self::Zstd => 5,
+        }
+    }
+
     /// A reader of the original bytes of `src`.
     pub fn decoder<'a, R: Read + Send + 'a>(self, src: R) -> Box<dyn Read + Send + 'a> {
         match self {

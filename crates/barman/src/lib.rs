@@ -2,12 +2,16 @@
 //! (barman-restic-format.md part A): `base/<backup_id>/backup.info`, the base backup's tars and the WAL
 //! archive under `<destinationPath>/<serverName>/`. Nothing here writes to a store.
 //!
-//! So far: [`Catalog`] (a server's backups, from one listing of `base/` and each `backup.info`),
-//! [`BackupInfo`] (the `key=value` file, unknown keys ignored, missing keys null) over [`pylit`], a parser
-//! of the Python literals barman writes with `repr()`.
+//! [`Catalog`] lists a server's backups (one listing of `base/`, then each `backup.info` as a
+//! [`BackupInfo`]: `key=value`, unknown keys ignored, missing keys null, values parsed by [`pylit`], a
+//! parser of the Python literals barman writes with `repr()`), restores one (every tar streamed
+//! GET → decompress → tar, parts in parallel, tablespaces relinked; [`restore`]) and fetches WAL
+//! ([`wal`]: compression suffixes, `.partial`, history files, each segment's system identifier checked).
 
 pub mod catalog;
 pub mod codec;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod info;
 pub mod pylit;
 pub mod restore;

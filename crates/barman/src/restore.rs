@@ -121,6 +121,33 @@ impl Catalog {
         Ok(parts)
     }
 
+    /// An estimate of the restored size of backup `id`, for sizing its volume before restoring:
+    /// barman-cloud leaves `size` empty in `backup.info`, and a compressed stream does not say how much it
+    /// holds, so the stored size of each tar counts as is when uncompressed and times a typical
+    /// PostgreSQL data compression ratio otherwise ([`Compression::expansion`]).
+    ///
+    /// # Errors
+    /// Listing fails.
+    pub async fn estimated_size(&self, id: &str) -> Result<u64, crate::catalog::ListError> {
+        let parts = self.parts(id).await.map_err(|e| match e {
+            RestoreError::Storage { key, source } => crate::catalog::ListError {
+                prefix: key,
+                source,
+            },
+            other => crate::catalog::ListError {
+                prefix: self.key(&format!("base/{id}/")),
+                source: blobstore::Error::Io {
+                    path: id.into(),
+                    source: io::Error::other(other.to_string()),
+                },
+            },
+        })?;
+        Ok(parts
+            .iter()
+            .map(|p| p.size.saturating_mul(p.compression.expansion()))
+            .sum())
+    }
+
     /// Restores `backup` into `pgdata` and `tablespaces/<oid>` (both created; they must be empty or
     /// absent), `parallel` tars at once.
     ///
@@ -254,7 +281,7 @@ impl Catalog {
 }
 
 /// Unpacks a tar stream into `dest`; returns (files, bytes).
-fn untar(r: impl Read, dest: &Path) -> io::Result<(u64, u64)> {
+pub(crate) fn untar(r: impl Read, dest: &Path) -> io::Result<(u64, u64)> {
     let mut archive = tar::Archive::new(r);
     archive.set_preserve_permissions(true);
     archive.set_preserve_mtime(true);
@@ -415,6 +442,23 @@ mod tests {
         garbage.extend_from_slice(b"trailing");
         let e = untar(&garbage[..], &made("garbage".into())).expect_err("garbage");
         assert!(e.to_string().contains("after the tar's end"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn the_restored_size_is_estimated_from_the_tars_never_zero() {
+        let s = std::sync::Arc::new(blobstore::MemoryStore::new());
+        let c = Catalog::new(s.clone(), "srv");
+        s.put(
+            "srv/base/20261206T040000/backup.info",
+            b"status=DONE".to_vec(),
+        );
+        s.put("srv/base/20261206T040000/data.tar", vec![0; 1000]);
+        s.put("srv/base/20261206T040000/data_0001.tar.gz", vec![0; 100]);
+        s.put("srv/base/20261206T040000/16384.tar.lz4", vec![0; 10]);
+        assert_eq!(
+            c.estimated_size("20261206T040000").await.expect("size"),
+            1000 + 100 * 5 + 10 * 3
+        );
     }
 
     #[test]

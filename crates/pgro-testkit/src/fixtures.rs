@@ -82,24 +82,54 @@ impl Minio {
         dir: &Path,
         buckets: &[&str],
     ) -> anyhow::Result<Self> {
+        Self::start_with(components, dir, buckets, None).await
+    }
+
+    /// As [`Minio::start`], serving HTTPS with a certificate for `127.0.0.1` signed by a fresh CA;
+    /// returns the CA (PEM) a client must trust.
+    ///
+    /// # Errors
+    /// MinIO is not installed or does not start within 30 s.
+    pub async fn start_tls(
+        components: &Components,
+        dir: &Path,
+        buckets: &[&str],
+    ) -> anyhow::Result<(Self, String)> {
+        let certs = dir.with_extension("certs");
+        let material = crate::certs::generate(&certs.join("ca"), &[])?;
+        std::fs::copy(&material.serving_cert_file, certs.join("public.crt"))?;
+        std::fs::copy(&material.serving_key_file, certs.join("private.key"))?;
+        let minio = Self::start_with(components, dir, buckets, Some(&certs)).await?;
+        Ok((minio, material.ca_pem))
+    }
+
+    async fn start_with(
+        components: &Components,
+        dir: &Path,
+        buckets: &[&str],
+        certs: Option<&Path>,
+    ) -> anyhow::Result<Self> {
         let bin = components.path("PGRO_MINIO")?;
         for b in buckets {
             std::fs::create_dir_all(dir.join(b))?;
         }
         let port = free_port()?;
         let console = free_port()?;
+        let mut spec = ProcessSpec::new("minio", &bin)
+            .arg("server")
+            .arg(dir)
+            .args([
+                "--quiet",
+                "--address",
+                &format!("127.0.0.1:{port}"),
+                "--console-address",
+                &format!("127.0.0.1:{console}"),
+            ]);
+        if let Some(c) = certs {
+            spec = spec.arg("--certs-dir").arg(c);
+        }
         let proc = Proc::spawn(
-            ProcessSpec::new("minio", &bin)
-                .arg("server")
-                .arg(dir)
-                .args([
-                    "--quiet",
-                    "--address",
-                    &format!("127.0.0.1:{port}"),
-                    "--console-address",
-                    &format!("127.0.0.1:{console}"),
-                ])
-                .env("MINIO_ROOT_USER", MINIO_USER)
+            spec.env("MINIO_ROOT_USER", MINIO_USER)
                 .env("MINIO_ROOT_PASSWORD", MINIO_SECRET)
                 .env("MINIO_BROWSER", "off")
                 .env("MINIO_UPDATE", "off")

@@ -220,3 +220,55 @@ async fn damaged_stores_fail_clearly_with_their_exit_class() {
     assert_eq!(out.status.code(), Some(126), "{}", stderr(&out));
     assert!(!root.path().join("fetched-2").exists());
 }
+
+/// `endpointCA`: an HTTPS endpoint signed by a private CA is read when the CA is referenced, and refused
+/// (exit 7, naming the certificate problem) when it is not — never read without verification.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_https_endpoint_is_trusted_through_endpoint_ca_only() {
+    let test = "an_https_endpoint_is_trusted_through_endpoint_ca_only";
+    let root = pgro_testkit::fixtures::test_root("barman-tls-");
+    let Some((minio, ca)) = pgro_testkit::skip_unless_ci(
+        pgro_testkit::fixtures::Minio::start_tls(
+            &pgro_testkit::Components::load(),
+            &root.path().join("minio"),
+            &[BarmanWorld::BUCKET],
+        )
+        .await,
+        test,
+    ) else {
+        return;
+    };
+    let yaml = |ca_ref: &str| {
+        format!(
+            "barmanCloud:
+  destinationPath: s3://{}/cnpg
+  serverName: cluster-example
+  endpointURL: https://{}
+  {ca_ref}
+  s3Credentials:
+    accessKeyId: {{name: minio, key: ACCESS_KEY_ID}}
+    secretAccessKey: {{name: minio, key: ACCESS_SECRET_KEY}}
+",
+            BarmanWorld::BUCKET,
+            minio.endpoint()
+        )
+    };
+    let trusted = Cfg::at(
+        &root.path().join("trusted"),
+        &yaml("endpointCA: {name: minio-ca, key: ca.crt}"),
+    );
+    std::fs::create_dir_all(trusted.secrets.join("minio-ca")).expect("mkdir");
+    std::fs::write(trusted.secrets.join("minio-ca/ca.crt"), &ca).expect("ca");
+    let rows = pgro_json(&trusted.cmd(&["backups", "list", "--json"]));
+    assert_eq!(rows, serde_json::json!([]), "an empty store, read over TLS");
+
+    let untrusted = Cfg::at(&root.path().join("untrusted"), &yaml(""));
+    let out = untrusted.cmd(&["backups", "list", "--storage-attempts", "1"]);
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    assert!(
+        stderr(&out).to_lowercase().contains("certificate"),
+        "{}",
+        stderr(&out)
+    );
+    drop(minio);
+}

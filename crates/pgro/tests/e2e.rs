@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+#[path = "e2e_cases/barman.rs"]
+mod barman;
 mod e2e_support;
 #[path = "e2e_cases/hardening.rs"]
 mod hardening;

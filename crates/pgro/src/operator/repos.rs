@@ -109,8 +109,8 @@ impl RepositoryCache {
         }
         let reader = open().await?;
         let listing = SourceListing {
-            total: reader.backups(repo_path).await?.len(),
-            latest: reader.latest(repo_path),
+            total: reader.count().unwrap_or_default(),
+            latest: reader.latest(repo_path).await?,
             took: now.elapsed(),
         };
         self.listings

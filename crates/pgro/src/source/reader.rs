@@ -113,28 +113,57 @@ impl Reader {
                 .iter()
                 .map(|b| pgbackrest_backup(b, r.stanza(), repo_path))
                 .collect()),
-            Self::Barman(s) => Ok(s
-                .listing
-                .backups
-                .iter()
-                .map(|b| barman_backup(b, &s.server, &s.destination))
-                .collect()),
+            Self::Barman(s) => {
+                use futures::StreamExt as _;
+                // Each restorable backup's size is estimated from its tars (one listing each).
+                futures::stream::iter(&s.listing.backups)
+                    .map(|b| async move {
+                        let mut info = barman_backup(b, &s.server, &s.destination);
+                        if !info.incomplete {
+                            info.total_size = s.catalog.estimated_size(&b.id).await?;
+                        }
+                        Ok(info)
+                    })
+                    .buffered(8)
+                    .collect::<Vec<Result<SnapshotInfo, barman::ListError>>>()
+                    .await
+                    .into_iter()
+                    .collect::<Result<_, _>>()
+                    .map_err(OpenError::Barman)
+            }
+        }
+    }
+
+    /// How many backups the source lists (any status).
+    #[must_use]
+    pub fn count(&self) -> Option<usize> {
+        match self {
+            Self::Kopia(_) => None,
+            Self::Pgbackrest(r) => Some(r.backups().len()),
+            Self::Barman(s) => Some(s.listing.backups.len()),
         }
     }
 
     /// The newest backup a restore of `latest` takes: pgBackRest's newest set of the current database,
-    /// barman-cloud's newest `DONE` backup; `None` for Kopia (its choice applies `snapshotFilter`).
-    #[must_use]
-    pub fn latest(&self, repo_path: &str) -> Option<SnapshotInfo> {
+    /// barman-cloud's newest `DONE` backup (its size estimated from its tars); `None` for Kopia (its
+    /// choice applies `snapshotFilter`).
+    ///
+    /// # Errors
+    /// Listing the barman-cloud backup's tars fails.
+    pub async fn latest(&self, repo_path: &str) -> Result<Option<SnapshotInfo>, OpenError> {
         match self {
-            Self::Kopia(_) => None,
-            Self::Pgbackrest(r) => r
+            Self::Kopia(_) => Ok(None),
+            Self::Pgbackrest(r) => Ok(r
                 .latest()
-                .map(|b| pgbackrest_backup(b, r.stanza(), repo_path)),
-            Self::Barman(s) => s
-                .listing
-                .latest()
-                .map(|b| barman_backup(b, &s.server, &s.destination)),
+                .map(|b| pgbackrest_backup(b, r.stanza(), repo_path))),
+            Self::Barman(s) => {
+                let Some(b) = s.listing.latest() else {
+                    return Ok(None);
+                };
+                let mut info = barman_backup(b, &s.server, &s.destination);
+                info.total_size = s.catalog.estimated_size(&b.id).await?;
+                Ok(Some(info))
+            }
         }
     }
 
