@@ -3,7 +3,8 @@
 //! `<tablespaces>/<oid>` with `pg_tblspc/<oid>` relinked to it (relative, inside the volume) — each
 //! streamed GET → decompress → tar, parts in parallel. Entries must be relative paths without `..`
 //! (`tar`'s `unpack_in` refuses anything else and never follows a link out of the target); links inside
-//! a tar are not written (PostgreSQL data directories hold none but `pg_tblspc/*`, which are made here).
+//! a tar are not written (PostgreSQL data directories hold none but `pg_tblspc/*`, which are made here,
+//! and a linked `pg_wal`, made here as a directory).
 
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
@@ -232,6 +233,13 @@ impl Catalog {
         private(pgdata)?;
         for ts in &backup.info.tablespaces {
             private(&tablespaces.join(ts.oid.to_string()))?;
+        }
+        // A `pg_wal` that was a link at the source (`initdb --waldir`) comes as a link entry, which is not
+        // written: PostgreSQL needs the directory (it makes `archive_status` itself).
+        let wal = pgdata.join("pg_wal");
+        if std::fs::symlink_metadata(&wal).is_err() {
+            std::fs::create_dir(&wal).map_err(|e| io_err(&wal, e))?;
+            private(&wal)?;
         }
         let tblspc = pgdata.join("pg_tblspc");
         std::fs::create_dir_all(&tblspc).map_err(|e| io_err(&tblspc, e))?;

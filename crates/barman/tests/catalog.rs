@@ -15,6 +15,7 @@ async fn a_real_store_lists_done_and_failed_backups() {
         wal_compression: None,
         tablespace: true,
         cnpg_conf: false,
+        waldir: false,
     };
     let Some(world) = BarmanWorld::start(
         "a_real_store_lists_done_and_failed_backups",
@@ -86,6 +87,7 @@ async fn real_snappy_wal_matches_barman_cloud_wal_restore() {
         wal_compression: Some("--snappy".into()),
         tablespace: false,
         cnpg_conf: false,
+        waldir: false,
     };
     let Some(world) = BarmanWorld::start(
         "real_snappy_wal_matches_barman_cloud_wal_restore",

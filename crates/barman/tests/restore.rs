@@ -20,6 +20,7 @@ async fn a_split_snappy_backup_with_a_tablespace_restores_like_barman_cloud_rest
         wal_compression: Some("--gzip".into()),
         tablespace: true,
         cnpg_conf: false,
+        waldir: false,
     };
     let Some(world) = BarmanWorld::start(
         "a_split_snappy_backup_with_a_tablespace_restores_like_barman_cloud_restore",

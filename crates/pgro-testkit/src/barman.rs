@@ -40,6 +40,8 @@ pub struct BarmanOptions {
     /// logging, `max_worker_processes = 32`. The fixture's server overrides what cannot work here on its
     /// command line, so only a restored copy meets those files.
     pub cnpg_conf: bool,
+    /// `initdb --waldir`: `pg_wal` a link to `<dir>/wal` (a separate WAL volume, as CNPG's `walStorage`).
+    pub waldir: bool,
 }
 
 /// The parameters CloudNativePG writes into a PGDATA (its `pkg/postgres/configuration.go` fixed and
@@ -143,11 +145,15 @@ impl BarmanCluster {
         if options.tablespace {
             pg.own_dir(&dir.join("ts1"), 0o700)?;
         }
-        let initdb = pg
+        let mut initdb = pg
             .spec("initdb", pg.pg_bin.join("initdb"))
-            .arg("--data-checksums")
-            .args(INITDB_ARGS)
-            .arg(&data);
+            .arg("--data-checksums");
+        if options.waldir {
+            pg.own_dir(&dir.join("wal"), 0o700)?;
+            initdb = initdb.arg(format!("--waldir={}", dir.join("wal").display()));
+        }
+        // INITDB_ARGS ends with `-D`.
+        let initdb = initdb.args(INITDB_ARGS).arg(&data);
         pg.run(initdb).await?;
 
         let mut cnpg_overrides = Vec::new();

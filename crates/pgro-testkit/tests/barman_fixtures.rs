@@ -12,6 +12,7 @@ async fn cnpg_shaped_backup_restores_and_replays_with_barman_cloud() {
         wal_compression: Some("--gzip".into()),
         tablespace: true,
         cnpg_conf: false,
+        waldir: false,
     };
     let Some(world) = BarmanWorld::start(
         "cnpg_shaped_backup_restores_and_replays_with_barman_cloud",

@@ -1,6 +1,7 @@
 //! Conformance of the barman-cloud source at the command line, against stores written by the real
 //! barman-cloud 3.19.1 with CNPG's command lines: for every data compression barman offers (none, gzip,
-//! bzip2, lz4, snappy in `crates/barman`'s own test), split tars, a tablespace and PostgreSQL 15–18,
+//! bzip2, lz4, snappy) and WAL compression (none, gzip in `instance_barman`, bzip2, xz, zstd, lz4; snappy
+//! in `crates/barman`'s catalog test), split tars, a tablespace, a linked `pg_wal` and PostgreSQL 15–18,
 //! `pgro restore --source` restores the newest DONE backup, the copy replays the archive through
 //! `pgro wal-fetch` (its own recovery settings, WAL in every compression) and promotes — and its
 //! `pg_dumpall` equals the one of the copy made by `barman-cloud-restore` + `barman-cloud-wal-restore`,
@@ -16,6 +17,8 @@ struct Case {
     data: &'static [&'static str],
     wal: Option<&'static str>,
     tablespace: bool,
+    /// `pg_wal` a link to another directory at the source.
+    waldir: bool,
 }
 
 async fn conformance(test: &str, case: Case) {
@@ -24,6 +27,7 @@ async fn conformance(test: &str, case: Case) {
         wal_compression: case.wal.map(str::to_owned),
         tablespace: case.tablespace,
         cnpg_conf: false,
+        waldir: case.waldir,
     };
     let Some(world) = BarmanWorld::start(test, ("cnpg", "cluster-example"), &options).await else {
         return;
@@ -100,14 +104,15 @@ async fn conformance(test: &str, case: Case) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pg15_uncompressed_backup_and_wal_as_cnpg_defaults() {
+async fn pg15_uncompressed_backup_and_wal_as_cnpg_defaults_with_pg_wal_linked() {
     conformance(
-        "pg15_uncompressed_backup_and_wal_as_cnpg_defaults",
+        "pg15_uncompressed_backup_and_wal_as_cnpg_defaults_with_pg_wal_linked",
         Case {
             major: 15,
             data: &[],
             wal: None,
             tablespace: false,
+            waldir: true,
         },
     )
     .await;
@@ -122,6 +127,7 @@ async fn pg16_gzip_split_backup_and_xz_wal() {
             data: &["--gzip", "--max-archive-size", "1MB"],
             wal: Some("--xz"),
             tablespace: false,
+            waldir: false,
         },
     )
     .await;
@@ -136,6 +142,7 @@ async fn pg17_bzip2_backup_with_a_tablespace_and_zstd_wal() {
             data: &["--bzip2"],
             wal: Some("--zstd"),
             tablespace: true,
+            waldir: false,
         },
     )
     .await;
@@ -150,6 +157,22 @@ async fn pg18_lz4_split_backup_with_a_tablespace_and_lz4_wal() {
             data: &["--lz4", "--max-archive-size", "1MB"],
             wal: Some("--lz4"),
             tablespace: true,
+            waldir: false,
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg16_snappy_backup_and_bzip2_wal() {
+    conformance(
+        "pg16_snappy_backup_and_bzip2_wal",
+        Case {
+            major: 16,
+            data: &["--snappy"],
+            wal: Some("--bzip2"),
+            tablespace: false,
+            waldir: false,
         },
     )
     .await;

@@ -99,6 +99,7 @@ async fn a_cnpg_data_directory_replays_from_barman_cloud_then_serves_read_only()
         wal_compression: Some("--gzip".into()),
         tablespace: true,
         cnpg_conf: true,
+        waldir: false,
     };
     let test = "a_cnpg_data_directory_replays_from_barman_cloud_then_serves_read_only";
     let Some(world) = BarmanWorld::start(test, ("cnpg", "cluster-example"), &options).await else {

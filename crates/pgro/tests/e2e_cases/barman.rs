@@ -50,6 +50,7 @@ async fn cnpg_shaped_barman_cloud_source_is_served_to_the_last_commit_and_switch
         wal_compression: Some("--gzip".into()),
         tablespace: false,
         cnpg_conf: true,
+        waldir: false,
     };
     let cluster = BarmanCluster::start(
         w.env.components(),
