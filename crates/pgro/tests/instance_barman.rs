@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use barman_support::{Cfg, pgro_json, s3};
-use instance_support::instance::{Env, Instance, env_for, start_instance_with};
+use instance_support::instance::{Env, Instance, env_for, first_value, start_instance_with};
 use instance_support::{free_port, http_status};
 use object_store::ObjectStore as _;
 use pgro_testkit::barman::{BarmanOptions, BarmanWorld};
@@ -155,20 +155,7 @@ async fn a_cnpg_data_directory_replays_from_barman_cloud_then_serves_read_only()
     let managed = std::fs::read_to_string(pgdata.join("postgresql.conf")).unwrap();
     assert!(!managed.contains("/controller"), "{managed}");
     let a = inst.analytics("postgres").await;
-    let one = |sql: &'static str| {
-        let a = &a;
-        async move {
-            a.simple_query(sql)
-                .await
-                .unwrap_or_else(|e| panic!("{sql}: {e}"))
-                .iter()
-                .find_map(|m| match m {
-                    tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_owned),
-                    _ => None,
-                })
-                .unwrap_or_default()
-        }
-    };
+    let one = |sql: &'static str| first_value(&a, sql);
     assert_eq!(one("SELECT count(*) FROM ledger").await, "200");
     assert_eq!(one("SELECT answer FROM last_commit").await, "42");
     assert_eq!(

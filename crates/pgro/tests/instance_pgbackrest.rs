@@ -23,7 +23,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use instance_support::instance::{Env, Instance, connect_socket, env_for, start_instance_with};
+use instance_support::instance::{
+    Env, Instance, connect_socket, env_for, first_value, start_instance_with,
+};
 use instance_support::{Proc, free_port, http_status, run, test_root};
 use nix::sys::signal::Signal;
 use pgro_testkit::Components;
@@ -338,20 +340,7 @@ async fn archive_restore_replays_to_the_latest_commit_then_serves_read_only() {
     );
 
     let a = inst.analytics("postgres").await;
-    let one = |sql: &'static str| {
-        let a = &a;
-        async move {
-            a.simple_query(sql)
-                .await
-                .unwrap_or_else(|e| panic!("{sql}: {e}"))
-                .iter()
-                .find_map(|m| match m {
-                    tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_owned),
-                    _ => None,
-                })
-                .unwrap_or_default()
-        }
-    };
+    let one = |sql: &'static str| first_value(&a, sql);
     assert_eq!(one("SELECT count(*) FROM ledger").await, "201");
     assert_eq!(one("SELECT answer FROM last_commit").await, "42");
     assert_eq!(one("SHOW max_connections").await, "150");

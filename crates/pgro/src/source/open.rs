@@ -55,21 +55,8 @@ impl SourceArgs {
     /// The directory cannot be read.
     pub fn secrets(&self) -> Result<BTreeMap<String, Vec<u8>>, SourceError> {
         let mut out = BTreeMap::new();
-        let Some(dir) = &self.secret_dir else {
-            return Ok(out);
-        };
-        read_keys(dir, "", &mut out)?;
-        let rd = std::fs::read_dir(dir).map_err(|e| {
-            SourceError(format!(
-                "reading the Secret directory {}: {e}",
-                dir.display()
-            ))
-        })?;
-        for e in rd.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if !name.starts_with("..") && e.path().is_dir() {
-                read_keys(&e.path(), &format!("{name}/"), &mut out)?;
-            }
+        if let Some(dir) = &self.secret_dir {
+            read_keys(dir, "", &mut out)?;
         }
         Ok(out)
     }
@@ -85,7 +72,8 @@ impl SourceArgs {
     }
 }
 
-/// The files of `dir` (following links, as Kubernetes mounts keys) into `out` as `<prefix><name>`.
+/// The files of `dir` (following links, as Kubernetes mounts keys) into `out` as `<prefix><name>`, and at
+/// the top level the files of each subdirectory as `<dir>/<name>`.
 fn read_keys(
     dir: &Path,
     prefix: &str,
@@ -99,12 +87,16 @@ fn read_keys(
     })?;
     for e in rd.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        if name.starts_with("..") || !e.path().is_file() {
+        if name.starts_with("..") {
             continue;
         }
-        let data = std::fs::read(e.path())
-            .map_err(|err| SourceError(format!("reading Secret key {prefix}{name}: {err}")))?;
-        out.insert(format!("{prefix}{name}"), data);
+        if e.path().is_dir() && prefix.is_empty() {
+            read_keys(&e.path(), &format!("{name}/"), out)?;
+        } else if e.path().is_file() {
+            let data = std::fs::read(e.path())
+                .map_err(|err| SourceError(format!("reading Secret key {prefix}{name}: {err}")))?;
+            out.insert(format!("{prefix}{name}"), data);
+        }
     }
     Ok(())
 }

@@ -268,3 +268,19 @@ impl Instance {
             .unwrap_or_else(|e| panic!("analytics login to {db}: {e}\n{}", self.log()))
     }
 }
+
+/// The first column of the first row `sql` returns (simple protocol, as text); empty when no row.
+///
+/// # Panics
+/// The query fails.
+pub async fn first_value(c: &Client, sql: &str) -> String {
+    c.simple_query(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .iter()
+        .find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_owned),
+            _ => None,
+        })
+        .unwrap_or_default()
+}
