@@ -20,5 +20,5 @@ pub mod wal;
 pub use catalog::{Backup, Catalog, ListError, Listing};
 pub use codec::Compression;
 pub use info::{BackupInfo, BackupStatus, InfoError, Tablespace};
-pub use restore::{Part, RestoreError, RestoreSummary};
+pub use restore::{Part, Progress, RestoreError, RestoreSummary};
 pub use wal::{ReadIntoError, StoredWal, WalError};

@@ -32,6 +32,31 @@ pub struct Part {
     pub size: u64,
 }
 
+/// Called with (stored bytes read, stored bytes of all tars) as a restore proceeds, from any thread.
+pub type Progress = std::sync::Arc<dyn Fn(u64, u64) + Send + Sync>;
+
+/// Counts what passes through into the shared total and reports it.
+struct Counting<R> {
+    inner: R,
+    done: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    total: u64,
+    progress: Option<Progress>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let done = self
+            .done
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed)
+            + n as u64;
+        if let Some(p) = &self.progress {
+            p(done, self.total);
+        }
+        Ok(n)
+    }
+}
+
 /// What a restore wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RestoreSummary {
@@ -150,7 +175,7 @@ impl Catalog {
     }
 
     /// Restores `backup` into `pgdata` and `tablespaces/<oid>` (both created; they must be empty or
-    /// absent), `parallel` tars at once.
+    /// absent), `parallel` tars at once, reporting stored bytes read to `progress`.
     ///
     /// # Errors
     /// The backup is not restorable or lacks a tar, storage fails, a tar is damaged or unsafe, or writing
@@ -161,6 +186,7 @@ impl Catalog {
         pgdata: &Path,
         tablespaces: &Path,
         parallel: usize,
+        progress: Option<Progress>,
     ) -> Result<RestoreSummary, RestoreError> {
         let incomplete = |detail: String| RestoreError::Incomplete {
             id: backup.id.clone(),
@@ -201,13 +227,16 @@ impl Catalog {
                 ));
             }
         }
+        let total: u64 = parts.iter().map(|p| p.size).sum();
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
         let results: Vec<Result<(u64, u64), RestoreError>> = futures::stream::iter(&parts)
             .map(|p| {
                 let dest = match p.tablespace {
                     None => pgdata.to_owned(),
                     Some(oid) => tablespaces.join(oid.to_string()),
                 };
-                async move { self.unpack(p, dest).await }
+                let counter = (done.clone(), total, progress.clone());
+                async move { self.unpack(p, dest, counter).await }
             })
             .buffer_unordered(parallel.max(1))
             .collect()
@@ -255,7 +284,16 @@ impl Catalog {
     }
 
     /// Streams one tar into `dest`: ranged GETs fetched ahead, decoded and unpacked on the blocking pool.
-    async fn unpack(&self, part: &Part, dest: PathBuf) -> Result<(u64, u64), RestoreError> {
+    async fn unpack(
+        &self,
+        part: &Part,
+        dest: PathBuf,
+        (done, total, progress): (
+            std::sync::Arc<std::sync::atomic::AtomicU64>,
+            u64,
+            Option<Progress>,
+        ),
+    ) -> Result<(u64, u64), RestoreError> {
         let (reader, producer) = blobstore::stream_object(
             self.store().clone(),
             part.key.clone(),
@@ -266,7 +304,13 @@ impl Catalog {
         let (key, c) = (part.key.clone(), part.compression);
         let consumer = tokio::task::spawn_blocking(move || {
             std::fs::create_dir_all(&dest)?;
-            untar(c.decoder(reader), &dest)
+            let counted = Counting {
+                inner: reader,
+                done,
+                total,
+                progress,
+            };
+            untar(c.decoder(counted), &dest)
         })
         .await
         .map_err(|e| RestoreError::Tar {

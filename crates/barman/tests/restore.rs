@@ -59,10 +59,27 @@ async fn a_split_snappy_backup_with_a_tablespace_restores_like_barman_cloud_rest
     );
 
     let ours = root.path().join("ours");
+    // Progress: stored bytes read, of the stored size of all tars; the last report is complete.
+    let last = std::sync::Arc::new(std::sync::Mutex::new((0u64, 0u64)));
+    let reported: barman::Progress = {
+        let last = last.clone();
+        std::sync::Arc::new(move |done, total| {
+            let mut l = last.lock().expect("lock");
+            *l = (l.0.max(done), total);
+        })
+    };
     let summary = catalog
-        .restore(&backup, &ours.join("pgdata"), &ours.join("tablespaces"), 4)
+        .restore(
+            &backup,
+            &ours.join("pgdata"),
+            &ours.join("tablespaces"),
+            4,
+            Some(reported.clone()),
+        )
         .await
         .expect("restore");
+    let stored: u64 = parts.iter().map(|p| p.size).sum();
+    assert_eq!(*last.lock().expect("lock"), (stored, stored));
     assert_eq!(summary.tablespaces.len(), 1);
     assert!(
         summary.files > 900 && summary.bytes > 4 << 20,

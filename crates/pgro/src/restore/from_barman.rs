@@ -5,11 +5,13 @@
 //! backed up: `pgro instance` replaces it when it starts the copy.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use super::from_source::{PGDATA, TABLESPACES, finish, prepare_target};
 use super::{Failed, RestoreArgs, RestoreResult, tablespaces};
 use crate::cli::exit::Failure;
+use crate::cli::progress::Reporter;
 use crate::source::open::SourceArgs;
 use crate::source::reader::BarmanServer;
 
@@ -83,6 +85,19 @@ pub(super) async fn restore(
     let id = backup.id.clone();
     tracing::info!(backup = %id, server = %server.server, "restoring");
     let root = prepare_target(args, &id)?;
+    let (reporter, progress) = Reporter::start(
+        std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        args.progress_interval,
+    );
+    // Stored (compressed) bytes: what is fetched, and the only total known before the end.
+    let report: barman::Progress = Arc::new(move |done, total| {
+        progress(kopia::RestoreProgress {
+            bytes_done: done,
+            bytes_total: total,
+            files_done: 0,
+            files_total: 0,
+        });
+    });
     let summary = server
         .catalog
         .restore(
@@ -90,9 +105,11 @@ pub(super) async fn restore(
             &root.join(PGDATA),
             &root.join(TABLESPACES),
             args.parallel.max(1),
+            Some(report),
         )
-        .await
-        .map_err(|e| failed(&format!("restoring backup {id}"), &e))?;
+        .await;
+    reporter.finish();
+    let summary = summary.map_err(|e| failed(&format!("restoring backup {id}"), &e))?;
     let data = finish(args, source, &root, args.recovery_target)?;
     let info = &backup.info;
     Ok(RestoreResult {
