@@ -2,7 +2,8 @@
 //! [`SnapshotInfo`] for every kind — the shape the operator's choice of a backup (R3), `pgro backups list`
 //! and the restore's status read — so adding a source means adding a variant here, not a code path in
 //! each command. Restoring and WAL fetch stay per kind below the variant (a Kopia snapshot restores a file
-//! tree, a pgBackRest backup a data directory plus recovery settings), reached through the same value.
+//! tree, a pgBackRest or barman-cloud backup a data directory plus recovery settings), reached through the
+//! same value; WAL goes through [`super::wal::WalArchive`].
 
 use crate::cli::exit::Failure;
 use crate::cli::repository::RepositoryError;
@@ -94,10 +95,13 @@ impl Reader {
     }
 
     /// The backups, oldest first: every snapshot manifest of a Kopia repository, every backup set in a
-    /// pgBackRest stanza's `backup.info` (host = stanza, path = `repoPath`).
+    /// pgBackRest stanza's `backup.info` (host = stanza, path = `repoPath`), every backup of a
+    /// barman-cloud server (host = `serverName`, path = `destinationPath`; DONE ones with their size
+    /// estimated from their tars).
     ///
     /// # Errors
-    /// Listing Kopia's manifests fails (pgBackRest's `backup.info` was read when the stanza was opened).
+    /// Listing Kopia's manifests or a barman backup's tars fails (pgBackRest's `backup.info` and
+    /// barman's `backup.info` files were read when the source was opened).
     pub async fn backups(&self, repo_path: &str) -> Result<Vec<SnapshotInfo>, OpenError> {
         match self {
             Self::Kopia(r) => {
