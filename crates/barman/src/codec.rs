@@ -75,25 +75,6 @@ impl Compression {
     }
 }
 
-/// Decodes a whole in-memory object, refusing more than `limit` bytes (a damaged stream must not make us
-/// allocate without bound).
-///
-/// # Errors
-/// The data does not decode, or decodes to more than `limit` bytes.
-pub fn decode_all(data: &[u8], c: Compression, limit: u64) -> io::Result<Vec<u8>> {
-    let mut out = Vec::new();
-    c.decoder(data)
-        .take(limit.saturating_add(1))
-        .read_to_end(&mut out)?;
-    if out.len() as u64 > limit {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("decodes to more than the {limit} bytes expected"),
-        ));
-    }
-    Ok(out)
-}
-
 /// A reader that fails once with a stored error (a decoder that could not be built).
 struct Failing(Option<io::Error>);
 
@@ -111,6 +92,25 @@ mod tests {
     use std::io::Write as _;
 
     use super::*;
+
+    /// Decodes a whole in-memory object (test-only since WAL is streamed by `wal::read_wal_into`), refusing more than `limit` bytes (a damaged stream must not make us
+    /// allocate without bound).
+    ///
+    /// # Errors
+    /// The data does not decode, or decodes to more than `limit` bytes.
+    fn decode_all(data: &[u8], c: Compression, limit: u64) -> io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        c.decoder(data)
+            .take(limit.saturating_add(1))
+            .read_to_end(&mut out)?;
+        if out.len() as u64 > limit {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("decodes to more than the {limit} bytes expected"),
+            ));
+        }
+        Ok(out)
+    }
 
     fn encode(c: Compression, data: &[u8]) -> Vec<u8> {
         match c {

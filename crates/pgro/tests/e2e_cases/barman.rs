@@ -8,35 +8,12 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use pgro_api::PostgresPhysicalRestore;
 use pgro_testkit::barman::{BarmanCluster, BarmanOptions};
 
 use crate::READY_TIMEOUT;
 use crate::e2e_support::*;
 
 const DIGEST: &str = "SELECT md5(string_agg(x::text, ';' ORDER BY x.n)) FROM ledger x";
-
-async fn served_digest(w: &World, ns: &pgro_testkit::TestNamespace, replica: &str) -> String {
-    let (user, password) = analytics_credentials(ns, replica).await;
-    let (c, _fwd) = connect_service(w, ns, replica, &user, &password)
-        .await
-        .unwrap();
-    c.query_one(DIGEST, &[]).await.unwrap().get::<_, String>(0)
-}
-
-/// The restore once the operator has read what the instance recorded.
-async fn wait_reported(ns: &pgro_testkit::TestNamespace, name: &str) -> PostgresPhysicalRestore {
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let r: PostgresPhysicalRestore = ns.api().get(name).await.unwrap();
-        if r.status.as_ref().is_some_and(|s| s.data_time.is_some())
-            || std::time::Instant::now() > deadline
-        {
-            return r;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn cnpg_shaped_barman_cloud_source_is_served_to_the_last_commit_and_switches_over() {
@@ -119,11 +96,11 @@ switchoverGracePeriod: 10s
     );
     let first = current(&r).unwrap();
     assert_eq!(
-        served_digest(w, &ns, name).await,
+        served_digest(w, &ns, name, DIGEST).await,
         expected,
         "the copy serves the newest archived commit"
     );
-    let restore = wait_reported(&ns, &first).await;
+    let restore = wait_restore_reported(&ns, &first).await;
     let status = restore.status.clone().unwrap();
     assert_eq!(status.source.as_deref(), Some("barmanCloud"));
     // Both at whole seconds (metav1.Time's resolution; the source's time truncated to match).
@@ -164,7 +141,7 @@ switchoverGracePeriod: 10s
     )
     .await;
     assert_eq!(
-        served_digest(w, &ns, name).await,
+        served_digest(w, &ns, name, DIGEST).await,
         expected,
         "after the switchover: {:?}",
         current(&r)

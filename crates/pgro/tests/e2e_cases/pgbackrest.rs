@@ -7,7 +7,6 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use pgro_api::PostgresPhysicalRestore;
 use pgro_testkit::pgbackrest::{
     BackupType, ClusterOptions, Compress, PgbrVersion, RepoOptions, SourceCluster, Storage,
 };
@@ -21,38 +20,6 @@ fn digest_sql(cluster: &SourceCluster) -> String {
         "SELECT md5(string_agg(s::text, ';')) FROM ({}) s",
         cluster.summary_sql()
     )
-}
-
-async fn served_digest(
-    w: &World,
-    ns: &pgro_testkit::TestNamespace,
-    replica: &str,
-    sql: &str,
-) -> String {
-    let (user, password) = analytics_credentials(ns, replica).await;
-    let (c, _fwd) = connect_service(w, ns, replica, &user, &password)
-        .await
-        .unwrap();
-    c.query_one(sql, &[]).await.unwrap().get::<_, String>(0)
-}
-
-/// The restore once the operator has read what the instance recorded.
-async fn wait_restore_reported(
-    ns: &pgro_testkit::TestNamespace,
-    name: &str,
-) -> PostgresPhysicalRestore {
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let r: PostgresPhysicalRestore = ns.api().get(name).await.unwrap();
-        if r.status
-            .as_ref()
-            .is_some_and(|s| s.instance_fixes.is_some())
-            || std::time::Instant::now() > deadline
-        {
-            return r;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
 }
 
 async fn run(w: &'static World, name: &str, repo: RepoOptions, secret: BTreeMap<String, String>) {

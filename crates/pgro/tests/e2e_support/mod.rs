@@ -686,3 +686,30 @@ pub async fn operator_metrics(w: &World) -> Vec<String> {
     }
     out
 }
+
+/// The first column (text) of `sql` through the replica's Service, as its analytics user: what a client
+/// of the copy reads.
+pub async fn served_digest(w: &World, ns: &TestNamespace, replica: &str, sql: &str) -> String {
+    let (user, password) = analytics_credentials(ns, replica).await;
+    let (c, _fwd) = connect_service(w, ns, replica, &user, &password)
+        .await
+        .unwrap();
+    c.query_one(sql, &[]).await.unwrap().get::<_, String>(0)
+}
+
+/// The restore once the operator has read what the instance recorded (`instanceFixes`, with
+/// `dataTime` and `walReplayed` read at the same time), or after 60 s as it is.
+pub async fn wait_restore_reported(ns: &TestNamespace, name: &str) -> PostgresPhysicalRestore {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let r: PostgresPhysicalRestore = ns.api().get(name).await.unwrap();
+        if r.status
+            .as_ref()
+            .is_some_and(|s| s.instance_fixes.is_some())
+            || Instant::now() > deadline
+        {
+            return r;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
