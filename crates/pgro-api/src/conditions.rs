@@ -27,6 +27,9 @@ pub mod condition_types {
     pub const RESTORED: &str = "Restored";
     /// Restore: the restore failed.
     pub const FAILED: &str = "Failed";
+    /// Restore (+, restic sources): every statement of the logical dump ran (`False`: some failed and the
+    /// copy serves anyway, `failOnErrors: false`).
+    pub const DUMP_REPLAYED: &str = "DumpReplayed";
 }
 
 /// Condition `reason` values.
@@ -98,6 +101,10 @@ pub mod condition_reasons {
     pub const POSTGRES_READY: &str = "PostgresReady";
     /// Restore `Ready=False`.
     pub const POSTGRES_NOT_READY: &str = "PostgresNotReady";
+    /// Restore `DumpReplayed=True`: every statement of the dump ran.
+    pub const ALL_STATEMENTS_RAN: &str = "AllStatementsRan";
+    /// Restore `DumpReplayed=False`, or `Failed=True` with `failOnErrors`: statements of the dump failed.
+    pub const STATEMENTS_FAILED: &str = "StatementsFailed";
 }
 
 /// Annotation on a restore whose `_pgro.restore_info.stage` was set to `outgoing` after a switchover.
@@ -126,6 +133,8 @@ pub mod event_reasons {
     /// On a restore: recovery could not reach a consistent state, so the instance reset the WAL
     /// (`pg_resetwal -f`) and rebuilt every index; the data may be inconsistent (behaviour I1).
     pub const RECOVERY_FALLBACK: &str = "RecoveryFallback";
+    /// On a restore (+): statements of its logical dump failed and it serves anyway (`failOnErrors: false`).
+    pub const DUMP_STATEMENTS_FAILED: &str = "DumpStatementsFailed";
     /// On a restore: a database's locale is not available in the image and was switched (behaviour I6).
     pub const LOCALE_SWITCHED: &str = "LocaleSwitched";
     /// A reconcile failed (an API or PostgreSQL error, not a problem of the spec); it is retried.

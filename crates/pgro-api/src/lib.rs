@@ -21,6 +21,8 @@ mod phase;
 mod barman_cloud;
 #[allow(unreachable_pub, clippy::duplicated_attributes)]
 mod replica;
+#[allow(unreachable_pub)]
+mod restic;
 #[allow(unreachable_pub, clippy::duplicated_attributes)]
 mod restore;
 #[allow(unreachable_pub)]
@@ -40,9 +42,10 @@ pub use replica::{
     PostgresPhysicalReplica, PostgresPhysicalReplicaSpec, PostgresPhysicalReplicaStatus,
     SecretKeySelector, SnapshotFilter, WebhookMethod,
 };
+pub use restic::ResticSource;
 pub use restore::{
-    PostgresPhysicalRestore, PostgresPhysicalRestoreSpec, PostgresPhysicalRestoreStatus,
-    RestoreJobStatus, WalReplayed,
+    DumpReplayed, PostgresPhysicalRestore, PostgresPhysicalRestoreSpec,
+    PostgresPhysicalRestoreStatus, RestoreJobStatus, WalReplayed,
 };
 pub use source::{
     KopiaSource, PgbackrestAzure, PgbackrestGcs, PgbackrestS3, PgbackrestSource, PgbackrestVolume,

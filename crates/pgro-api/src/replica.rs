@@ -183,7 +183,7 @@ impl PostgresPhysicalReplicaSpec {
     pub fn kopia_secret(&self) -> Option<&SecretReference> {
         match self.effective_source()? {
             SourceRef::Kopia(secret) => Some(secret),
-            SourceRef::Pgbackrest(_) | SourceRef::BarmanCloud(_) => None,
+            SourceRef::Pgbackrest(_) | SourceRef::BarmanCloud(_) | SourceRef::Restic(_) => None,
         }
     }
 }

@@ -138,6 +138,29 @@ pub struct PostgresPhysicalRestoreStatus {
     /// How much archived WAL was replayed after the backup (WAL-archive sources only). (+)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wal_replayed: Option<WalReplayed>,
+    /// How the logical dump was replayed (restic sources only). (+)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dump_replayed: Option<DumpReplayed>,
+}
+
+/// A logical dump replayed into a fresh cluster.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DumpReplayed {
+    /// SQL statements sent (COPY data rows not counted).
+    pub statements: u64,
+    /// Statements that failed (expected conflicts not counted).
+    pub failed: u64,
+    /// Statements that failed as expected in a fresh cluster (a role that already exists).
+    #[serde(default)]
+    pub tolerated: u64,
+    /// Bytes of the dump replayed.
+    pub bytes: u64,
+    /// How long the replay took, in seconds.
+    pub seconds: f64,
+    /// The first failures: `line N: message`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub first_errors: Vec<String>,
 }
 
 /// Archived WAL replayed on top of a restored backup.

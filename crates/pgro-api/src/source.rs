@@ -11,6 +11,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::barman_cloud::BarmanCloudSource;
+use crate::restic::ResticSource;
 use crate::validation;
 
 /// Where the backups are: exactly one member is set.
@@ -27,6 +28,9 @@ pub struct Source {
     /// A barman-cloud object store (CloudNativePG, Cozystack), in the shape of CNPG's `barmanObjectStore`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub barman_cloud: Option<BarmanCloudSource>,
+    /// A restic repository of logical dumps (KubeStash / KubeDB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restic: Option<ResticSource>,
 }
 
 /// A Kopia repository.
@@ -209,6 +213,8 @@ pub enum SourceRef<'a> {
     Pgbackrest(&'a PgbackrestSource),
     /// A barman-cloud object store.
     BarmanCloud(&'a BarmanCloudSource),
+    /// A restic repository of logical dumps.
+    Restic(&'a ResticSource),
 }
 
 impl<'a> SourceRef<'a> {
@@ -219,6 +225,7 @@ impl<'a> SourceRef<'a> {
             Self::Kopia(_) => "kopia",
             Self::Pgbackrest(_) => "pgbackrest",
             Self::BarmanCloud(_) => "barmanCloud",
+            Self::Restic(_) => "restic",
         }
     }
 
@@ -235,6 +242,7 @@ impl<'a> SourceRef<'a> {
                 .into_iter()
                 .collect(),
             Self::BarmanCloud(b) => b.secret_names(),
+            Self::Restic(r) => r.secret_names(),
         }
     }
 }
@@ -243,10 +251,16 @@ impl Source {
     /// The one member that is set, or `None` when none or several are (admission refuses both).
     #[must_use]
     pub fn member(&self) -> Option<SourceRef<'_>> {
-        match (&self.kopia, &self.pgbackrest, &self.barman_cloud) {
-            (Some(k), None, None) => Some(SourceRef::Kopia(&k.secret_ref)),
-            (None, Some(p), None) => Some(SourceRef::Pgbackrest(p)),
-            (None, None, Some(b)) => Some(SourceRef::BarmanCloud(b)),
+        match (
+            &self.kopia,
+            &self.pgbackrest,
+            &self.barman_cloud,
+            &self.restic,
+        ) {
+            (Some(k), None, None, None) => Some(SourceRef::Kopia(&k.secret_ref)),
+            (None, Some(p), None, None) => Some(SourceRef::Pgbackrest(p)),
+            (None, None, Some(b), None) => Some(SourceRef::BarmanCloud(b)),
+            (None, None, None, Some(r)) => Some(SourceRef::Restic(r)),
             _ => None,
         }
     }

@@ -117,7 +117,7 @@ fn exactly_one(members: &[&str], message: String) -> Rule {
 }
 
 pub(crate) fn one_source_member() -> Rule {
-    let members = ["kopia", "pgbackrest", "barmanCloud"];
+    let members = ["kopia", "pgbackrest", "barmanCloud", "restic"];
     exactly_one(
         &members,
         format!("source must set exactly one of {}", members.join(", ")),
@@ -168,6 +168,21 @@ pub(crate) fn endpoint_url() -> Rule {
         "source.barmanCloud.endpointURL must be an http:// or https:// URL with a host, e.g. \
          http://minio.minio.svc:9000",
     )
+}
+
+/// restic's URL forms pgro reads: S3 (with or without a scheme), GCS and Azure.
+pub(crate) fn restic_repository() -> Rule {
+    Rule::new(r"self.matches(r'^s3:(https?://)?[^/]+/[^/]+') || self.matches(r'^(gs|azure):[^:/]+:/')").message(
+        "source.restic.repository must be a restic repository URL: s3:https://<host>/<bucket>/<path>, \
+         s3:<host>/<bucket>/<path>, gs:<bucket>:/<path> or azure:<container>:/<path> (local, sftp, rest, b2 \
+         and rclone repositories are not read)",
+    )
+}
+
+/// A path inside a snapshot: no `..`, not empty.
+pub(crate) fn restic_file_name() -> Rule {
+    Rule::new(r"!self.matches(r'(^|/)\.\.(/|$)') && self.matches(r'[^/]')")
+        .message("source.restic.fileName must be a path inside the snapshot without .. segments, e.g. dumpfile.sql")
 }
 
 pub(crate) fn stanza() -> Rule {

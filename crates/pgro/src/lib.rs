@@ -5,6 +5,7 @@ pub mod cli;
 pub mod crds;
 pub mod instance;
 pub mod logging;
+pub mod logical;
 pub mod migrate;
 pub mod operator;
 pub mod postgres;

@@ -4,6 +4,7 @@
 
 pub mod claim;
 mod from_barman;
+mod from_restic;
 mod from_source;
 pub mod pgdata;
 pub mod recovery_settings;
@@ -56,9 +57,13 @@ pub struct RestoreArgs {
     /// (e.g. `{"tags":{"area":"postgres"}}`); used with `--snapshot latest`.
     #[arg(long, env = "PGRO_SNAPSHOT_FILTER")]
     pub filter: Option<String>,
-    /// Directory to restore into (the data volume's mount point).
-    #[arg(long, env = "PGRO_TARGET")]
-    pub target: PathBuf,
+    /// Directory to restore into (the data volume's mount point); not needed with `--stdout`.
+    #[arg(long, env = "PGRO_TARGET", required_unless_present = "stdout")]
+    pub target: Option<PathBuf>,
+    /// A logical dump (restic source): stream its exact bytes to standard output, every blob verified,
+    /// instead of reporting its header.
+    #[arg(long, requires = "source")]
+    pub stdout: bool,
     /// Chunks fetched and written concurrently.
     #[arg(long, env = "PGRO_PARALLEL", default_value_t = 8)]
     pub parallel: usize,
@@ -72,6 +77,18 @@ pub struct RestoreArgs {
     /// How often to log progress when not on a terminal.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     pub progress_interval: Duration,
+}
+
+impl RestoreArgs {
+    /// `--target`, which every physical restore needs.
+    fn target(&self) -> Result<&Path, Failed> {
+        self.target.as_deref().ok_or_else(|| {
+            Failed::new(
+                Failure::Usage,
+                "--target is required to restore a physical backup",
+            )
+        })
+    }
 }
 
 /// The JSON result of a successful restore.
@@ -97,6 +114,10 @@ pub struct RestoreResult {
     /// Tablespaces, each relinked to its copy inside the volume.
     #[serde(default)]
     pub tablespaces: Vec<tablespaces::Mapping>,
+    /// A logical dump's header (restic sources): nothing is restored into the target, the instance
+    /// replays the dump into a fresh cluster of `postgresVersion`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dump: Option<crate::logical::header::DumpHeader>,
 }
 
 /// The JSON result of a failed restore.
@@ -146,6 +167,24 @@ impl Failed {
 /// Runs `pgro restore`.
 pub async fn run(args: RestoreArgs) -> ExitCode {
     let started = Instant::now();
+    if args.stdout {
+        // Standard output carries the dump alone; the outcome goes to the log (standard error).
+        let source = from_source::source_args(&args);
+        return match from_restic::to_stdout(&args, &source).await {
+            Ok(bytes) => {
+                tracing::info!(
+                    bytes,
+                    seconds = started.elapsed().as_secs_f64(),
+                    "dump streamed"
+                );
+                ExitCode::SUCCESS
+            }
+            Err(f) => {
+                tracing::error!(reason = f.failure.reason(), "{}", f.message);
+                f.failure.into()
+            }
+        };
+    }
     let outcome = restore(&args, started).await;
     let (json, code) = match outcome {
         Ok(result) => {
@@ -197,7 +236,7 @@ async fn restore(args: &RestoreArgs, started: Instant) -> Result<RestoreResult, 
         // A Kopia source (`kopia: {secretRef}`) is the Kopia restore with the Secret's keys as options.
         match from_source::kopia_options(args, source)? {
             Some(repo) => return restore_kopia(args, &repo, started).await,
-            None => return from_source::restore(args, source, started).await,
+            None => return from_source::restore(args, started).await,
         }
     }
     restore_kopia(args, &args.repo, started).await
@@ -259,17 +298,17 @@ async fn restore_kopia(
         })?;
     drop(tree);
     // Claimed only for a snapshot that can be restored, so a refused one leaves the target as it was.
-    match claim::claim(&args.target, &id).map_err(|e| Failed::io("claiming the target", &e))? {
+    match claim::claim(args.target()?, &id).map_err(|e| Failed::io("claiming the target", &e))? {
         Ok(()) => {}
         Err(refusal) => {
             return Err(Failed::new(
                 Failure::TargetNotEmpty,
-                refusal.message(&args.target, &id),
+                refusal.message(args.target()?, &id),
             ));
         }
     }
 
-    let dest = args.target.join("snapshot");
+    let dest = args.target()?.join("snapshot");
     std::fs::create_dir_all(&dest).map_err(|e| Failed::io("creating the target", &e))?;
     let (reporter, progress) =
         Reporter::start(std::io::stderr().is_terminal(), args.progress_interval);
@@ -295,7 +334,8 @@ async fn restore_kopia(
             "tablespace relinked inside the volume"
         );
     }
-    let pgdata = expose(&args.target, &found.rel).map_err(|e| Failed::io("exposing PGDATA", &e))?;
+    let pgdata =
+        expose(args.target()?, &found.rel).map_err(|e| Failed::io("exposing PGDATA", &e))?;
 
     Ok(RestoreResult {
         postgres_version: found.version,
@@ -307,6 +347,7 @@ async fn restore_kopia(
         snapshot: id,
         snapshot_time: snapshot.start_time.to_string(),
         tablespaces: tablespaces::mappings(&dest, &spaces),
+        dump: None,
     })
 }
 

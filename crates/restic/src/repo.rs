@@ -192,20 +192,12 @@ impl Repository {
         &self.config.id
     }
 
-    /// Reads an unpacked file (snapshot, index): the stored bytes' SHA-256 is its name, then MAC, decrypt
-    /// and the v2 framing.
-    async fn read_unpacked(&self, dir: &str, id: &Id) -> Result<Vec<u8>, Error> {
-        let key = format!("{dir}/{}", id.hex());
-        let raw = self
-            .store
-            .get(&key)
-            .await
-            .map_err(|e| Error::storage(&key, e))?;
-        if Id::of(&raw) != *id {
-            return Err(Error::corrupt(&key, "its SHA-256 is not its name"));
+    fn unpacker(&self) -> Unpacker {
+        Unpacker {
+            store: self.store.clone(),
+            key: self.key.clone(),
+            version: self.config.version,
         }
-        let plain = self.key.open(&raw).map_err(|e| Error::corrupt(&key, e))?;
-        format::unframe(plain, self.config.version).map_err(|e| Error::corrupt(&key, e))
     }
 
     /// The IDs of the files in `dir` (names that are not IDs are ignored, as restic does).
@@ -228,20 +220,17 @@ impl Repository {
     /// The storage fails or a snapshot file is damaged.
     pub async fn snapshots(&self) -> Result<Vec<Snapshot>, Error> {
         let ids = self.list_ids("snapshots").await?;
+        let u = self.unpacker();
         let read = futures::stream::iter(ids)
-            .map(|id| async move {
-                match self.read_unpacked("snapshots", &id).await {
-                    Ok(json) => {
-                        let s: SnapshotJson = serde_json::from_slice(&json)
-                            .map_err(|e| Error::corrupt(format!("snapshot {id}"), e))?;
-                        Ok(Some(snapshot(id, s)))
-                    }
-                    Err(Error::Storage { source, .. })
-                        if source.class() == blobstore::ErrorClass::NotFound =>
-                    {
-                        Ok(None)
-                    }
-                    Err(e) => Err(e),
+            .map(move |id| {
+                let u = u.clone();
+                async move {
+                    let Some(json) = unless_gone(u.read("snapshots", id).await)? else {
+                        return Ok(None);
+                    };
+                    let s: SnapshotJson = serde_json::from_slice(&json)
+                        .map_err(|e| Error::corrupt(format!("snapshot {id}"), e))?;
+                    Ok(Some(snapshot(id, s)))
                 }
             })
             .buffer_unordered(PARALLEL_READS)
@@ -310,19 +299,18 @@ impl Repository {
 
     async fn load_index(&self) -> Result<Index, Error> {
         let ids = self.list_ids("index").await?;
+        let u = self.unpacker();
         let files = futures::stream::iter(ids)
-            .map(|id| async move {
-                match self.read_unpacked("index", &id).await {
-                    Ok(json) => serde_json::from_slice::<IndexJson>(&json)
+            .map(move |id| {
+                let u = u.clone();
+                async move {
+                    // Removed by a concurrent prune after it wrote its replacement: skipped.
+                    let Some(json) = unless_gone(u.read("index", id).await)? else {
+                        return Ok(None);
+                    };
+                    serde_json::from_slice::<IndexJson>(&json)
                         .map(Some)
-                        .map_err(|e| Error::corrupt(format!("index/{id}"), e)),
-                    // Removed by a concurrent prune after it wrote its replacement.
-                    Err(Error::Storage { source, .. })
-                        if source.class() == blobstore::ErrorClass::NotFound =>
-                    {
-                        Ok(None)
-                    }
-                    Err(e) => Err(e),
+                        .map_err(|e| Error::corrupt(format!("index/{id}"), e))
                 }
             })
             .buffer_unordered(PARALLEL_READS)
@@ -466,6 +454,44 @@ fn find_master_key(files: &[(String, Bytes)], passwords: &[Vec<u8>]) -> Result<O
     match last_unusable {
         Some(e) if !usable => Err(e),
         _ => Ok(None),
+    }
+}
+
+/// What reading an unpacked file takes, owned, so the futures reading many at once borrow nothing (a
+/// borrowing closure there makes the operator's futures fail `Send`'s higher-ranked check).
+#[derive(Clone)]
+struct Unpacker {
+    store: Arc<dyn BlobStore>,
+    key: Key,
+    version: u32,
+}
+
+impl Unpacker {
+    /// Reads an unpacked file (snapshot, index): the stored bytes' SHA-256 is its name, then MAC,
+    /// decrypt and the v2 framing.
+    async fn read(self, dir: &'static str, id: Id) -> Result<Vec<u8>, Error> {
+        let key = format!("{dir}/{}", id.hex());
+        let raw = self
+            .store
+            .get(&key)
+            .await
+            .map_err(|e| Error::storage(&key, e))?;
+        if Id::of(&raw) != id {
+            return Err(Error::corrupt(&key, "its SHA-256 is not its name"));
+        }
+        let plain = self.key.open(&raw).map_err(|e| Error::corrupt(&key, e))?;
+        format::unframe(plain, self.version).map_err(|e| Error::corrupt(&key, e))
+    }
+}
+
+/// `Ok(None)` for a file deleted since it was listed (a concurrent `forget` or `prune`).
+fn unless_gone<T>(r: Result<T, Error>) -> Result<Option<T>, Error> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(Error::Storage { source, .. }) if source.class() == blobstore::ErrorClass::NotFound => {
+            Ok(None)
+        }
+        Err(e) => Err(e),
     }
 }
 

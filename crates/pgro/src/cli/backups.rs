@@ -88,9 +88,10 @@ async fn list(source: &SourceArgs) -> Result<Vec<BackupRow>, (Failure, String)> 
     let failed = |e: OpenError| (e.failure(), e.message());
     let spec = source.load().map_err(|e| (Failure::Usage, e.0))?;
     let reader = source.open().await.map_err(failed)?;
-    let repo_path = match (&spec.pgbackrest, &spec.barman_cloud) {
-        (Some(p), _) => p.repo_path.as_str(),
-        (_, Some(b)) => b.destination_path.as_str(),
+    let repo_path = match (&spec.pgbackrest, &spec.barman_cloud, &spec.restic) {
+        (Some(p), _, _) => p.repo_path.as_str(),
+        (_, Some(b), _) => b.destination_path.as_str(),
+        (_, _, Some(r)) => r.repository.as_str(),
         _ => "",
     };
     let backups = reader.backups(repo_path).await.map_err(failed)?;
@@ -98,18 +99,25 @@ async fn list(source: &SourceArgs) -> Result<Vec<BackupRow>, (Failure, String)> 
 }
 
 /// A backup as a row: pgBackRest's type and barman-cloud's status are in the description; a Kopia
-/// snapshot is `snapshot` or `partial`.
+/// snapshot is `snapshot` or `partial`; a restic snapshot is a `dump`, its host and path among its
+/// labels (what `snapshotFilter` matches).
 fn row(reader: &Reader, b: &SnapshotInfo) -> BackupRow {
     let kind = match reader {
         Reader::Pgbackrest(_) | Reader::Barman(_) => b.description.clone(),
         Reader::Kopia(_) if b.incomplete => "partial".into(),
         Reader::Kopia(_) => "snapshot".into(),
+        Reader::Restic(_) => "dump".into(),
     };
+    let mut labels = b.tags.clone();
+    if matches!(reader, Reader::Restic(_)) {
+        labels.insert("path".into(), b.path.clone());
+        labels.insert("host".into(), b.host.clone());
+    }
     BackupRow {
         id: b.id.clone(),
         kind,
         end_time: b.end_time.unwrap_or(b.start_time).to_string(),
         size: b.total_size,
-        labels: b.tags.clone(),
+        labels,
     }
 }

@@ -112,6 +112,20 @@ impl Failure {
     /// The exit class of a barman-cloud failure: the first storage error in its chain decides (a denied
     /// request is unreachable storage to the user, as for pgBackRest); a damaged or foreign file is
     /// corruption; a backup without its tars is a missing blob.
+    pub fn of_restic(e: &restic::Error) -> Self {
+        use restic::ErrorClass as C;
+        match e.class() {
+            C::Unreachable | C::Denied => Self::Unreachable,
+            C::NotFound => Self::Usage,
+            C::WrongPassword => Self::WrongPassword,
+            C::Corrupt if matches!(e, restic::Error::MissingBlob(_)) => Self::MissingBlob,
+            C::Corrupt => Self::Corrupted,
+            C::Unsupported => Self::Unsupported,
+            C::SnapshotNotFound => Self::SnapshotNotFound,
+        }
+    }
+
+    /// The class of a barman-cloud failure (a storage error anywhere in its chain decides).
     pub fn of_barman(e: &(dyn std::error::Error + 'static)) -> Self {
         use blobstore::ErrorClass as C;
         if is_disk_full(e) {

@@ -76,8 +76,9 @@ impl std::fmt::Debug for RepositoryCache {
 }
 
 impl RepositoryCache {
-    /// A WAL-archive source's backups, from the cache when younger than `ttl`; `open` reads them afresh
-    /// (`repo_path` names them, see [`crate::source::reader::Reader::latest`]). Failures are not cached.
+    /// A source's newest backup and count, from the cache when younger than `ttl`; `open` reads them afresh
+    /// (`repo_path` names them, see [`crate::source::reader::Reader::latest`]); with `filter`, the newest
+    /// that matches it (the caller puts the filter in `key`). Failures are not cached.
     ///
     /// # Errors
     /// What `open` returns.
@@ -86,6 +87,7 @@ impl RepositoryCache {
         key: &str,
         ttl: Duration,
         repo_path: &str,
+        filter: Option<&crate::operator::snapshots::CompiledFilter>,
         open: F,
     ) -> Result<SourceListing, crate::source::open::OpenError>
     where
@@ -108,9 +110,16 @@ impl RepositoryCache {
             }
         }
         let reader = open().await?;
+        let latest = match filter {
+            Some(f) => {
+                crate::operator::snapshots::choose_newest(&reader.backups(repo_path).await?, f)
+                    .cloned()
+            }
+            None => reader.latest(repo_path).await?,
+        };
         let listing = SourceListing {
             total: reader.count().unwrap_or_default(),
-            latest: reader.latest(repo_path).await?,
+            latest,
             took: now.elapsed(),
         };
         self.listings

@@ -134,6 +134,7 @@ pub(super) async fn restore(
                 }
             })
             .collect(),
+        dump: None,
     })
 }
 

@@ -49,16 +49,11 @@ pub(super) fn kopia_options(
 }
 
 /// Restores from `args.source` (set by the caller).
-pub(super) async fn restore(
-    args: &RestoreArgs,
-    source_yaml: &Path,
-    started: Instant,
-) -> Result<RestoreResult, Failed> {
-    let source = SourceArgs {
-        source: absolute(source_yaml),
-        secret_dir: args.secret_dir.as_deref().map(absolute),
-        storage_attempts: args.repo.storage_attempts,
-    };
+pub(super) async fn restore(args: &RestoreArgs, started: Instant) -> Result<RestoreResult, Failed> {
+    let source = source_args(args);
+    if source.load().is_ok_and(|s| s.restic.is_some()) {
+        return super::from_restic::report(args, &source, started).await;
+    }
     match source.open().await {
         Ok(Reader::Barman(server)) => {
             super::from_barman::restore(args, &source, *server, started).await
@@ -67,19 +62,28 @@ pub(super) async fn restore(
     }
 }
 
+/// `--source` and `--secret-dir` as absolute paths (recovery settings name them).
+pub(super) fn source_args(args: &RestoreArgs) -> SourceArgs {
+    SourceArgs {
+        source: absolute(args.source.as_deref().unwrap_or(Path::new("source.yaml"))),
+        secret_dir: args.secret_dir.as_deref().map(absolute),
+        storage_attempts: args.repo.storage_attempts,
+    }
+}
+
 /// Claims `args.target` for `label` and empties `<target>/snapshot` (created); returns it.
 pub(super) fn prepare_target(args: &RestoreArgs, label: &str) -> Result<PathBuf, Failed> {
-    match claim::claim(&args.target, label).map_err(|e| Failed::io("claiming the target", &e))? {
+    match claim::claim(args.target()?, label).map_err(|e| Failed::io("claiming the target", &e))? {
         Ok(()) => {}
         Err(refusal) => {
             return Err(Failed::new(
                 Failure::TargetNotEmpty,
-                refusal.message(&args.target, label),
+                refusal.message(args.target()?, label),
             ));
         }
     }
     // A retried Job starts this backup again from scratch: a half-restored tree is never trusted.
-    let root = args.target.join("snapshot");
+    let root = args.target()?.join("snapshot");
     match std::fs::remove_dir_all(&root) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
             return Err(Failed::io("clearing a previous attempt", &e));
@@ -100,7 +104,7 @@ pub(super) fn finish(
     let exe = std::env::current_exe().map_err(|e| Failed::io("finding this executable", &e))?;
     recovery_settings::write(&root.join(PGDATA), target, &exe, source)
         .map_err(|e| Failed::new(Failure::Usage, e))?;
-    expose(&args.target, Path::new(PGDATA)).map_err(|e| Failed::io("exposing PGDATA", &e))
+    expose(args.target()?, Path::new(PGDATA)).map_err(|e| Failed::io("exposing PGDATA", &e))
 }
 
 async fn restore_pgbackrest(
@@ -202,6 +206,7 @@ async fn restore_pgbackrest(
                 restored_to: t.dir.clone(),
             })
             .collect(),
+        dump: None,
     })
 }
 

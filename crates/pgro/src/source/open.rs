@@ -128,6 +128,22 @@ pub async fn open(
     if let Some(args) = kopia_args(source, secrets, attempts).map_err(OpenError::Config)? {
         return Ok(Reader::Kopia(Box::new(args.connect().await?)));
     }
+    if let Some(r) = &source.restic {
+        let policy = RetryPolicy {
+            max_attempts: attempts.max(1),
+            ..RetryPolicy::default()
+        };
+        let (store, password) =
+            super::restic_source::restic_store(r, secrets, policy).map_err(OpenError::Config)?;
+        let repo = std::sync::Arc::new(restic::Repository::open(store, &password).await?);
+        let snapshots = repo.snapshots().await?;
+        return Ok(Reader::Restic(Box::new(super::reader::ResticDumps {
+            repo,
+            snapshots,
+            url: r.repository.clone(),
+            file_name: r.file_name.clone(),
+        })));
+    }
     if let Some(b) = &source.barman_cloud {
         let catalog = barman_catalog(b, secrets, attempts)?;
         let listing = catalog.backups().await?;

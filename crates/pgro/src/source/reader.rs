@@ -19,6 +19,21 @@ pub enum Reader {
     Pgbackrest(Box<pgbackrest::Repository>),
     /// A barman-cloud server directory, listed when opened.
     Barman(Box<BarmanServer>),
+    /// A restic repository of logical dumps, its snapshots listed when opened.
+    Restic(Box<ResticDumps>),
+}
+
+/// A restic repository of logical dumps: the opened repository and its snapshots.
+#[derive(Debug)]
+pub struct ResticDumps {
+    /// The repository (shared with the streams reading it).
+    pub repo: std::sync::Arc<restic::Repository>,
+    /// Its snapshots, oldest first.
+    pub snapshots: Vec<restic::Snapshot>,
+    /// The repository URL, shown as each backup's path when a snapshot has none.
+    pub url: String,
+    /// The dump's path in each snapshot (`fileName`).
+    pub file_name: String,
 }
 
 /// A barman-cloud server: its catalog and the listing made when it was opened.
@@ -40,6 +55,7 @@ impl std::fmt::Debug for Reader {
             Self::Kopia(_) => "Reader::Kopia",
             Self::Pgbackrest(_) => "Reader::Pgbackrest",
             Self::Barman(_) => "Reader::Barman",
+            Self::Restic(_) => "Reader::Restic",
         })
     }
 }
@@ -59,6 +75,9 @@ pub enum OpenError {
     /// The barman-cloud server directory could not be listed.
     #[error(transparent)]
     Barman(#[from] barman::ListError),
+    /// The restic repository refused or could not be read.
+    #[error(transparent)]
+    Restic(#[from] restic::Error),
 }
 
 impl OpenError {
@@ -70,6 +89,7 @@ impl OpenError {
             Self::Kopia(e) => e.failure(),
             Self::Pgbackrest(e) => Failure::of_pgbackrest(e),
             Self::Barman(e) => Failure::of_barman(e),
+            Self::Restic(e) => Failure::of_restic(e),
         }
     }
 
@@ -91,6 +111,7 @@ impl Reader {
             Self::Kopia(_) => "kopia",
             Self::Pgbackrest(_) => "pgbackrest",
             Self::Barman(_) => "barmanCloud",
+            Self::Restic(_) => "restic",
         }
     }
 
@@ -120,13 +141,20 @@ impl Reader {
             Self::Barman(s) => {
                 use futures::StreamExt as _;
                 // Each restorable backup's size is estimated from its tars (one listing each).
-                futures::stream::iter(&s.listing.backups)
-                    .map(|b| async move {
-                        let mut info = barman_backup(b, &s.server, &s.destination);
-                        if !info.incomplete {
-                            info.total_size = s.catalog.estimated_size(&b.id).await?;
+                // Owned per item: a closure borrowing `s` makes the operator's futures fail `Send`'s
+                // higher-ranked check.
+                let (server, destination) = (s.server.clone(), s.destination.clone());
+                let catalog = s.catalog.clone();
+                futures::stream::iter(s.listing.backups.clone())
+                    .map(move |b| {
+                        let mut info = barman_backup(&b, &server, &destination);
+                        let catalog = catalog.clone();
+                        async move {
+                            if !info.incomplete {
+                                info.total_size = catalog.estimated_size(&b.id).await?;
+                            }
+                            Ok(info)
                         }
-                        Ok(info)
                     })
                     .buffered(8)
                     .collect::<Vec<Result<SnapshotInfo, barman::ListError>>>()
@@ -135,6 +163,11 @@ impl Reader {
                     .collect::<Result<_, _>>()
                     .map_err(OpenError::Barman)
             }
+            Self::Restic(r) => Ok(r
+                .snapshots
+                .iter()
+                .map(|s| restic_backup(s, &r.url))
+                .collect()),
         }
     }
 
@@ -145,11 +178,13 @@ impl Reader {
             Self::Kopia(_) => None,
             Self::Pgbackrest(r) => Some(r.backups().len()),
             Self::Barman(s) => Some(s.listing.backups.len()),
+            Self::Restic(r) => Some(r.snapshots.len()),
         }
     }
 
     /// The newest backup a restore of `latest` takes: pgBackRest's newest set of the current database,
-    /// barman-cloud's newest `DONE` backup (its size estimated from its tars); `None` for Kopia (its
+    /// barman-cloud's newest `DONE` backup (its size estimated from its tars), restic's newest snapshot
+    /// (the operator applies `snapshotFilter` to [`Reader::backups`] instead); `None` for Kopia (its
     /// choice applies `snapshotFilter`).
     ///
     /// # Errors
@@ -168,6 +203,7 @@ impl Reader {
                 info.total_size = s.catalog.estimated_size(&b.id).await?;
                 Ok(Some(info))
             }
+            Self::Restic(r) => Ok(r.snapshots.last().map(|s| restic_backup(s, &r.url))),
         }
     }
 
@@ -238,5 +274,32 @@ pub fn barman_backup(b: &barman::Backup, server: &str, destination: &str) -> Sna
             .collect(),
         incomplete: !b.info.restorable(),
         total_size: b.info.size.unwrap_or(0),
+    }
+}
+
+/// A restic snapshot as the operator and `pgro backups list` see it: ID = the full snapshot ID; its time is
+/// the backup's start (when the dump began, so the data's time); host = `--host` (KubeStash: `host-0`),
+/// path = its first path; tags `key:value` or `key=value` as key and value, a plain tag as a key with an
+/// empty value; size = the dump's bytes.
+#[must_use]
+pub fn restic_backup(s: &restic::Snapshot, url: &str) -> SnapshotInfo {
+    SnapshotInfo {
+        id: s.id.hex(),
+        host: s.hostname.clone(),
+        user_name: s.username.clone(),
+        path: s.paths.first().cloned().unwrap_or_else(|| url.to_owned()),
+        description: String::new(),
+        start_time: s.time,
+        end_time: Some(s.end),
+        tags: s
+            .tags
+            .iter()
+            .map(|t| match t.split_once([':', '=']) {
+                Some((k, v)) => (k.to_owned(), v.to_owned()),
+                None => (t.clone(), String::new()),
+            })
+            .collect(),
+        incomplete: false,
+        total_size: s.bytes.unwrap_or(0),
     }
 }

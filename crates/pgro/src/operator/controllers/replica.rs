@@ -228,6 +228,15 @@ async fn discover(ctx: &Context, replica: &PostgresPhysicalReplica, ns: &str) ->
         Some(SourceRef::BarmanCloud(b)) => {
             return archive_source::discover_barman(ctx, b, ns).await;
         }
+        Some(SourceRef::Restic(r)) => {
+            return archive_source::discover_restic(
+                ctx,
+                r,
+                replica.spec.snapshot_filter.as_ref(),
+                ns,
+            )
+            .await;
+        }
         // Admission refuses this; it is reachable only when the CRD's rules were bypassed.
         None => {
             return Ok(Source::SourceInvalid {

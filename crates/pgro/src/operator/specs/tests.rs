@@ -118,7 +118,7 @@ fn restore_job_command_line_parses_as_pgro_restore() {
         panic!("not a restore command")
     };
     assert_eq!(args.snapshot, r.spec.snapshot);
-    assert_eq!(args.target, std::path::PathBuf::from(DATA_MOUNT));
+    assert_eq!(args.target, Some(std::path::PathBuf::from(DATA_MOUNT)));
     assert_eq!(
         args.termination_log.as_deref(),
         Some(std::path::Path::new("/dev/termination-log"))

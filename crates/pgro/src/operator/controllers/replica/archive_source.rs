@@ -1,6 +1,7 @@
-//! R1/R3 for a WAL-archive source (pgBackRest, barman-cloud): its Secrets (optional), the backups read
+//! R1/R3 for a source other than Kopia (pgBackRest, barman-cloud, restic): its Secrets, the backups read
 //! in-process through the source seam (cached per source and credentials for `snapshotCacheTtl`), and the
-//! newest restorable one. Every failure becomes `SourceValid=False` with a reason a user can act on.
+//! newest restorable one (for restic the newest matching `snapshotFilter`). Every failure becomes
+//! `SourceValid=False` with a reason a user can act on.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -8,7 +9,9 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use pgro_api::condition_reasons as reasons;
-use pgro_api::{BarmanCloudSource, PgbackrestSource, Source as SpecSource};
+use pgro_api::{
+    BarmanCloudSource, PgbackrestSource, ResticSource, SnapshotFilter, Source as SpecSource,
+};
 use sha2::{Digest as _, Sha256};
 
 use super::super::super::context::Context;
@@ -131,10 +134,75 @@ pub async fn discover_barman(ctx: &Context, b: &BarmanCloudSource, ns: &str) -> 
     discover(ctx, &spec, &secrets, &b.destination_path, &what).await
 }
 
+/// Discovers the newest snapshot of a restic source that matches `filter`; each Secret is read whole, as
+/// `<secret>/<key>` (the layout the pods mount).
+///
+/// # Errors
+/// Only Kubernetes API failures (reading the Secrets).
+pub async fn discover_restic(
+    ctx: &Context,
+    r: &ResticSource,
+    filter: Option<&SnapshotFilter>,
+    ns: &str,
+) -> Result<Source> {
+    let compiled = match crate::operator::snapshots::CompiledFilter::new(filter) {
+        Ok(f) => f,
+        Err(e) => {
+            return Ok(Source::FilterInvalid {
+                message: e.to_string(),
+            });
+        }
+    };
+    let mut secrets: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    for name in r.secret_names() {
+        let Some(data) = secret_data(ctx, ns, name).await? else {
+            return Ok(invalid(
+                reasons::SECRET_NOT_FOUND,
+                format!("Secret {name} not found in namespace {ns}"),
+            ));
+        };
+        for (k, v) in data.iter() {
+            secrets.insert(format!("{name}/{k}"), v.0.clone());
+        }
+    }
+    let spec = SpecSource {
+        restic: Some(r.clone()),
+        ..SpecSource::default()
+    };
+    // The filter decides which snapshot is newest, so it is part of what is cached.
+    secrets.insert(
+        "\0snapshotFilter".into(),
+        serde_json::to_vec(&filter).unwrap_or_default(),
+    );
+    let key = cache_key(&spec, &secrets);
+    secrets.remove("\0snapshotFilter");
+    let what = format!("restic repository {}", r.repository);
+    let ttl = ctx.settings().snapshot_cache_ttl;
+    let listed = ctx
+        .repos
+        .source_backups(&key, ttl, &r.repository, Some(&compiled), || {
+            crate::source::open::open(&spec, &secrets, DISCOVERY_ATTEMPTS)
+        })
+        .await;
+    listed_source(ctx, listed, &what)
+}
+
 /// The reason of `SourceValid=False` for a failure to open or list a WAL-archive source.
 fn reason_of(e: &OpenError) -> &'static str {
     match e {
         OpenError::Config(_) => reasons::SECRET_INVALID,
+        OpenError::Restic(e) => match e.class() {
+            restic::ErrorClass::WrongPassword => reasons::WRONG_PASSWORD,
+            restic::ErrorClass::Unreachable | restic::ErrorClass::Denied => {
+                reasons::REPOSITORY_UNREACHABLE
+            }
+            restic::ErrorClass::NotFound | restic::ErrorClass::SnapshotNotFound => {
+                reasons::NO_BACKUP
+            }
+            restic::ErrorClass::Corrupt | restic::ErrorClass::Unsupported => {
+                reasons::UNSUPPORTED_REPOSITORY
+            }
+        },
         OpenError::Pgbackrest(e) => {
             use pgbackrest::ErrorKind as K;
             match e.kind() {
@@ -166,10 +234,19 @@ async fn discover(
     let ttl = ctx.settings().snapshot_cache_ttl;
     let listed = ctx
         .repos
-        .source_backups(&key, ttl, repo_path, || {
+        .source_backups(&key, ttl, repo_path, None, || {
             crate::source::open::open(spec, secrets, DISCOVERY_ATTEMPTS)
         })
         .await;
+    listed_source(ctx, listed, what)
+}
+
+/// The discovery outcome of a listing.
+fn listed_source(
+    ctx: &Context,
+    listed: std::result::Result<crate::operator::repos::SourceListing, OpenError>,
+    what: &str,
+) -> Result<Source> {
     let listing = match listed {
         Ok(l) => l,
         Err(OpenError::Config(e)) => return Ok(invalid(reasons::SECRET_INVALID, e.0)),

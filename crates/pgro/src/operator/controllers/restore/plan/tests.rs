@@ -75,6 +75,7 @@ fn done() -> JobReport {
         snapshot: "k1".into(),
         snapshot_time: "2026-11-21T10:00:00Z".into(),
         tablespaces: Vec::new(),
+        dump: None,
     })
 }
 
