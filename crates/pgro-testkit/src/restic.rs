@@ -14,6 +14,9 @@ use anyhow::{Context as _, bail, ensure};
 use crate::fixtures::{MINIO_SECRET, MINIO_USER, Minio};
 use crate::infra::Components;
 
+mod source;
+pub use source::{DumpCmd, DumpSource, SOURCE_PASSWORDS};
+
 /// KubeStash's stdin file name (`PgDumpFile`).
 pub const DUMP_FILE: &str = "dumpfile.sql";
 /// The host KubeStash's wrapper passes (`--host host-0`).

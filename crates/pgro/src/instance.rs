@@ -29,6 +29,7 @@ mod prepare;
 mod privileges;
 mod reaper;
 mod recovery;
+mod replay;
 mod roles;
 mod scram;
 mod startup;
@@ -124,6 +125,9 @@ pub struct InstanceArgs {
     /// (the backup's end).
     #[arg(long, env = "PGRO_RECOVERY_TARGET", value_enum, requires = "source")]
     pub recovery_target: Option<RecoveryTarget>,
+    /// Also write why a logical replay failed here (the container's `terminationMessagePath`).
+    #[arg(long, env = "PGRO_TERMINATION_LOG")]
+    pub termination_log: Option<PathBuf>,
 }
 
 /// Validated configuration: every file read and name checked before any other I/O.
@@ -142,6 +146,8 @@ struct Config {
     user: String,
     cgroup_root: PathBuf,
     archive: Option<archive::Archive>,
+    /// A restic source: the instance replays its dump into a fresh cluster.
+    logical: Option<replay::Logical>,
 }
 
 fn read_secret(path: &Path) -> Result<String, Error> {
@@ -151,6 +157,10 @@ fn read_secret(path: &Path) -> Result<String, Error> {
 
 impl Config {
     fn from_args(a: InstanceArgs) -> Result<Self, Error> {
+        let logical = match a.source.as_deref() {
+            Some(source) => replay::logical_source(source, &a)?,
+            None => None,
+        };
         let analytics = match (a.analytics_user, a.analytics_password_file) {
             (Some(name), Some(file)) => {
                 if !roles::valid_role_name(&name) {
@@ -200,6 +210,7 @@ impl Config {
             (None, inline) => inline.filter(|s| !s.trim().is_empty()),
         };
         let archive = match a.source.as_deref() {
+            Some(_) if logical.is_some() => None,
             Some(source) => {
                 let exe =
                     std::env::current_exe().map_err(error::io("finding", "this executable"))?;
@@ -232,6 +243,7 @@ impl Config {
             user: a.user,
             cgroup_root: a.cgroup_root,
             archive,
+            logical,
         })
     }
 }
@@ -309,10 +321,20 @@ fn make_socket_dir(dir: &Path) -> Result<(), Error> {
 
 async fn run_inner(mut cfg: Config, mut shutdown: watch::Receiver<bool>) -> Result<u8, Error> {
     make_socket_dir(&cfg.socket_dir)?;
+    let logical_dirs = match &cfg.logical {
+        Some(_) => Some(replay::prepare_dirs(&cfg.pgdata)?),
+        None => None,
+    };
     // Nothing outside the restore's volume is ever opened: tablespaces are checked before anything else.
     let volume = tablespaces::volume_of(&cfg.pgdata)?;
     let spaces = tablespaces::check(&cfg.pgdata, &volume)?;
-    privileges::become_pgdata_owner(&cfg.pgdata, &cfg.user, &[&cfg.socket_dir], &spaces)?;
+    let mut owned: Vec<&Path> = vec![&cfg.socket_dir];
+    owned.extend(logical_dirs.iter().flat_map(replay::Dirs::owned));
+    privileges::become_pgdata_owner(&cfg.pgdata, &cfg.user, &owned, &spaces)?;
+    let replay_now = match (&cfg.logical, &logical_dirs) {
+        (Some(l), Some(d)) => replay::ensure_cluster(&cfg.pgdata, d, l)?,
+        _ => false,
+    };
 
     let health = health::Health::new(cfg.socket_dir.clone(), cfg.port);
     let listener = health::bind(cfg.probe_address).await.map_err(error::io(
@@ -338,6 +360,28 @@ async fn run_inner(mut cfg: Config, mut shutdown: watch::Receiver<bool>) -> Resu
     let (mut pm, client, su) = match startup::start(&cfg, recovering, &mut shutdown).await? {
         startup::Started::Accepting { pm, client, su } => (pm, client, su),
         startup::Started::Shutdown(mut pm) => return stop(&mut pm).await,
+    };
+    let dump_replayed = match (&cfg.logical, &logical_dirs) {
+        (Some(l), Some(d)) if replay_now => {
+            let conn = replay::Conn {
+                socket_dir: &cfg.socket_dir,
+                port: cfg.port,
+                su: &su,
+            };
+            let r = tokio::select! {
+                r = replay::run(l, d, &conn, &client) => r,
+                _ = wait_shutdown(&mut shutdown) => return stop(&mut pm).await,
+            };
+            match r {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    let _ = pm.stop().await;
+                    return Err(e);
+                }
+            }
+        }
+        (Some(_), Some(d)) => replay::replayed(d),
+        _ => None,
     };
     let replayed = match &prepared.recovery {
         Some(r) => {
@@ -365,7 +409,7 @@ async fn run_inner(mut cfg: Config, mut shutdown: watch::Receiver<bool>) -> Resu
     }
 
     let configured = tokio::select! {
-        r = configure(&cfg, &client, &su, replayed.as_ref()) => Some(r),
+        r = configure(&cfg, &client, &su, replayed.as_ref(), dump_replayed.as_ref()) => Some(r),
         _ = wait_shutdown(&mut shutdown) => None,
     };
     let fingerprint = match configured {
@@ -492,6 +536,7 @@ async fn configure(
     client: &Client,
     su: &str,
     replayed: Option<&archive::Replayed>,
+    dump_replayed: Option<&pgro_api::DumpReplayed>,
 ) -> Result<Option<roles::Fingerprint>, Error> {
     let major = cfg.roles.major;
     let switched = locale::switch_unavailable(client).await?;
@@ -542,6 +587,7 @@ async fn configure(
             reader,
             data_time: replayed.and_then(|r| r.data_time.as_deref()),
             wal_replayed: replayed.and_then(|r| r.wal.as_ref()),
+            dump_replayed: dump_replayed.and_then(|d| serde_json::to_value(d).ok()),
         };
         metadata::record(&c, &info).await?;
     }

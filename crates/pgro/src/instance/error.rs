@@ -111,12 +111,19 @@ pub enum Error {
          choose another backup"
     )]
     WalMissing { segment: String, backup: String },
+    #[error("logical restore: {message}")]
+    Replay {
+        /// The failure class (`RestoreFailure.error`).
+        reason: &'static str,
+        message: String,
+    },
 }
 
 impl Error {
     /// The documented exit code: 2 bad arguments, 3 unusable data directory, 4 PostgreSQL would not start
     /// (or serve), 5 no binaries of the data directory's major, 6 the WAL archive of a WAL-archive restore
-    /// lacks what the backup needs or cannot be read, 1 anything else. After PostgreSQL has served, its
+    /// lacks what the backup needs or cannot be read, 7 the replay of a logical dump failed (or an
+    /// earlier start's did), 1 anything else. After PostgreSQL has served, its
     /// own exit code is propagated instead.
     pub fn exit_code(&self) -> u8 {
         match self {
@@ -131,6 +138,7 @@ impl Error {
             | Self::BackupLabel { .. } => 3,
             Self::NoBinaries { .. } => 5,
             Self::WalMissing { .. } | Self::Source { .. } | Self::Archive { .. } => 6,
+            Self::Replay { .. } => 7,
             Self::StartupFailed { .. } | Self::ToolFailed { .. } | Self::LoginFailed { .. } => 4,
             Self::Io { .. }
             | Self::Spawn { .. }

@@ -71,6 +71,9 @@ pub(crate) struct Info<'a> {
     pub(crate) data_time: Option<&'a str>,
     /// `{segments, bytes, seconds}` of that recovery; `None` keeps what is recorded.
     pub(crate) wal_replayed: Option<&'a serde_json::Value>,
+    /// `{statements, failed, tolerated, bytes, seconds, firstErrors}` of a logical replay; `None` keeps
+    /// what is recorded.
+    pub(crate) dump_replayed: Option<serde_json::Value>,
 }
 
 /// Creates the schema/table if needed and upserts the row (run connected to each target database).
@@ -87,23 +90,29 @@ pub(crate) async fn record(c: &Client, info: &Info<'_>) -> Result<(), Error> {
            stage text NOT NULL, fixes jsonb NOT NULL DEFAULT '[]'); \
          ALTER TABLE _pgro.restore_info ADD COLUMN IF NOT EXISTS source_state text; \
          ALTER TABLE _pgro.restore_info ADD COLUMN IF NOT EXISTS data_time timestamptz; \
-         ALTER TABLE _pgro.restore_info ADD COLUMN IF NOT EXISTS wal_replayed jsonb",
+         ALTER TABLE _pgro.restore_info ADD COLUMN IF NOT EXISTS wal_replayed jsonb; \
+         ALTER TABLE _pgro.restore_info ADD COLUMN IF NOT EXISTS dump_replayed jsonb",
     )
     .await
     .map_err(sql("creating _pgro.restore_info"))?;
     let fixes = serde_json::Value::Array(info.new_fixes.to_vec()).to_string();
     let wal = info.wal_replayed.map(serde_json::Value::to_string);
+    let dump = info
+        .dump_replayed
+        .as_ref()
+        .map(serde_json::Value::to_string);
     c.execute(
         "INSERT INTO _pgro.restore_info (snapshot_id, snapshot_time, stage, fixes, source_state, \
-           data_time, wal_replayed) \
+           data_time, wal_replayed, dump_replayed) \
          VALUES ($1::text, $2::text::timestamptz, $3::text, $4::text::jsonb, $5::text, \
-           $6::text::timestamptz, $7::text::jsonb) \
+           $6::text::timestamptz, $7::text::jsonb, $8::text::jsonb) \
          ON CONFLICT (singleton) DO UPDATE SET \
            source_state = coalesce(restore_info.source_state, EXCLUDED.source_state), \
            snapshot_id = coalesce(EXCLUDED.snapshot_id, restore_info.snapshot_id), \
            snapshot_time = coalesce(EXCLUDED.snapshot_time, restore_info.snapshot_time), \
            data_time = coalesce(EXCLUDED.data_time, restore_info.data_time), \
            wal_replayed = coalesce(EXCLUDED.wal_replayed, restore_info.wal_replayed), \
+           dump_replayed = coalesce(EXCLUDED.dump_replayed, restore_info.dump_replayed), \
            stage = EXCLUDED.stage, fixes = restore_info.fixes || EXCLUDED.fixes",
         &[
             &info.snapshot_id,
@@ -113,6 +122,7 @@ pub(crate) async fn record(c: &Client, info: &Info<'_>) -> Result<(), Error> {
             &info.source_state,
             &info.data_time,
             &wal,
+            &dump,
         ],
     )
     .await

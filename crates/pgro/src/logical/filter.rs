@@ -5,6 +5,9 @@
 //! * put tablespaces inside the restore's volume: `CREATE TABLESPACE … LOCATION '<source path>'` gets a
 //!   directory of the volume, and a `SET default_tablespace = x` naming a tablespace the dump never creates
 //!   (a `pg_dump` of one database) creates it there first, so tables stay in their tablespace;
+//! * for a single-database dump (`pg_dump`, which carries no roles), create each role it names as an owner
+//!   or grantee first — `NOLOGIN`, no password — so ownership and grants replay as in production instead of
+//!   failing with "role does not exist";
 //! * count the statements sent.
 //!
 //! Lines keep their numbers (a rewrite stays on its line), so psql's `<stdin>:N` in an error is the dump's
@@ -41,6 +44,8 @@ pub struct Filter {
     at_start: bool,
     tablespace_root: String,
     tablespaces: Vec<String>,
+    /// Create the roles the dump names (`Some`, with those created so far) — a single-database dump.
+    roles: Option<Vec<String>>,
     /// Statements sent (COPY data rows and psql meta-commands not counted).
     pub statements: u64,
     /// Password clauses removed.
@@ -48,15 +53,17 @@ pub struct Filter {
 }
 
 impl Filter {
-    /// A filter placing tablespaces in `<tablespace_root>/<n>`.
+    /// A filter placing tablespaces in `<tablespace_root>/<n>`; with `create_roles`, creating the roles
+    /// a single-database dump names.
     #[must_use]
-    pub fn new(tablespace_root: &str) -> Self {
+    pub fn new(tablespace_root: &str, create_roles: bool) -> Self {
         Self {
             lex: Lex::Normal,
             in_copy: false,
             at_start: true,
             tablespace_root: tablespace_root.trim_end_matches('/').to_owned(),
             tablespaces: Vec::new(),
+            roles: create_roles.then(Vec::new),
             statements: 0,
             passwords_removed: 0,
         }
@@ -101,6 +108,18 @@ impl Filter {
                     created = Some(t);
                     extra_statements = 1;
                     format!("{stmt} {text}")
+                })
+            } else if let Some(created) = self.roles.as_mut() {
+                let new: Vec<String> = role_names(trimmed)
+                    .into_iter()
+                    .filter(|r| !created.contains(r))
+                    .collect();
+                created.extend(new.iter().cloned());
+                extra_statements = new.len() as u64;
+                (!new.is_empty()).then(|| {
+                    let mut pre: String = new.iter().map(|r| create_role(r)).collect();
+                    pre.push_str(&text);
+                    pre
                 })
             } else {
                 None
@@ -338,6 +357,60 @@ fn strip_password(line: &str) -> Option<String> {
     out.push_str(&line[..at]);
     out.push_str(&line[lit + len..]);
     Some(out)
+}
+
+/// The roles a statement names as owner or grantee: `… OWNER TO r;`, `GRANT … TO r[, …];`,
+/// `REVOKE … FROM r[, …];`, `ALTER DEFAULT PRIVILEGES FOR ROLE r …` (`PUBLIC` and the `CURRENT_*` forms
+/// are not roles).
+fn role_names(stmt: &str) -> Vec<String> {
+    let body = stmt.trim_end().trim_end_matches(';');
+    let list = |s: &str| -> Vec<String> {
+        let mut out = Vec::new();
+        let mut rest = s.trim_start();
+        while let Some((name, after)) = identifier(rest) {
+            let quoted = rest.starts_with('"');
+            let upper = name.to_ascii_uppercase();
+            let special = !quoted
+                && matches!(
+                    upper.as_str(),
+                    "PUBLIC" | "CURRENT_USER" | "SESSION_USER" | "CURRENT_ROLE" | "GROUP"
+                );
+            if !special {
+                out.push(name);
+            }
+            match after.trim_start().strip_prefix(',') {
+                Some(more) => rest = more.trim_start(),
+                None => break,
+            }
+        }
+        out
+    };
+    let upper = body.to_ascii_uppercase();
+    if let Some(at) = find_outside_quotes(body, " OWNER TO ") {
+        return list(&body[at + " OWNER TO ".len()..]);
+    }
+    if upper.starts_with("GRANT ") {
+        return find_outside_quotes(body, " TO ")
+            .map(|at| list(&body[at + " TO ".len()..]))
+            .unwrap_or_default();
+    }
+    if upper.starts_with("REVOKE ") {
+        return find_outside_quotes(body, " FROM ")
+            .map(|at| list(&body[at + " FROM ".len()..]))
+            .unwrap_or_default();
+    }
+    if upper.starts_with("ALTER DEFAULT PRIVILEGES FOR ROLE ") {
+        return list(&body["ALTER DEFAULT PRIVILEGES FOR ROLE ".len()..]);
+    }
+    Vec::new()
+}
+
+/// A statement creating role `r` without login or password unless it exists.
+fn create_role(r: &str) -> String {
+    format!(
+        "DO $pgro$ BEGIN CREATE ROLE {} NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $pgro$; ",
+        quote_ident(r)
+    )
 }
 
 /// `'…'` with quotes doubled.

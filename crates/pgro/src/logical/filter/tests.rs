@@ -2,7 +2,11 @@ use super::*;
 use proptest::prelude::*;
 
 fn run(dump: &str) -> (String, Filter, Vec<NewTablespace>) {
-    let mut f = Filter::new("/data/tablespaces/");
+    run_with(dump, false)
+}
+
+fn run_with(dump: &str, create_roles: bool) -> (String, Filter, Vec<NewTablespace>) {
+    let mut f = Filter::new("/data/tablespaces/", create_roles);
     let mut out = Vec::new();
     let mut created = Vec::new();
     for line in dump.split_inclusive('\n') {
@@ -92,6 +96,48 @@ fn statements_are_counted_through_quotes_comments_and_copy_data() {
     let (out, f, _) = run(dump);
     assert_eq!(out, dump);
     assert_eq!(f.statements, 6);
+}
+
+#[test]
+fn a_single_database_dump_gets_the_roles_it_names_once_without_login() {
+    let dump = concat!(
+        "ALTER TABLE public.orders OWNER TO app;\n",
+        "GRANT SELECT ON TABLE public.orders TO reporter, \"Odd Role\", PUBLIC WITH GRANT OPTION;\n",
+        "REVOKE ALL ON SCHEMA public FROM PUBLIC;\n",
+        "ALTER SCHEMA s OWNER TO app;\n",
+        "ALTER DEFAULT PRIVILEGES FOR ROLE etl IN SCHEMA public GRANT SELECT ON TABLES TO reporter;\n",
+        "COPY t (a) FROM stdin;\n",
+        "x OWNER TO nobody;\n",
+        "\\.\n",
+    );
+    let (out, f, _) = run_with(dump, true);
+    let lines: Vec<&str> = out.lines().collect();
+    let create = |r: &str| {
+        format!(
+            "DO $pgro$ BEGIN CREATE ROLE {r} NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $pgro$; "
+        )
+    };
+    assert_eq!(
+        lines[0],
+        format!("{}ALTER TABLE public.orders OWNER TO app;", create("app"))
+    );
+    assert!(
+        lines[1].starts_with(&format!(
+            "{}{}GRANT",
+            create("reporter"),
+            create("\"Odd Role\"")
+        )),
+        "{}",
+        lines[1]
+    );
+    assert_eq!(lines[2], "REVOKE ALL ON SCHEMA public FROM PUBLIC;");
+    assert_eq!(lines[3], "ALTER SCHEMA s OWNER TO app;", "created once");
+    assert!(lines[4].starts_with(&create("etl")), "{}", lines[4]);
+    assert_eq!(lines[6], "x OWNER TO nobody;", "COPY data is data");
+    assert_eq!(f.statements, 6, "the dump's own statements");
+    // A cluster dump creates its roles itself: nothing added.
+    let (out, _, _) = run_with(dump, false);
+    assert_eq!(out, dump);
 }
 
 proptest! {
