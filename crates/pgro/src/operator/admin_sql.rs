@@ -100,6 +100,8 @@ pub struct InstanceReport {
     pub data_time: Option<String>,
     /// `wal_replayed` (`{segments, bytes, seconds}`) of a WAL-archive restore.
     pub wal_replayed: Option<serde_json::Value>,
+    /// `dump_replayed` of a logical restore.
+    pub dump_replayed: Option<serde_json::Value>,
 }
 
 /// `_pgro.restore_info`'s fixes and source state, or `None` while the instance cannot be reached.
@@ -120,19 +122,24 @@ pub async fn read_fixes(
     let row = client
         .query_one(
             "SELECT fixes::text, to_jsonb(r) ->> 'source_state', to_jsonb(r) ->> 'data_time', \
-             (to_jsonb(r) -> 'wal_replayed')::text FROM _pgro.restore_info r",
+             (to_jsonb(r) -> 'wal_replayed')::text, (to_jsonb(r) -> 'dump_replayed')::text \
+             FROM _pgro.restore_info r",
             &[],
         )
         .await
         .map_err(pg_error(restore))?;
     let text: String = row.get(0);
     let wal: Option<String> = row.get(3);
+    let dump: Option<String> = row.get(4);
     Ok(Some(InstanceReport {
         fixes: serde_json::from_str(&text).ok(),
         source_state: row.get(1),
         data_time: row.get(2),
         wal_replayed: wal
             .and_then(|w| serde_json::from_str(&w).ok())
+            .filter(|v: &serde_json::Value| !v.is_null()),
+        dump_replayed: dump
+            .and_then(|d| serde_json::from_str(&d).ok())
             .filter(|v: &serde_json::Value| !v.is_null()),
     }))
 }

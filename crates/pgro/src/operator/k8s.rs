@@ -111,10 +111,29 @@ pub async fn newest_termination_message(
     job: &str,
     container: &str,
 ) -> Result<Option<String>> {
+    newest_termination_message_of(
+        client,
+        ns,
+        &format!("batch.kubernetes.io/job-name={job}"),
+        container,
+    )
+    .await
+}
+
+/// The termination message of `container` in the newest pod matching the label `selector` that has one
+/// (current or last state).
+///
+/// # Errors
+///
+/// Listing the pods fails.
+pub async fn newest_termination_message_of(
+    client: &kube::Client,
+    ns: &str,
+    selector: &str,
+    container: &str,
+) -> Result<Option<String>> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
-    let list = pods
-        .list(&ListParams::default().labels(&format!("batch.kubernetes.io/job-name={job}")))
-        .await?;
+    let list = pods.list(&ListParams::default().labels(selector)).await?;
     let newest = list
         .items
         .iter()

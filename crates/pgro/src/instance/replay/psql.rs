@@ -50,6 +50,7 @@ pub(super) async fn replay(
     tablespaces: &Path,
     conn: &Conn<'_>,
     client: &tokio_postgres::Client,
+    nss: &[(String, String)],
 ) -> Result<pgro_api::DumpReplayed, RestoreFailure> {
     let started = Instant::now();
     let dump = crate::logical::dump::open(&l.source, &l.snapshot)
@@ -84,11 +85,19 @@ pub(super) async fn replay(
     tracing::info!(
         snapshot = %dump.snapshot.id,
         kind = ?header.kind,
+        dumped_by = header.dumped_by.as_deref().unwrap_or("?"),
         database = %database,
         bytes = dump.file.size,
         "replaying the dump"
     );
-    let mut child = tokio::process::Command::new("psql")
+    // The server's own psql (same directory): as new as the image's PostgreSQL, which the major choice
+    // made at least as new as the dump's pg_dump (it understands `\restrict`).
+    let path = std::env::var("PATH").unwrap_or_default();
+    let psql = super::super::binaries::find_on_path("postgres", &path)
+        .and_then(|p| p.parent().map(|d| d.join("psql")))
+        .filter(|p| p.is_file())
+        .unwrap_or_else(|| "psql".into());
+    let mut child = tokio::process::Command::new(&psql)
         .args(["-X", "-q", "-v", "ON_ERROR_STOP=0", "-h"])
         .arg(conn.socket_dir)
         .args([
@@ -102,6 +111,7 @@ pub(super) async fn replay(
             "-",
         ])
         .env("PGAPPNAME", "pgro-replay")
+        .envs(nss.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

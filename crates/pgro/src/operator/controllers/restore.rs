@@ -20,7 +20,8 @@ use super::super::caches;
 use super::super::context::Context;
 use super::super::error::{Error, Result};
 use super::super::k8s::{
-    apply_new, apply_status, create_if_absent, newest_termination_message, publish,
+    apply_new, apply_status, create_if_absent, newest_termination_message,
+    newest_termination_message_of, publish,
 };
 use super::super::metrics::{ControllerLabels, ReasonLabels};
 use super::super::naming;
@@ -204,7 +205,29 @@ async fn reconcile_inner(restore: &PostgresPhysicalRestore, ctx: &Context) -> Re
         .as_ref()
         .and_then(|r| r.wal_replayed.clone())
         .and_then(|v| serde_json::from_value(v).ok());
+    let dump_replayed = report
+        .as_ref()
+        .and_then(|r| r.dump_replayed.clone())
+        .and_then(|v| serde_json::from_value(v).ok());
     let source_state = report.and_then(|r| r.source_state);
+    // A logical restore's instance reports a failed replay in its termination message.
+    let logical = restore
+        .spec
+        .source
+        .as_ref()
+        .is_some_and(|s| s.restic.is_some());
+    let instance_failure = if logical && deployment.as_ref().is_some_and(|d| !d.ready) {
+        let selector = specs::postgres_selector(&name)
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        newest_termination_message_of(&ctx.client, &ns, &selector, "postgres")
+            .await?
+            .and_then(|m| serde_json::from_str::<crate::restore::RestoreFailure>(m.trim()).ok())
+    } else {
+        None
+    };
     let snapshot_bytes = quantity::to_bytes(&restore.spec.snapshot_size).unwrap_or(0);
     let observed = Observed {
         restore,
@@ -218,6 +241,8 @@ async fn reconcile_inner(restore: &PostgresPhysicalRestore, ctx: &Context) -> Re
         source_state,
         data_time,
         wal_replayed,
+        dump_replayed,
+        instance_failure,
     };
     let plan = plan::decide(&observed, Timestamp::now());
 

@@ -487,6 +487,8 @@ pub fn postgres_deployment(i: &RestoreInputs<'_>) -> Result<Deployment, BuildErr
             }
             let target = source_mounts::recovery_target(i.restore.spec.recovery.as_ref());
             args.extend(["--recovery-target".into(), target.into()]);
+            // A logical replay that fails says why here (read by the restore controller).
+            args.extend(["--termination-log".into(), "/dev/termination-log".into()]);
             Some(m)
         }
         None => None,

@@ -2,7 +2,9 @@
 //! the `spec.source` object as a file through the downward API (from a pod annotation: no extra object, no
 //! RBAC), and the source's Secret keys read-only as files — never as environment variables or arguments.
 //! A pgBackRest source's one Secret is a directory of its keys; a barman-cloud source's referenced keys
-//! are projected as `<secret>/<key>`, only those keys, from as many Secrets as it names.
+//! are projected as `<secret>/<key>`, only those keys, from as many Secrets as it names; a restic source's
+//! Secrets (storage, and the encryption Secret holding `RESTIC_PASSWORD`) are each a directory
+//! `<secret>/` of their keys (restic's variable names are not known in advance, so no key is listed).
 
 use std::collections::BTreeMap;
 
@@ -11,7 +13,9 @@ use k8s_openapi::api::core::v1::{
     PersistentVolumeClaimVolumeSource, ProjectedVolumeSource, SecretProjection, SecretVolumeSource,
     Volume, VolumeMount, VolumeProjection,
 };
-use pgro_api::{BarmanCloudSource, PgbackrestSource, Recovery, RecoveryTarget, Source};
+use pgro_api::{
+    BarmanCloudSource, PgbackrestSource, Recovery, RecoveryTarget, ResticSource, Source,
+};
 
 use super::BuildError;
 
@@ -37,7 +41,7 @@ pub struct SourceMounts {
     pub secret_dir: Option<&'static str>,
 }
 
-/// The mounts of a restore's source when it has a WAL archive (pgBackRest, barman-cloud); `None` for
+/// The mounts of a restore's source when it is not Kopia (pgBackRest, barman-cloud, restic); `None` for
 /// Kopia.
 ///
 /// # Errors
@@ -52,6 +56,9 @@ pub fn archive_source_mounts(source: Option<&Source>) -> Result<Option<SourceMou
             barman_cloud: Some(b),
             ..
         }) => barman_mounts(b).map(Some),
+        Some(Source {
+            restic: Some(r), ..
+        }) => restic_mounts(r).map(Some),
         _ => Ok(None),
     }
 }
@@ -131,6 +138,33 @@ pub fn barman_mounts(b: &BarmanCloudSource) -> Result<SourceMounts, BuildError> 
         });
         m.mounts
             .push(mount("source-secret", SOURCE_SECRET_DIR, None));
+        m.secret_dir = Some(SOURCE_SECRET_DIR);
+    }
+    Ok(m)
+}
+
+/// The mounts of a restic source: each Secret whole as `<secret>/`.
+///
+/// # Errors
+/// The source cannot be serialised (never for a valid object).
+pub fn restic_mounts(r: &ResticSource) -> Result<SourceMounts, BuildError> {
+    let mut m = source_file(&Source {
+        restic: Some(r.clone()),
+        ..Source::default()
+    })?;
+    for (i, name) in r.secret_names().into_iter().enumerate() {
+        let volume = format!("source-secret-{i}");
+        m.volumes.push(Volume {
+            name: volume.clone(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(name.to_owned()),
+                default_mode: Some(0o440),
+                ..SecretVolumeSource::default()
+            }),
+            ..Volume::default()
+        });
+        m.mounts
+            .push(mount(&volume, &format!("{SOURCE_SECRET_DIR}/{name}"), None));
         m.secret_dir = Some(SOURCE_SECRET_DIR);
     }
     Ok(m)

@@ -723,16 +723,23 @@ pub fn decide(o: &Observed<'_>, now: Timestamp) -> Plan {
             opened(&mut c);
             match latest {
                 Some(s) => {
-                    let what = if kopia {
-                        format!(
-                            "snapshot {} of {}@{}:{} taken {} ({} bytes)",
-                            s.id, s.user_name, s.host, s.path, s.start_time, s.total_size
-                        )
-                    } else {
-                        format!(
+                    let what = match spec.effective_source() {
+                        Some(SourceRef::Pgbackrest(_)) => format!(
                             "{} backup {} of stanza {} at {}, ended {} ({} bytes)",
                             s.description, s.id, s.host, s.path, s.start_time, s.total_size
-                        )
+                        ),
+                        Some(SourceRef::BarmanCloud(_)) => format!(
+                            "backup {} of server {} at {}, ended {} ({} bytes)",
+                            s.id, s.host, s.path, s.start_time, s.total_size
+                        ),
+                        Some(SourceRef::Restic(_)) => format!(
+                            "dump snapshot {} of host {} ({}), taken {} ({} bytes)",
+                            s.id, s.host, s.path, s.start_time, s.total_size
+                        ),
+                        _ => format!(
+                            "snapshot {} of {}@{}:{} taken {} ({} bytes)",
+                            s.id, s.user_name, s.host, s.path, s.start_time, s.total_size
+                        ),
                     };
                     c.cond(
                         types::SNAPSHOT_AVAILABLE,

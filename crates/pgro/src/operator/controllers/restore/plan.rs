@@ -150,6 +150,11 @@ pub struct Observed<'a> {
     pub data_time: Option<Timestamp>,
     /// `_pgro.restore_info.wal_replayed` (WAL-archive restores), read with the fixes.
     pub wal_replayed: Option<pgro_api::WalReplayed>,
+    /// `_pgro.restore_info.dump_replayed` (logical restores), read with the fixes.
+    pub dump_replayed: Option<pgro_api::DumpReplayed>,
+    /// Why the instance of a logical restore stopped before serving (its termination message), read
+    /// while it is not ready.
+    pub instance_failure: Option<RestoreFailure>,
 }
 
 /// `status.source`: the kind of source the restore was created from (`kopia` when it names none, as a
@@ -187,6 +192,52 @@ pub struct Plan {
     pub requeue: Option<Duration>,
     /// Events about this restore (recorded after the status that holds their cause).
     pub events: Vec<EventSpec>,
+}
+
+/// `status.dumpReplayed`, the `DumpReplayed` condition, and a Warning when statements failed (the copy
+/// serves anyway: `failOnErrors: false`).
+fn dump_replayed(
+    status: &mut PostgresPhysicalRestoreStatus,
+    d: &pgro_api::DumpReplayed,
+    events: &mut Vec<EventSpec>,
+    generation: Option<i64>,
+    now: &Time,
+) {
+    status.dump_replayed = Some(d.clone());
+    let clean = d.failed == 0;
+    let message = if clean {
+        format!("all {} statements of the dump ran", d.statements)
+    } else {
+        format!(
+            "{} of {} statements of the dump failed; the copy serves without them (failOnErrors: false): {}",
+            d.failed,
+            d.statements,
+            d.first_errors.join("; ")
+        )
+    };
+    if !clean {
+        events.push(EventSpec {
+            warning: true,
+            reason: event_reasons::DUMP_STATEMENTS_FAILED,
+            note: crate::restore::truncate(&message, 1000),
+            restore: None,
+        });
+    }
+    conditions::set(
+        &mut status.conditions,
+        Cond {
+            type_: types::DUMP_REPLAYED,
+            status: clean,
+            reason: if clean {
+                reasons::ALL_STATEMENTS_RAN
+            } else {
+                reasons::STATEMENTS_FAILED
+            },
+            message,
+        },
+        generation,
+        now,
+    );
 }
 
 fn failed_reason(
@@ -327,10 +378,21 @@ pub fn decide(o: &Observed<'_>, now: Timestamp) -> Plan {
                         type_: types::RESTORED,
                         status: true,
                         reason: reasons::RESTORE_JOB_COMPLETED,
-                        message: format!(
-                            "restored {} files ({} bytes) of PostgreSQL {} in {:.0}s",
-                            result.files, result.bytes, result.postgres_version, result.seconds
-                        ),
+                        message: match &result.dump {
+                            Some(d) => format!(
+                                "found a {} dump of {} bytes; PostgreSQL {} replays it",
+                                match d.kind {
+                                    crate::logical::header::DumpKind::Cluster => "pg_dumpall",
+                                    crate::logical::header::DumpKind::Database => "pg_dump",
+                                },
+                                result.bytes,
+                                result.postgres_version
+                            ),
+                            None => format!(
+                                "restored {} files ({} bytes) of PostgreSQL {} in {:.0}s",
+                                result.files, result.bytes, result.postgres_version, result.seconds
+                            ),
+                        },
                     },
                     generation,
                     &now_t,
@@ -383,6 +445,14 @@ pub fn decide(o: &Observed<'_>, now: Timestamp) -> Plan {
         plan.patch_live = Some(o.desired_live.clone());
     }
     let ready = o.deployment.as_ref().is_some_and(|d| d.ready);
+    // A logical replay that failed stops its instance for good: fail now, not at the ready timeout.
+    if let Some(f) = o.instance_failure.as_ref().filter(|_| !ready)
+        && matches!(phase, RestorePhase::Pending | RestorePhase::Restoring)
+    {
+        fail(&mut status, &f.error, f.message.clone());
+        plan.status = status;
+        return plan;
+    }
     // When the instance last stopped being ready (kept across passes by the condition's transition time).
     let unready_since = conditions::get(&status.conditions, types::READY)
         .filter(|c| c.status == "False")
@@ -428,6 +498,9 @@ pub fn decide(o: &Observed<'_>, now: Timestamp) -> Plan {
             .map(ts)
             .or_else(|| o.restore.spec.snapshot_time.clone());
         status.wal_replayed.clone_from(&o.wal_replayed);
+        if let Some(d) = &o.dump_replayed {
+            dump_replayed(&mut status, d, &mut plan.events, generation, &now_t);
+        }
     }
     // S5: an instance that is not ready fails after the ready timeout, counted from `since`.
     let within = humantime::format_duration(o.ready_timeout);

@@ -288,3 +288,101 @@ s3Credentials:
     // Kopia has no WAL archive: nothing to mount.
     assert_eq!(archive_source_mounts(None).expect("none"), None);
 }
+
+#[test]
+fn a_restic_source_mounts_each_secret_whole_and_the_pod_reports_replay_failures() {
+    let source = "restic:
+      repository: s3:http://minio.storage:9000/kubestash/demo/postgres/repository/v1/frequent-backup/dump
+      secretRef: {name: storage-creds}
+      encryptionSecret: {name: encryption-secret}";
+    let rep: PostgresPhysicalReplica = from_yaml(&format!(
+        "apiVersion: pgro.bes.au/v1alpha1
+kind: PostgresPhysicalReplica
+metadata: {{name: test, namespace: ns, uid: 0a1b2c3d-0000-4000-8000-000000000001}}
+spec:
+  schedule: '0 */6 * * *'
+  source:
+    {source}
+"
+    ))
+    .expect("replica");
+    let mut r: PostgresPhysicalRestore = from_yaml(&format!(
+        "apiVersion: pgro.bes.au/v1alpha1
+kind: PostgresPhysicalRestore
+metadata: {{name: test-20261206-100000, namespace: ns, uid: 0a1b2c3d-0000-4000-8000-000000000002}}
+spec:
+  replica: {{name: test}}
+  snapshot: 5d1c0f3a9b7e4d2c8a6f1e0b3c5d7a9e2f4b6c8d0e1a3b5c7d9f0e2a4c6b8d0f
+  snapshotSize: '1073741824'
+  storageSize: 1127Mi
+  source:
+    {source}
+"
+    ))
+    .expect("restore");
+    let settings = Settings::from_args(&SettingsArgs::parse_from(["t"]).a);
+    let inputs = RestoreInputs {
+        restore: &r,
+        replica: &rep,
+        settings: &settings,
+    };
+    let job = restore_job(&inputs).expect("job");
+    let pod = job.spec.expect("spec").template.spec.expect("pod");
+    let c = &pod.containers[0];
+    let mut argv = vec!["pgro".to_owned()];
+    argv.extend(c.args.clone().expect("args"));
+    let Command::Restore(args) = Cli::try_parse_from(&argv).expect("parses").command else {
+        panic!("not a restore")
+    };
+    assert_eq!(
+        args.secret_dir.as_deref(),
+        Some(std::path::Path::new(SOURCE_SECRET_DIR))
+    );
+    let vols = pod.volumes.expect("volumes");
+    let mounts = c.volume_mounts.clone().expect("mounts");
+    for secret in ["storage-creds", "encryption-secret"] {
+        let v = vols
+            .iter()
+            .find(|v| v.secret.as_ref().and_then(|s| s.secret_name.as_deref()) == Some(secret))
+            .unwrap_or_else(|| panic!("{secret} volume"));
+        assert!(
+            v.secret.as_ref().is_some_and(|s| s.items.is_none()),
+            "whole Secret"
+        );
+        let m = mounts.iter().find(|m| m.name == v.name).expect("mounted");
+        assert_eq!(m.mount_path, format!("{SOURCE_SECRET_DIR}/{secret}"));
+        assert_eq!(m.read_only, Some(true));
+    }
+    // The PostgreSQL pod replays from the same source and writes its failure report.
+    r.status = Some(pgro_api::PostgresPhysicalRestoreStatus {
+        postgres_version: Some("16".into()),
+        ..Default::default()
+    });
+    let d = crate::operator::specs::postgres_deployment(&RestoreInputs {
+        restore: &r,
+        replica: &rep,
+        settings: &settings,
+    })
+    .expect("deployment");
+    let pod = d.spec.expect("spec").template.spec.expect("pod");
+    let args = pod.containers[0].args.clone().expect("args");
+    for (flag, value) in [
+        ("--source", SOURCE_FILE),
+        ("--source-secret-dir", SOURCE_SECRET_DIR),
+        ("--termination-log", "/dev/termination-log"),
+    ] {
+        let at = args
+            .iter()
+            .position(|a| a == flag)
+            .unwrap_or_else(|| panic!("{flag}: {args:?}"));
+        assert_eq!(args[at + 1], value);
+    }
+    assert_eq!(
+        args[args
+            .iter()
+            .position(|a| a == "--snapshot-id")
+            .expect("snapshot")
+            + 1],
+        r.spec.snapshot
+    );
+}

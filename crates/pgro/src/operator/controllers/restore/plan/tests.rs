@@ -50,6 +50,8 @@ fn observed(r: &PostgresPhysicalRestore) -> Observed<'_> {
         source_state: None,
         data_time: None,
         wal_replayed: None,
+        dump_replayed: None,
+        instance_failure: None,
     }
 }
 
@@ -415,4 +417,78 @@ fn data_time_and_wal_replayed_are_recorded_with_the_fixes_else_the_snapshot_time
         Some("2026-11-21T10:00:00Z".into())
     );
     assert!(status.wal_replayed.is_none());
+}
+
+#[test]
+fn a_failed_logical_replay_fails_the_restore_with_its_report_before_the_timeout() {
+    let r =
+        restore("{phase: Restoring, postgresVersion: '16', restoredAt: '2026-11-21T10:18:00Z'}");
+    let mut o = running(&r, false);
+    o.instance_failure = Some(RestoreFailure {
+        error: "StatementsFailed".into(),
+        message: "1 of 40 statements of the dump failed: line 54: function f() does not exist"
+            .into(),
+        exit_code: 7,
+    });
+    let p = decide(&o, at(NOW));
+    assert_eq!(p.status.phase, Some(RestorePhase::Failed));
+    let failed = p
+        .status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Failed")
+        .expect("Failed condition");
+    assert_eq!(failed.reason, "StatementsFailed");
+    assert!(failed.message.contains("line 54"), "{}", failed.message);
+    // A ready instance's old termination message (a replay retried after a crash) is not a failure.
+    let mut o = running(&r, true);
+    o.instance_failure = Some(RestoreFailure {
+        error: "StatementsFailed".into(),
+        message: "old".into(),
+        exit_code: 7,
+    });
+    assert_eq!(decide(&o, at(NOW)).status.phase, Some(RestorePhase::Ready));
+}
+
+#[test]
+fn dump_statistics_set_the_dump_replayed_condition_and_warn_when_statements_failed() {
+    let r =
+        restore("{phase: Restoring, postgresVersion: '16', restoredAt: '2026-11-21T10:18:00Z'}");
+    let stats = |failed: u64| pgro_api::DumpReplayed {
+        statements: 40,
+        failed,
+        tolerated: 1,
+        bytes: 1 << 20,
+        seconds: 2.5,
+        first_errors: (0..failed).map(|i| format!("line {i}: boom")).collect(),
+    };
+    for (failed, status, reason, warnings) in [
+        (0, "True", "AllStatementsRan", 0),
+        (2, "False", "StatementsFailed", 1),
+    ] {
+        let mut o = running(&r, true);
+        o.fixes = Some(Vec::new());
+        o.dump_replayed = Some(stats(failed));
+        let p = decide(&o, at(NOW));
+        assert_eq!(
+            p.status.dump_replayed.as_ref().map(|d| d.failed),
+            Some(failed)
+        );
+        let c = p
+            .status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "DumpReplayed")
+            .expect("condition");
+        assert_eq!((c.status.as_str(), c.reason.as_str()), (status, reason));
+        let warned = p
+            .events
+            .iter()
+            .filter(|e| e.warning && e.reason == "DumpStatementsFailed")
+            .count();
+        assert_eq!(warned, warnings);
+        if failed > 0 {
+            assert!(c.message.contains("line 1: boom"), "{}", c.message);
+        }
+    }
 }
