@@ -597,3 +597,58 @@ fn barman_destination_server_and_endpoint_are_checked() {
     let b = &s["properties"]["spec"]["properties"]["source"]["properties"]["barmanCloud"];
     assert_eq!(b["required"], json!(["destinationPath", "serverName"]));
 }
+
+fn restic(fields: Value) -> Value {
+    let mut base = json!({"repository": "s3:http://minio:9000/kubestash/demo/postgres/repository/v1/frequent-backup/dump",
+        "secretRef": {"name": "s3-secret"}});
+    if let (Some(base), Some(extra)) = (base.as_object_mut(), fields.as_object()) {
+        base.extend(extra.clone());
+    }
+    json!({"source": {"restic": base}})
+}
+
+#[test]
+fn kubestash_restic_source_is_admitted_with_restics_url_forms() {
+    let ks: Value = serde_yaml::from_str(include_str!("fixtures/replica-restic.yaml")).expect("yaml");
+    let errors = rejections(&schema::<PostgresPhysicalReplica>(), &ks, None);
+    assert!(errors.is_empty(), "{errors:?}");
+    for url in [
+        "s3:https://s3.eu-west-1.amazonaws.com/bucket/demo/postgres",
+        "s3:s3.amazonaws.com/bucket/demo",
+        "s3:minio.example:9000/bucket",
+        "gs:bucket:/demo/postgres/repository/v1/s/dump",
+        "azure:container:/demo/postgres",
+    ] {
+        assert_source_admitted(restic(json!({"repository": url})));
+    }
+    assert_source_admitted(restic(json!({"fileName": "dir/dump.sql"})));
+}
+
+#[test]
+fn restic_repository_file_name_and_secret_are_checked() {
+    for bad in [
+        "/srv/restic",
+        "local:/srv/restic",
+        "sftp:user@host:/srv",
+        "rest:http://host:8000/",
+        "s3:http://minio:9000",
+        "gs:bucket",
+        "b2:bucket:path",
+    ] {
+        assert_source_rejected(
+            restic(json!({"repository": bad})),
+            "source.restic.repository must be a restic repository URL",
+        );
+    }
+    for bad in ["../etc/passwd", "a/../../b", "/"] {
+        assert_source_rejected(
+            restic(json!({"fileName": bad})),
+            "source.restic.fileName must be a path inside the snapshot",
+        );
+    }
+    let s = schema::<PostgresPhysicalReplica>();
+    let r = &s["properties"]["spec"]["properties"]["source"]["properties"]["restic"];
+    assert_eq!(r["required"], json!(["repository", "secretRef"]));
+    assert_eq!(r["properties"]["fileName"]["default"], json!("dumpfile.sql"));
+    assert_eq!(r["properties"]["failOnErrors"]["default"], json!(true));
+}

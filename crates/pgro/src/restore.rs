@@ -57,8 +57,9 @@ pub struct RestoreArgs {
     /// (e.g. `{"tags":{"area":"postgres"}}`); used with `--snapshot latest`.
     #[arg(long, env = "PGRO_SNAPSHOT_FILTER")]
     pub filter: Option<String>,
-    /// Directory to restore into (the data volume's mount point); not needed with `--stdout`.
-    #[arg(long, env = "PGRO_TARGET", required_unless_present = "stdout")]
+    /// Directory to restore into (the data volume's mount point); required for a physical backup, not for
+    /// a logical dump (restic), whose header and size are reported instead.
+    #[arg(long, env = "PGRO_TARGET")]
     pub target: Option<PathBuf>,
     /// A logical dump (restic source): stream its exact bytes to standard output, every blob verified,
     /// instead of reporting its header.

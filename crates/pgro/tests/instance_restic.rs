@@ -16,6 +16,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod instance_support;
+mod restic_support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -26,88 +27,12 @@ use instance_support::instance::{
 };
 use instance_support::run;
 use pgro_testkit::barman::dump_difference;
-use pgro_testkit::fixtures::{MINIO_SECRET, MINIO_USER, Minio};
-use pgro_testkit::restic::{
-    DumpCmd, DumpSource, PASSWORD, ResticRepo, SOURCE_PASSWORDS, kubestash_path,
-};
+use pgro_testkit::fixtures::Minio;
+use pgro_testkit::restic::{DumpCmd, DumpSource, ResticRepo, SOURCE_PASSWORDS, kubestash_path};
+use restic_support::{BUCKET, Mounts, open_up};
 use pgro_testkit::{Components, skip_unless_ci};
 
 const EXIT_REPLAY: i32 = 7;
-const BUCKET: &str = "kubestash";
-
-/// What the Job and the pod mount: `source.yaml`, the two Secrets as `<secret>/<key>`, and `pgro`, all
-/// readable by the PostgreSQL user.
-struct Mounts {
-    source: PathBuf,
-    secrets: PathBuf,
-    bin: PathBuf,
-}
-
-fn open_up(p: &Path, mode: u32) {
-    std::fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(mode)).unwrap();
-}
-
-impl Mounts {
-    fn at(dir: &Path, minio: &Minio, path: &str, fail_on_errors: bool) -> Self {
-        let secrets = dir.join("secret");
-        for (secret, key, value) in [
-            ("storage", "AWS_ACCESS_KEY_ID", MINIO_USER),
-            ("storage", "AWS_SECRET_ACCESS_KEY", MINIO_SECRET),
-            ("encryption", "RESTIC_PASSWORD", PASSWORD),
-        ] {
-            let d = secrets.join(secret);
-            std::fs::create_dir_all(&d).unwrap();
-            open_up(&d, 0o755);
-            std::fs::write(d.join(key), value).unwrap();
-            open_up(&d.join(key), 0o644);
-        }
-        open_up(&secrets, 0o755);
-        let source = dir.join("source.yaml");
-        std::fs::write(
-            &source,
-            format!(
-                "restic:
-  repository: s3:http://{}/{BUCKET}/{path}
-  secretRef: {{name: storage}}
-  encryptionSecret: {{name: encryption}}
-  failOnErrors: {fail_on_errors}
-",
-                minio.endpoint()
-            ),
-        )
-        .unwrap();
-        open_up(&source, 0o644);
-        let bin = dir.join("pgro");
-        std::fs::copy(env!("CARGO_BIN_EXE_pgro"), &bin).unwrap();
-        open_up(dir, 0o755);
-        Self {
-            source,
-            secrets,
-            bin,
-        }
-    }
-
-    fn pgro(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(&self.bin);
-        c.args(args)
-            .arg("--source")
-            .arg(&self.source)
-            .arg("--secret-dir")
-            .arg(&self.secrets);
-        c
-    }
-
-    fn instance_args(&self, termination: &Path) -> Vec<std::ffi::OsString> {
-        vec![
-            "--source".into(),
-            self.source.clone().into(),
-            "--source-secret-dir".into(),
-            self.secrets.clone().into(),
-            "--termination-log".into(),
-            termination.into(),
-        ]
-    }
-}
 
 /// Starts the instance on a fresh volume `<root>/<name>/vol`.
 fn start(e: &Env, root: &Path, name: &str, m: &Mounts, snapshot: &str) -> (Instance, PathBuf) {
