@@ -609,7 +609,8 @@ fn restic(fields: Value) -> Value {
 
 #[test]
 fn kubestash_restic_source_is_admitted_with_restics_url_forms() {
-    let ks: Value = serde_yaml::from_str(include_str!("fixtures/replica-restic.yaml")).expect("yaml");
+    let ks: Value =
+        serde_yaml::from_str(include_str!("fixtures/replica-restic.yaml")).expect("yaml");
     let errors = rejections(&schema::<PostgresPhysicalReplica>(), &ks, None);
     assert!(errors.is_empty(), "{errors:?}");
     for url in [
@@ -649,6 +650,9 @@ fn restic_repository_file_name_and_secret_are_checked() {
     let s = schema::<PostgresPhysicalReplica>();
     let r = &s["properties"]["spec"]["properties"]["source"]["properties"]["restic"];
     assert_eq!(r["required"], json!(["repository", "secretRef"]));
-    assert_eq!(r["properties"]["fileName"]["default"], json!("dumpfile.sql"));
+    assert_eq!(
+        r["properties"]["fileName"]["default"],
+        json!("dumpfile.sql")
+    );
     assert_eq!(r["properties"]["failOnErrors"]["default"], json!(true));
 }

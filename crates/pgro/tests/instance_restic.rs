@@ -29,8 +29,8 @@ use instance_support::run;
 use pgro_testkit::barman::dump_difference;
 use pgro_testkit::fixtures::Minio;
 use pgro_testkit::restic::{DumpCmd, DumpSource, ResticRepo, SOURCE_PASSWORDS, kubestash_path};
-use restic_support::{BUCKET, Mounts, open_up};
 use pgro_testkit::{Components, skip_unless_ci};
+use restic_support::{BUCKET, Mounts, open_up};
 
 const EXIT_REPLAY: i32 = 7;
 

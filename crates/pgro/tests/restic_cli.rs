@@ -54,8 +54,12 @@ async fn list_stream_and_header_of_a_kubestash_repository_in_minio() {
     repo.init(2).unwrap();
     let first = dump(16, 3 << 20, 1);
     let second = dump(17, 5 << 20, 2);
-    let id1 = repo.backup_bytes(&first, DUMP_FILE, KUBESTASH_HOST, "auto").unwrap();
-    let id2 = repo.backup_bytes(&second, DUMP_FILE, KUBESTASH_HOST, "auto").unwrap();
+    let id1 = repo
+        .backup_bytes(&first, DUMP_FILE, KUBESTASH_HOST, "auto")
+        .unwrap();
+    let id2 = repo
+        .backup_bytes(&second, DUMP_FILE, KUBESTASH_HOST, "auto")
+        .unwrap();
     let m = Mounts::at(&root.path().join("cfg"), &minio, &path, true);
 
     let out = m.pgro(&["backups", "list", "--json"]).output().unwrap();
@@ -78,8 +82,14 @@ async fn list_stream_and_header_of_a_kubestash_repository_in_minio() {
             .output()
             .unwrap();
         assert!(out.status.success(), "{}", stderr(&out));
-        assert!(out.stdout == *want, "{backup}: the stream differs from the dump");
-        assert!(out.stdout == repo.dump(backup, "/dumpfile.sql").unwrap(), "vs restic dump");
+        assert!(
+            out.stdout == *want,
+            "{backup}: the stream differs from the dump"
+        );
+        assert!(
+            out.stdout == repo.dump(backup, "/dumpfile.sql").unwrap(),
+            "vs restic dump"
+        );
     }
     // Without --stdout: the header and the major the copy runs (nothing restored).
     let out = m
@@ -134,10 +144,19 @@ async fn damaged_data_and_dumps_pgro_cannot_replay_are_told_apart() {
     repo.init(2).unwrap();
     // A custom-format dump (pg_dump -Fc) streams as it is, but is no plain SQL to replay.
     let custom = [b"PGDMP\x01\x10\x00".as_slice(), &dumpish(1 << 20, 3)].concat();
-    let id = repo.backup_bytes(&custom, DUMP_FILE, KUBESTASH_HOST, "off").unwrap();
+    let id = repo
+        .backup_bytes(&custom, DUMP_FILE, KUBESTASH_HOST, "off")
+        .unwrap();
     let m = Mounts::with_repository(&root.path().join("cfg"), &dir.to_string_lossy(), true);
-    let out = m.pgro(&["restore", "--backup", &id, "--stdout"]).output().unwrap();
-    assert!(out.status.success() && out.stdout == custom, "{}", stderr(&out));
+    let out = m
+        .pgro(&["restore", "--backup", &id, "--stdout"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && out.stdout == custom,
+        "{}",
+        stderr(&out)
+    );
     let out = m.pgro(&["restore", "--backup", &id]).output().unwrap();
     assert_eq!(code(&out), 8, "{}", String::from_utf8_lossy(&out.stdout));
     assert!(
@@ -149,9 +168,16 @@ async fn damaged_data_and_dumps_pgro_cannot_replay_are_told_apart() {
     let other = Mounts::with_repository(&root.path().join("cfg2"), &dir.to_string_lossy(), true);
     let yaml = std::fs::read_to_string(&other.source).unwrap();
     std::fs::write(&other.source, format!("{yaml}  fileName: backup.sql\n")).unwrap();
-    let out = other.pgro(&["restore", "--backup", "latest", "--stdout"]).output().unwrap();
+    let out = other
+        .pgro(&["restore", "--backup", "latest", "--stdout"])
+        .output()
+        .unwrap();
     assert_eq!(code(&out), 3, "{}", stderr(&out));
-    assert!(stderr(&out).contains("/dumpfile.sql"), "names the paths it has: {}", stderr(&out));
+    assert!(
+        stderr(&out).contains("/dumpfile.sql"),
+        "names the paths it has: {}",
+        stderr(&out)
+    );
     // One flipped byte in a pack: exit 5, naming the pack.
     let data = dir.join("data");
     for sub in std::fs::read_dir(&data).unwrap().flatten() {
@@ -165,7 +191,10 @@ async fn damaged_data_and_dumps_pgro_cannot_replay_are_told_apart() {
             std::fs::write(&p, b).unwrap();
         }
     }
-    let out = m.pgro(&["restore", "--backup", &id, "--stdout"]).output().unwrap();
+    let out = m
+        .pgro(&["restore", "--backup", &id, "--stdout"])
+        .output()
+        .unwrap();
     assert_eq!(code(&out), 5, "{}", stderr(&out));
     assert!(stderr(&out).contains("data/"), "{}", stderr(&out));
 }

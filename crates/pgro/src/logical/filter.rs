@@ -8,6 +8,10 @@
 //! * for a single-database dump (`pg_dump`, which carries no roles), create each role it names as an owner
 //!   or grantee first — `NOLOGIN`, no password — so ownership and grants replay as in production instead of
 //!   failing with "role does not exist";
+//! * pass on only the psql meta-commands pg_dump writes (`\\connect`, `\\restrict`, `\\unrestrict`): any
+//!   other (`\\!`, `\\o`, `\\copy … to`, `\\i`, …) could run a program or write outside the volume, so it is
+//!   cut from its line and reported as a failed statement — the protection `\\restrict` gives new dumps,
+//!   for every dump;
 //! * count the statements sent.
 //!
 //! Lines keep their numbers (a rewrite stays on its line), so psql's `<stdin>:N` in an error is the dump's
@@ -50,6 +54,10 @@ pub struct Filter {
     pub statements: u64,
     /// Password clauses removed.
     pub passwords_removed: u64,
+    /// Meta-commands refused: (line number, the command's first word).
+    pub refused: Vec<(u64, String)>,
+    /// Lines seen.
+    line_no: u64,
 }
 
 impl Filter {
@@ -66,12 +74,15 @@ impl Filter {
             roles: create_roles.then(Vec::new),
             statements: 0,
             passwords_removed: 0,
+            refused: Vec::new(),
+            line_no: 0,
         }
     }
 
     /// Filters one line (with its `\n`, if any) into `out`; a tablespace directory to create first, if
     /// the line needs one.
     pub fn line(&mut self, line: &[u8], out: &mut Vec<u8>) -> Option<NewTablespace> {
+        self.line_no += 1;
         if self.in_copy {
             let body = line.strip_suffix(b"\n").unwrap_or(line);
             if body.strip_suffix(b"\r").unwrap_or(body) == b"\\." {
@@ -84,8 +95,9 @@ impl Filter {
         let text = String::from_utf8_lossy(line);
         let trimmed = text.trim_start();
         if starts_statement && trimmed.starts_with('\\') {
-            // A psql meta-command (`\connect`, `\restrict`): a line of its own.
-            out.extend_from_slice(line);
+            // A psql meta-command on a line of its own.
+            let at = line.len() - trimmed.len();
+            self.meta_command(line, at, out);
             return None;
         }
         let mut created = None;
@@ -129,8 +141,13 @@ impl Filter {
         };
         let bytes = rewritten.as_ref().map_or(line, String::as_bytes);
         let before = self.statements;
-        self.lex_line(bytes);
+        let meta = self.lex_line(bytes);
         self.statements -= extra_statements.min(self.statements - before);
+        if let Some(at) = meta {
+            // psql takes a backslash outside quotes anywhere in a line for a meta-command.
+            self.meta_command(bytes, at, out);
+            return created;
+        }
         if starts_statement
             && self.at_start
             && self.lex == Lex::Normal
@@ -188,15 +205,38 @@ impl Filter {
         }
     }
 
-    /// Advances the lexer over one line, counting the statements it ends.
-    fn lex_line(&mut self, b: &[u8]) {
+    /// Passes `line` on if its meta-command (from byte `at`) is one pg_dump writes; otherwise only what
+    /// comes before it, and the refusal is recorded.
+    fn meta_command(&mut self, line: &[u8], at: usize, out: &mut Vec<u8>) {
+        let cmd: String = String::from_utf8_lossy(&line[at..])
+            .split(|c: char| c.is_whitespace())
+            .next()
+            .unwrap_or_default()
+            .chars()
+            .take(40)
+            .collect();
+        if matches!(
+            cmd.as_str(),
+            "\\connect" | "\\c" | "\\restrict" | "\\unrestrict"
+        ) {
+            out.extend_from_slice(line);
+            return;
+        }
+        self.refused.push((self.line_no, cmd));
+        out.extend_from_slice(&line[..at]);
+        out.push(b'\n');
+    }
+
+    /// Advances the lexer over one line, counting the statements it ends; the offset of a backslash
+    /// outside quotes and comments (a psql meta-command), where lexing stops.
+    fn lex_line(&mut self, b: &[u8]) -> Option<usize> {
         let mut i = 0;
         while i < b.len() {
             let c = b[i];
             let next = b.get(i + 1).copied();
             match &mut self.lex {
                 Lex::Normal => match c {
-                    b'-' if next == Some(b'-') => return,
+                    b'-' if next == Some(b'-') => return None,
                     b'/' if next == Some(b'*') => {
                         self.lex = Lex::Block(1);
                         i += 1;
@@ -223,6 +263,7 @@ impl Filter {
                         self.statements += 1;
                         self.at_start = true;
                     }
+                    b'\\' => return Some(i),
                     c if c.is_ascii_whitespace() => {}
                     _ => self.at_start = false,
                 },
@@ -259,6 +300,7 @@ impl Filter {
             }
             i += 1;
         }
+        None
     }
 }
 

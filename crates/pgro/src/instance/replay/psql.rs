@@ -234,13 +234,27 @@ pub(super) async fn replay(
             ),
         ));
     }
+    // Refused meta-commands count as failed statements, in line order with psql's failures.
+    let mut first: Vec<(u64, String)> = filter
+        .refused
+        .iter()
+        .map(|(n, cmd)| {
+            (
+                *n,
+                format!("line {n}: psql meta-command {cmd} refused (a dump may only use \\connect, \\restrict and \\unrestrict)"),
+            )
+        })
+        .chain(errors.first.iter().map(|e| (line_of(e), e.clone())))
+        .collect();
+    first.sort_by_key(|(n, _)| *n);
+    first.truncate(crate::logical::psql_errors::KEEP);
     let replayed = pgro_api::DumpReplayed {
         statements: filter.statements,
-        failed: errors.failed,
+        failed: errors.failed + filter.refused.len() as u64,
         tolerated: errors.tolerated,
         bytes,
         seconds: started.elapsed().as_secs_f64(),
-        first_errors: errors.first,
+        first_errors: first.into_iter().map(|(_, e)| e).collect(),
     };
     tracing::info!(
         statements = replayed.statements,
@@ -252,6 +266,15 @@ pub(super) async fn replay(
         "dump replayed"
     );
     Ok(replayed)
+}
+
+/// The line number of a kept failure (`line N: …`).
+fn line_of(entry: &str) -> u64 {
+    entry
+        .strip_prefix("line ")
+        .and_then(|r| r.split(':').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(u64::MAX)
 }
 
 /// Writes what the filter gathered; psql gone is reported by the caller from its status and stderr.

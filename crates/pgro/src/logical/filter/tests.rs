@@ -140,6 +140,42 @@ fn a_single_database_dump_gets_the_roles_it_names_once_without_login() {
     assert_eq!(out, dump);
 }
 
+#[test]
+fn only_the_meta_commands_pg_dump_writes_reach_psql() {
+    let dump = concat!(
+        "\\restrict abc\n",
+        "\\connect demo\n",
+        "\\! rm -rf /\n",
+        "SELECT 1; \\o /etc/passwd\n",
+        "SELECT 'not \\! a command', $x$ \\! nor this $x$;\n",
+        "-- \\! in a comment\n",
+        "\\copy t to program 'sh'\n",
+        "\\unrestrict abc\n",
+    );
+    let (out, f, _) = run(dump);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "\\restrict abc");
+    assert_eq!(lines[1], "\\connect demo");
+    assert_eq!(lines[2], "", "refused, the line kept empty");
+    assert_eq!(lines[3], "SELECT 1; ", "the SQL before it stays");
+    assert_eq!(
+        lines[4],
+        "SELECT 'not \\! a command', $x$ \\! nor this $x$;"
+    );
+    assert_eq!(lines[5], "-- \\! in a comment");
+    assert_eq!(lines[6], "");
+    assert_eq!(lines[7], "\\unrestrict abc");
+    assert_eq!(out.lines().count(), dump.lines().count());
+    assert_eq!(
+        f.refused,
+        vec![
+            (3, "\\!".to_owned()),
+            (4, "\\o".to_owned()),
+            (7, "\\copy".to_owned())
+        ]
+    );
+}
+
 proptest! {
     #[test]
     fn any_input_keeps_its_line_count_and_never_panics(lines in proptest::collection::vec("[ -~]{0,40}", 0..30)) {
