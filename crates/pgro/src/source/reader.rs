@@ -303,3 +303,37 @@ pub fn restic_backup(s: &restic::Snapshot, url: &str) -> SnapshotInfo {
         total_size: s.bytes.unwrap_or(0),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_restic_snapshot_is_matched_by_host_path_and_tags() {
+        let t: jiff::Timestamp = "2026-12-06T04:00:00Z".parse().expect("time");
+        let s = restic::Snapshot {
+            id: restic::Id([7; 32]),
+            time: t,
+            end: t,
+            hostname: "host-0".into(),
+            username: "root".into(),
+            paths: vec!["/dumpfile.sql".into()],
+            tags: vec!["env:prod".into(), "team=data".into(), "nightly".into()],
+            bytes: Some(123),
+            tree: restic::Id([8; 32]),
+        };
+        let info = restic_backup(&s, "s3:http://minio/b/p");
+        assert_eq!(info.id, "07".repeat(32));
+        assert_eq!((info.host.as_str(), info.path.as_str()), ("host-0", "/dumpfile.sql"));
+        assert_eq!(info.total_size, 123);
+        let filter = |yaml: &str| {
+            let f: pgro_api::SnapshotFilter = serde_yaml::from_str(yaml).expect("filter");
+            crate::operator::snapshots::CompiledFilter::new(Some(&f))
+                .expect("compiles")
+                .matches(&info)
+        };
+        assert!(filter("{hostPattern: host-0, pathPattern: /dumpfile.sql, tags: {env: prod, team: data, nightly: ''}}"));
+        assert!(!filter("{hostPattern: host-1}"));
+        assert!(!filter("{tags: {env: staging}}"));
+    }
+}
