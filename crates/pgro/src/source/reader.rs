@@ -324,7 +324,10 @@ mod tests {
         };
         let info = restic_backup(&s, "s3:http://minio/b/p");
         assert_eq!(info.id, "07".repeat(32));
-        assert_eq!((info.host.as_str(), info.path.as_str()), ("host-0", "/dumpfile.sql"));
+        assert_eq!(
+            (info.host.as_str(), info.path.as_str()),
+            ("host-0", "/dumpfile.sql")
+        );
         assert_eq!(info.total_size, 123);
         let filter = |yaml: &str| {
             let f: pgro_api::SnapshotFilter = serde_yaml::from_str(yaml).expect("filter");
@@ -332,7 +335,9 @@ mod tests {
                 .expect("compiles")
                 .matches(&info)
         };
-        assert!(filter("{hostPattern: host-0, pathPattern: /dumpfile.sql, tags: {env: prod, team: data, nightly: ''}}"));
+        assert!(filter(
+            "{hostPattern: host-0, pathPattern: /dumpfile.sql, tags: {env: prod, team: data, nightly: ''}}"
+        ));
         assert!(!filter("{hostPattern: host-1}"));
         assert!(!filter("{tags: {env: staging}}"));
     }
