@@ -92,7 +92,8 @@ impl Filter {
             return None;
         }
         let starts_statement = self.lex == Lex::Normal && self.at_start;
-        let text = String::from_utf8_lossy(line);
+        // Byte for char (Latin-1): lossless for any encoding a dump is in, and every pattern is ASCII.
+        let text: String = line.iter().map(|&b| char::from(b)).collect();
         let trimmed = text.trim_start();
         if starts_statement && trimmed.starts_with('\\') {
             // A psql meta-command on a line of its own.
@@ -139,7 +140,8 @@ impl Filter {
         } else {
             None
         };
-        let bytes = rewritten.as_ref().map_or(line, String::as_bytes);
+        let rewritten: Option<Vec<u8>> = rewritten.map(|r| r.chars().map(byte_of).collect());
+        let bytes = rewritten.as_deref().unwrap_or(line);
         let before = self.statements;
         let meta = self.lex_line(bytes);
         self.statements -= extra_statements.min(self.statements - before);
@@ -302,6 +304,11 @@ impl Filter {
         }
         None
     }
+}
+
+/// The byte a char of the Latin-1 view stands for (anything pgro adds is ASCII).
+fn byte_of(c: char) -> u8 {
+    u8::try_from(u32::from(c)).unwrap_or(b'?')
 }
 
 fn is_ident(c: u8) -> bool {

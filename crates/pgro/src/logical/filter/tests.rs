@@ -176,6 +176,28 @@ fn only_the_meta_commands_pg_dump_writes_reach_psql() {
     );
 }
 
+#[test]
+fn rewrites_keep_every_other_byte_whatever_the_encoding() {
+    // A UTF-8 role name and a Latin-1 one (a SQL_ASCII or LATIN1 dump): only the password goes.
+    let mut dump = "ALTER ROLE \"jos\u{e9}\" WITH LOGIN PASSWORD 'md5aa';\n"
+        .as_bytes()
+        .to_vec();
+    dump.extend_from_slice(b"ALTER ROLE \"jos\xe9\" WITH LOGIN PASSWORD 'md5bb';\n");
+    dump.extend_from_slice(b"CREATE TABLESPACE \"t\xe9\" OWNER x LOCATION '/src/\xe9';\n");
+    let mut f = Filter::new("/v/ts", false);
+    let mut out = Vec::new();
+    let mut created = Vec::new();
+    for line in dump.split_inclusive(|&b| b == b'\n') {
+        created.extend(f.line(line, &mut out));
+    }
+    let mut want = "ALTER ROLE \"jos\u{e9}\" WITH LOGIN;\n".as_bytes().to_vec();
+    want.extend_from_slice(b"ALTER ROLE \"jos\xe9\" WITH LOGIN;\n");
+    want.extend_from_slice(b"CREATE TABLESPACE \"t\xe9\" OWNER x LOCATION '/v/ts/1';\n");
+    assert_eq!(out, want);
+    assert_eq!(f.passwords_removed, 2);
+    assert_eq!(created.len(), 1);
+}
+
 proptest! {
     #[test]
     fn any_input_keeps_its_line_count_and_never_panics(lines in proptest::collection::vec("[ -~]{0,40}", 0..30)) {
