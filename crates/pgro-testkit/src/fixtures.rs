@@ -82,7 +82,15 @@ impl Minio {
         dir: &Path,
         buckets: &[&str],
     ) -> anyhow::Result<Self> {
-        Self::start_with(components, dir, buckets, None).await
+        Self::start_with(components, dir, buckets, None, None).await
+    }
+
+    /// MinIO again on the data directory of an earlier one (stopped), at its port: "the store is back".
+    ///
+    /// # Errors
+    /// MinIO is not installed or does not start within 30 s (the port may have been taken meanwhile).
+    pub async fn start_on(components: &Components, dir: &Path, port: u16) -> anyhow::Result<Self> {
+        Self::start_with(components, dir, &[], None, Some(port)).await
     }
 
     /// As [`Minio::start`], serving HTTPS with a certificate for `127.0.0.1` signed by a fresh CA;
@@ -99,7 +107,7 @@ impl Minio {
         let material = crate::certs::generate(&certs.join("ca"), &[])?;
         std::fs::copy(&material.serving_cert_file, certs.join("public.crt"))?;
         std::fs::copy(&material.serving_key_file, certs.join("private.key"))?;
-        let minio = Self::start_with(components, dir, buckets, Some(&certs)).await?;
+        let minio = Self::start_with(components, dir, buckets, Some(&certs), None).await?;
         Ok((minio, material.ca_pem))
     }
 
@@ -108,12 +116,16 @@ impl Minio {
         dir: &Path,
         buckets: &[&str],
         certs: Option<&Path>,
+        port: Option<u16>,
     ) -> anyhow::Result<Self> {
         let bin = components.path("PGRO_MINIO")?;
         for b in buckets {
             std::fs::create_dir_all(dir.join(b))?;
         }
-        let port = free_port()?;
+        let port = match port {
+            Some(p) => p,
+            None => free_port()?,
+        };
         let console = free_port()?;
         let mut spec = ProcessSpec::new("minio", &bin)
             .arg("server")

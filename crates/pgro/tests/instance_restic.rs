@@ -393,3 +393,64 @@ async fn a_failing_statement_fails_the_restore_unless_allowed_and_is_never_repla
     assert!(inst.proc.stop().unwrap().success(), "{}", inst.log());
     src.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_repository_is_retried_on_restart_never_recorded_as_failed() {
+    let test = "an_unreachable_repository_is_retried_on_restart_never_recorded_as_failed";
+    let components = Components::load();
+    let Some(e) = env_for(16) else { return };
+    let root = pgro_testkit::fixtures::test_root("restic-down-");
+    let minio_dir = root.path().join("minio");
+    let Some(minio) = skip_unless_ci(Minio::start(&components, &minio_dir, &[BUCKET]).await, test)
+    else {
+        return;
+    };
+    let Some(src) = skip_unless_ci(
+        DumpSource::start(&components, &root.path().join("src"), 16).await,
+        test,
+    ) else {
+        return;
+    };
+    let path = kubestash_path("demo", "/postgres", "frequent-backup");
+    let repo = ResticRepo::s3(&components, &minio, BUCKET, &path).unwrap();
+    repo.init(2).unwrap();
+    let id = src.backup(&repo, DumpCmd::All, "auto").unwrap();
+    let m = Mounts::at(&root.path().join("cfg"), &minio, &path, true);
+    let port = minio.port;
+    drop(minio);
+    let (mut inst, pod) = start(&e, root.path(), "pod", &m, &id);
+    let status = exits(&mut inst);
+    assert_eq!(status.code(), Some(EXIT_REPLAY), "{}", inst.log());
+    assert!(inst.log().contains("starts over"), "{}", inst.log());
+    assert_eq!(
+        std::fs::read_to_string(pod.join("termination-log")).unwrap(),
+        "",
+        "no failure report: the restore is not failed for an outage"
+    );
+    // The store is back (same data, same port): the restarted container replays and serves.
+    let _minio = Minio::start_on(&components, &minio_dir, port)
+        .await
+        .unwrap();
+    let more = m.instance_args(&pod.join("termination-log"));
+    let more: Vec<&std::ffi::OsStr> = more.iter().map(std::ffi::OsString::as_os_str).collect();
+    let mut again = start_instance_with(
+        &e,
+        &pod,
+        &pod.join("vol/data"),
+        &id,
+        true,
+        2,
+        None,
+        &m.bin,
+        &more,
+    );
+    again.wait_ready();
+    let a = again.analytics("demo").await;
+    assert_eq!(
+        first_value(&a, "SELECT count(*) FROM orders").await,
+        "20001"
+    );
+    drop(a);
+    assert!(again.proc.stop().unwrap().success(), "{}", again.log());
+    src.stop().await;
+}

@@ -5,8 +5,9 @@
 //!
 //! Layout in the volume: `data/` (PGDATA, a plain directory) and `logical/` — `state.json` (replaying,
 //! done with its statistics, or failed with its report) and `tablespaces/<n>`. A replay interrupted by a
-//! restart starts over from `initdb`; a failed one is never run again: every later start fails at once
-//! with the same report, which the operator reads from the container's termination message.
+//! restart, or by storage that stayed unreachable through its retries, starts over from `initdb` when the
+//! container restarts; a failed one is never run again: every later start fails at once with the same
+//! report, which the operator reads from the container's termination message.
 
 mod psql;
 
@@ -317,6 +318,18 @@ pub(crate) async fn run(
         message: crate::restore::truncate(&failure.message, 3800),
         ..failure
     };
+    if failure.error == crate::cli::exit::Failure::Unreachable.reason() {
+        // The storage failed (after its retries): nothing is recorded, so the restarted container
+        // replays again from initdb; the restore's ready timeout bounds an outage that lasts.
+        tracing::warn!(
+            "the repository could not be read; the replay starts over when the container restarts: {}",
+            failure.message
+        );
+        return Err(Error::Replay {
+            reason: "StorageUnreachable",
+            message: failure.message,
+        });
+    }
     write_state(
         dirs,
         &State::Failed {
