@@ -327,6 +327,16 @@ async fn a_failing_statement_fails_the_restore_unless_allowed_and_is_never_repla
     let (mut inst, pod) = start(&e, root.path(), "pod-strict", &strict, &bad);
     let status = exits(&mut inst);
     assert_eq!(status.code(), Some(EXIT_REPLAY), "{}", inst.log());
+    // Failed statements' text (which may hold a credential) is in no log, the server's included.
+    assert!(
+        !inst.log().contains("STATEMENT:  SELECT no_such_function"),
+        "{}",
+        inst.log()
+    );
+    assert!(
+        inst.log()
+            .contains("ERROR:  function no_such_function() does not exist")
+    );
     let report: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(pod.join("termination-log"))
             .unwrap_or_else(|e| panic!("{e}: {}", inst.log())),

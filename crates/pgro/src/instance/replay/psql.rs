@@ -111,6 +111,8 @@ pub(super) async fn replay(
             "-",
         ])
         .env("PGAPPNAME", "pgro-replay")
+        // The server would log each failed statement's text (`STATEMENT: …`), credentials included.
+        .env("PGOPTIONS", "-c log_min_error_statement=panic")
         .envs(nss.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
@@ -127,7 +129,9 @@ pub(super) async fn replay(
             let mut lines = BufReader::new(err).lines();
             let mut logged = 0;
             while let Ok(Some(line)) = lines.next_line().await {
-                if logged < 50 {
+                // Only psql's own lines: its `LINE n:` context quotes the statement, which may hold
+                // a credential (a user mapping's password) that must not reach the log.
+                if logged < 50 && line.starts_with("psql:") {
                     tracing::warn!(target: "psql", "{line}");
                     logged += 1;
                 }
