@@ -8,7 +8,7 @@ use pgro_testkit::fixtures::{MINIO_SECRET, MINIO_USER};
 
 /// The world's bucket under `prefix` (`destinationPath`'s path, e.g. `cnpg/`), through blobstore's S3
 /// client — what pgro reads a CNPG store with.
-pub fn store(world: &BarmanWorld, prefix: &str) -> Arc<dyn BlobStore> {
+pub(crate) fn store(world: &BarmanWorld, prefix: &str) -> Arc<dyn BlobStore> {
     let cfg = S3Config {
         bucket: BarmanWorld::BUCKET.into(),
         prefix: prefix.into(),
