@@ -126,9 +126,18 @@ pub(super) async fn replay(
     let stderr = child.stderr.take().map(|err| {
         let errors = errors.clone();
         tokio::spawn(async move {
-            let mut lines = BufReader::new(err).lines();
+            // Bytes, not `lines()`: a message in another encoding must not stop the draining (psql
+            // would block on a full pipe).
+            let mut reader = BufReader::new(err);
+            let mut raw = Vec::new();
             let mut logged = 0;
-            while let Ok(Some(line)) = lines.next_line().await {
+            while reader
+                .read_until(b'\n', &mut raw)
+                .await
+                .is_ok_and(|n| n > 0)
+            {
+                let line = String::from_utf8_lossy(&raw).trim_end().to_owned();
+                raw.clear();
                 // Only psql's own lines: its `LINE n:` context quotes the statement, which may hold
                 // a credential (a user mapping's password) that must not reach the log.
                 if logged < 50 && line.starts_with("psql:") {
