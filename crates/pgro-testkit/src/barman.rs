@@ -119,11 +119,7 @@ impl BarmanCluster {
         options: &BarmanOptions,
     ) -> anyhow::Result<Self> {
         let bin = components.path("PGRO_BARMAN_BIN")?;
-        let pg_bin = components.postgres_bin(options.major)?;
-        let psql = match pg_bin.join("psql") {
-            p if p.exists() => p,
-            _ => components.path("PGRO_PSQL")?,
-        };
+        let pg = PgUser::for_major(components, options.major)?;
         std::fs::create_dir_all(dir)?;
         let dir = dir.canonicalize()?;
         ensure!(
@@ -131,13 +127,7 @@ impl BarmanCluster {
             "{} contains a space or quote (it goes into archive_command)",
             dir.display()
         );
-        let (uid, gid) = components.postgres_user();
-        let pg = PgUser {
-            uid,
-            gid,
-            pg_bin,
-            psql,
-        };
+        let (uid, gid) = (pg.uid, pg.gid);
         let data = dir.join("pgdata");
         for (sub, mode) in [("pgdata", 0o700), ("sock", 0o700), ("spool", 0o700)] {
             pg.own_dir(&dir.join(sub), mode)?;

@@ -24,6 +24,26 @@ pub(crate) struct PgUser {
 }
 
 impl PgUser {
+    /// The PostgreSQL user of the test infrastructure with the binaries of `major` (psql from
+    /// `PGRO_PSQL` when that build has none).
+    pub(crate) fn for_major(
+        components: &crate::infra::Components,
+        major: u32,
+    ) -> Result<Self, crate::infra::Unavailable> {
+        let pg_bin = components.postgres_bin(major)?;
+        let psql = match pg_bin.join("psql") {
+            p if p.exists() => p,
+            _ => components.path("PGRO_PSQL")?,
+        };
+        let (uid, gid) = components.postgres_user();
+        Ok(Self {
+            uid,
+            gid,
+            pg_bin,
+            psql,
+        })
+    }
+
     /// `setpriv --reuid --regid --clear-groups -- program`, started through [`Proc`]'s spawner (so it
     /// dies with the test binary).
     pub(crate) fn spec(&self, name: &str, program: impl AsRef<OsStr>) -> ProcessSpec {

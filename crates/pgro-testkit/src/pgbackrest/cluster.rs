@@ -42,11 +42,7 @@ impl SourceCluster {
         options: ClusterOptions,
     ) -> anyhow::Result<Self> {
         let pgbackrest = components.path(options.version.key())?;
-        let pg_bin = components.postgres_bin(options.major)?;
-        let psql = match pg_bin.join("psql") {
-            p if p.exists() => p,
-            _ => components.path("PGRO_PSQL")?,
-        };
+        let pg = PgUser::for_major(components, options.major)?;
         ensure!(
             !options.repos.is_empty(),
             "at least one repository is needed"
@@ -80,14 +76,9 @@ impl SourceCluster {
             dir.display()
         );
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))?;
-        let (uid, gid) = components.postgres_user();
+        let (uid, gid) = (pg.uid, pg.gid);
         let runner = Runner {
-            pg: PgUser {
-                uid,
-                gid,
-                pg_bin,
-                psql,
-            },
+            pg,
             pgbackrest,
             conf: dir.join("pgbackrest.conf"),
         };

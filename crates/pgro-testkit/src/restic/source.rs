@@ -41,20 +41,9 @@ impl DumpSource {
     /// # Errors
     /// [`crate::Unavailable`] when the major is not installed; any step failing.
     pub async fn start(components: &Components, dir: &Path, major: u32) -> anyhow::Result<Self> {
-        let pg_bin = components.postgres_bin(major)?;
-        let psql = match pg_bin.join("psql") {
-            p if p.exists() => p,
-            _ => components.path("PGRO_PSQL")?,
-        };
+        let pg = PgUser::for_major(components, major)?;
         std::fs::create_dir_all(dir)?;
         let dir = dir.canonicalize()?;
-        let (uid, gid) = components.postgres_user();
-        let pg = PgUser {
-            uid,
-            gid,
-            pg_bin,
-            psql,
-        };
         for sub in ["pgdata", "sock", "ts1"] {
             pg.own_dir(&dir.join(sub), 0o700)?;
         }
