@@ -28,9 +28,9 @@ use instance_support::instance::{
 use instance_support::run;
 use pgro_testkit::barman::dump_difference;
 use pgro_testkit::fixtures::Minio;
-use pgro_testkit::restic::{DumpCmd, DumpSource, ResticRepo, SOURCE_PASSWORDS, kubestash_path};
+use pgro_testkit::restic::{DumpCmd, DumpSource, SOURCE_PASSWORDS};
 use pgro_testkit::{Components, skip_unless_ci};
-use restic_support::{BUCKET, Mounts, open_up};
+use restic_support::{Mounts, open_up, repository};
 
 const EXIT_REPLAY: i32 = 7;
 
@@ -129,10 +129,7 @@ async fn kubestash_dumps_of_every_major_replay_into_fresh_clusters_without_passw
     let test = "kubestash_dumps_of_every_major_replay_into_fresh_clusters_without_passwords";
     let components = Components::load();
     let root = pgro_testkit::fixtures::test_root("restic-instance-");
-    let Some(minio) = skip_unless_ci(
-        Minio::start(&components, &root.path().join("minio"), &[BUCKET]).await,
-        test,
-    ) else {
+    let Some(minio) = restic_support::minio(&components, root.path(), test).await else {
         return;
     };
     for (major, version, compression) in
@@ -146,9 +143,7 @@ async fn kubestash_dumps_of_every_major_replay_into_fresh_clusters_without_passw
         ) else {
             return;
         };
-        let path = kubestash_path("demo", &format!("/postgres{major}"), "frequent-backup");
-        let repo = ResticRepo::s3(&components, &minio, BUCKET, &path).unwrap();
-        repo.init(version).unwrap();
+        let (repo, path) = repository(&components, &minio, &format!("/postgres{major}"), version);
         let snapshot = src.backup(&repo, DumpCmd::All, compression).unwrap();
         let m = Mounts::at(&dir.join("cfg"), &minio, &path, true);
 
@@ -298,10 +293,7 @@ async fn a_failing_statement_fails_the_restore_unless_allowed_and_is_never_repla
     let components = Components::load();
     let Some(e) = env_for(16) else { return };
     let root = pgro_testkit::fixtures::test_root("restic-fail-");
-    let Some(minio) = skip_unless_ci(
-        Minio::start(&components, &root.path().join("minio"), &[BUCKET]).await,
-        test,
-    ) else {
+    let Some(minio) = restic_support::minio(&components, root.path(), test).await else {
         return;
     };
     let Some(src) = skip_unless_ci(
@@ -310,9 +302,7 @@ async fn a_failing_statement_fails_the_restore_unless_allowed_and_is_never_repla
     ) else {
         return;
     };
-    let path = kubestash_path("demo", "/postgres", "frequent-backup");
-    let repo = ResticRepo::s3(&components, &minio, BUCKET, &path).unwrap();
-    repo.init(2).unwrap();
+    let (repo, path) = repository(&components, &minio, "/postgres", 2);
     let good = src.backup(&repo, DumpCmd::Demo, "auto").unwrap();
     // The same single-database dump with one statement the copy cannot run, inserted mid-way.
     let mut dump = String::from_utf8(repo.dump(&good, "/dumpfile.sql").unwrap()).unwrap();
@@ -410,20 +400,17 @@ async fn an_unreachable_repository_is_retried_on_restart_never_recorded_as_faile
     let components = Components::load();
     let Some(e) = env_for(16) else { return };
     let root = pgro_testkit::fixtures::test_root("restic-down-");
-    let minio_dir = root.path().join("minio");
-    let Some(minio) = skip_unless_ci(Minio::start(&components, &minio_dir, &[BUCKET]).await, test)
-    else {
+    let Some(minio) = restic_support::minio(&components, root.path(), test).await else {
         return;
     };
+    let minio_dir = minio.dir.clone();
     let Some(src) = skip_unless_ci(
         DumpSource::start(&components, &root.path().join("src"), 16).await,
         test,
     ) else {
         return;
     };
-    let path = kubestash_path("demo", "/postgres", "frequent-backup");
-    let repo = ResticRepo::s3(&components, &minio, BUCKET, &path).unwrap();
-    repo.init(2).unwrap();
+    let (repo, path) = repository(&components, &minio, "/postgres", 2);
     let id = src.backup(&repo, DumpCmd::All, "auto").unwrap();
     let m = Mounts::at(&root.path().join("cfg"), &minio, &path, true);
     let port = minio.port;

@@ -16,10 +16,9 @@ mod restic_support;
 
 use std::process::Output;
 
-use pgro_testkit::fixtures::Minio;
-use pgro_testkit::restic::{DUMP_FILE, KUBESTASH_HOST, ResticRepo, dumpish, kubestash_path};
+use pgro_testkit::restic::{DUMP_FILE, KUBESTASH_HOST, ResticRepo, dumpish};
 use pgro_testkit::{Components, skip_unless_ci};
-use restic_support::{BUCKET, Mounts};
+use restic_support::Mounts;
 
 fn dump(major: u32, body: usize, seed: u64) -> Vec<u8> {
     let mut d = format!(
@@ -43,15 +42,10 @@ async fn list_stream_and_header_of_a_kubestash_repository_in_minio() {
     let test = "list_stream_and_header_of_a_kubestash_repository_in_minio";
     let components = Components::load();
     let root = pgro_testkit::fixtures::test_root("restic-cli-");
-    let Some(minio) = skip_unless_ci(
-        Minio::start(&components, &root.path().join("minio"), &[BUCKET]).await,
-        test,
-    ) else {
+    let Some(minio) = restic_support::minio(&components, root.path(), test).await else {
         return;
     };
-    let path = kubestash_path("demo", "/postgres", "frequent-backup");
-    let repo = ResticRepo::s3(&components, &minio, BUCKET, &path).unwrap();
-    repo.init(2).unwrap();
+    let (repo, path) = restic_support::repository(&components, &minio, "/postgres", 2);
     let first = dump(16, 3 << 20, 1);
     let second = dump(17, 5 << 20, 2);
     let id1 = repo

@@ -9,10 +9,34 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use pgro_testkit::fixtures::{MINIO_SECRET, MINIO_USER, Minio};
-use pgro_testkit::restic::PASSWORD;
+use pgro_testkit::restic::{PASSWORD, ResticRepo, kubestash_path};
+use pgro_testkit::{Components, skip_unless_ci};
 
 /// The bucket KubeStash's BackupStorage names in these tests.
 pub const BUCKET: &str = "kubestash";
+
+/// MinIO with KubeStash's bucket in `<root>/minio`; `None` (the test returns) when MinIO is missing
+/// outside CI.
+pub async fn minio(components: &Components, root: &Path, test: &str) -> Option<Minio> {
+    skip_unless_ci(
+        Minio::start(components, &root.join("minio"), &[BUCKET]).await,
+        test,
+    )
+}
+
+/// An initialised repository (`version`) at KubeStash's path for Repository `directory` and session
+/// `frequent-backup` in `minio`; the repository and that path.
+pub fn repository(
+    components: &Components,
+    minio: &Minio,
+    directory: &str,
+    version: u32,
+) -> (ResticRepo, String) {
+    let path = kubestash_path("demo", directory, "frequent-backup");
+    let repo = ResticRepo::s3(components, minio, BUCKET, &path).unwrap();
+    repo.init(version).unwrap();
+    (repo, path)
+}
 
 pub fn open_up(p: &Path, mode: u32) {
     std::fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(mode)).unwrap();
