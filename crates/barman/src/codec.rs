@@ -99,17 +99,7 @@ mod tests {
     /// # Errors
     /// The data does not decode, or decodes to more than `limit` bytes.
     fn decode_all(data: &[u8], c: Compression, limit: u64) -> io::Result<Vec<u8>> {
-        let mut out = Vec::new();
-        c.decoder(data)
-            .take(limit.saturating_add(1))
-            .read_to_end(&mut out)?;
-        if out.len() as u64 > limit {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("decodes to more than the {limit} bytes expected"),
-            ));
-        }
-        Ok(out)
+        blobstore::read_bounded(c.decoder(data), limit)
     }
 
     fn encode(c: Compression, data: &[u8]) -> Vec<u8> {

@@ -38,7 +38,7 @@ pub use memory::MemoryStore;
 #[cfg(feature = "cloud")]
 pub use object::{AzureConfig, Bucket, GcsConfig, S3Config};
 pub use retry::{RetryPolicy, Retrying};
-pub use stream::{ChunkReader, stream_object};
+pub use stream::{ChunkReader, read_bounded, stream_object};
 
 /// Key, size and modification time of a stored object.
 #[derive(Debug, Clone, PartialEq, Eq)]

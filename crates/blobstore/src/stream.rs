@@ -81,6 +81,24 @@ pub fn stream_object(
     )
 }
 
+/// Reads `r` to its end, expecting at most `limit` bytes: a decoder of damaged or hostile input (a wrong
+/// length field, a decompression bomb) must not make a reader allocate without bound. Every reader crate
+/// decodes its in-memory units through this.
+///
+/// # Errors
+/// `r` fails, or yields more than `limit` bytes (`InvalidData`).
+pub fn read_bounded(r: impl Read, limit: u64) -> io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    r.take(limit.saturating_add(1)).read_to_end(&mut out)?;
+    if out.len() as u64 > limit {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("decodes to more than the {limit} bytes expected"),
+        ));
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,5 +133,12 @@ mod tests {
         assert_eq!(n, 0);
         let e = task.await.expect("join").expect_err("missing");
         assert_eq!(e.class(), crate::ErrorClass::NotFound, "{e:?}");
+    }
+
+    #[test]
+    fn read_bounded_refuses_more_than_the_limit() {
+        assert_eq!(super::read_bounded(&b"abc"[..], 3).expect("fits"), b"abc");
+        let e = super::read_bounded(&b"abcd"[..], 3).expect_err("too long");
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidData);
     }
 }

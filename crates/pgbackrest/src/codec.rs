@@ -101,17 +101,7 @@ pub(crate) fn decoder<'a, R: Read + Send + 'a>(
 /// Decodes a whole in-memory unit, expecting at most `limit` bytes (a damaged length field must not make
 /// us allocate without bound).
 pub(crate) fn decode_all(data: &[u8], enc: Encoding<'_>, limit: u64) -> io::Result<Vec<u8>> {
-    let mut out = Vec::new();
-    decoder(data, enc)
-        .take(limit.saturating_add(1))
-        .read_to_end(&mut out)?;
-    if out.len() as u64 > limit {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("decodes to more than the {limit} bytes expected"),
-        ));
-    }
-    Ok(out)
+    blobstore::read_bounded(decoder(data, enc), limit)
 }
 
 /// A reader that fails once with a stored error (a decoder that could not be built).

@@ -2,7 +2,6 @@
 //! and tree blobs, and the v2 "unpacked file" framing (`0x02` ‖ zstd frame, or plain JSON).
 
 use std::fmt;
-use std::io::Read as _;
 
 use serde::Deserialize;
 
@@ -182,16 +181,9 @@ pub struct NodeJson {
 pub fn unframe(plain: Vec<u8>, version: u32) -> Result<Vec<u8>, String> {
     match plain.first() {
         Some(2) if version >= 2 => {
-            let mut out = Vec::new();
-            zstd::stream::read::Decoder::new(&plain[1..])
-                .map_err(|e| format!("zstd: {e}"))?
-                .take(MAX_JSON + 1)
-                .read_to_end(&mut out)
-                .map_err(|e| format!("zstd: {e}"))?;
-            if out.len() as u64 > MAX_JSON {
-                return Err(format!("more than {MAX_JSON} bytes decompressed"));
-            }
-            Ok(out)
+            let decoder =
+                zstd::stream::read::Decoder::new(&plain[1..]).map_err(|e| format!("zstd: {e}"))?;
+            blobstore::read_bounded(decoder, MAX_JSON).map_err(|e| format!("zstd: {e}"))
         }
         Some(b'{' | b'[') => Ok(plain),
         Some(b) => Err(format!("unknown framing byte 0x{b:02x}")),
