@@ -19,6 +19,7 @@ use super::super::super::error::Result;
 use super::plan::Source;
 use crate::cli::exit::Failure;
 use crate::cli::kopia::error_chain;
+use crate::operator::snapshots::CompiledFilter;
 use crate::source::open::OpenError;
 
 /// Storage attempts per request during discovery: a reconcile must not hang on a dead endpoint (the next
@@ -29,9 +30,17 @@ fn invalid(reason: &'static str, message: String) -> Source {
     Source::SourceInvalid { reason, message }
 }
 
-/// Cache key: the source's settings and the Secrets' data, hashed (the same repository read with other
-/// credentials is another entry, so a rotated passphrase is read afresh).
-fn cache_key(spec: &SpecSource, secrets: &BTreeMap<String, Vec<u8>>) -> String {
+/// A `snapshotFilter` as written (part of the cache key) and compiled (what chooses).
+type Filter<'a> = (Option<&'a SnapshotFilter>, &'a CompiledFilter);
+
+/// Cache key: the source's settings, the Secrets' data and the filter that chooses the newest backup,
+/// hashed (the same repository read with other credentials is another entry, so a rotated passphrase is
+/// read afresh).
+fn cache_key(
+    spec: &SpecSource,
+    secrets: &BTreeMap<String, Vec<u8>>,
+    filter: Option<&SnapshotFilter>,
+) -> String {
     let mut h = Sha256::new();
     h.update(serde_json::to_vec(spec).unwrap_or_default());
     for (k, v) in secrets {
@@ -40,6 +49,8 @@ fn cache_key(spec: &SpecSource, secrets: &BTreeMap<String, Vec<u8>>) -> String {
         h.update([0]);
         h.update(v);
     }
+    h.update([1]);
+    h.update(serde_json::to_vec(&filter).unwrap_or_default());
     h.finalize()
         .iter()
         .take(16)
@@ -100,7 +111,7 @@ pub async fn discover_pgbackrest(ctx: &Context, p: &PgbackrestSource, ns: &str) 
         ..SpecSource::default()
     };
     let what = format!("pgBackRest stanza {} at {}", p.stanza, p.repo_path);
-    discover(ctx, &spec, &secrets, &p.repo_path, &what).await
+    discover(ctx, &spec, &secrets, &p.repo_path, &what, None).await
 }
 
 /// Discovers the newest `DONE` backup of a barman-cloud source; its referenced keys are read as
@@ -131,7 +142,7 @@ pub async fn discover_barman(ctx: &Context, b: &BarmanCloudSource, ns: &str) -> 
         "barman-cloud server {} at {}",
         b.server_name, b.destination_path
     );
-    discover(ctx, &spec, &secrets, &b.destination_path, &what).await
+    discover(ctx, &spec, &secrets, &b.destination_path, &what, None).await
 }
 
 /// Discovers the newest snapshot of a restic source that matches `filter`; each Secret is read whole, as
@@ -145,7 +156,7 @@ pub async fn discover_restic(
     filter: Option<&SnapshotFilter>,
     ns: &str,
 ) -> Result<Source> {
-    let compiled = match crate::operator::snapshots::CompiledFilter::new(filter) {
+    let compiled = match CompiledFilter::new(filter) {
         Ok(f) => f,
         Err(e) => {
             return Ok(Source::FilterInvalid {
@@ -169,22 +180,16 @@ pub async fn discover_restic(
         restic: Some(r.clone()),
         ..SpecSource::default()
     };
-    // The filter decides which snapshot is newest, so it is part of what is cached.
-    secrets.insert(
-        "\0snapshotFilter".into(),
-        serde_json::to_vec(&filter).unwrap_or_default(),
-    );
-    let key = cache_key(&spec, &secrets);
-    secrets.remove("\0snapshotFilter");
     let what = format!("restic repository {}", r.repository);
-    let ttl = ctx.settings().snapshot_cache_ttl;
-    let listed = ctx
-        .repos
-        .source_backups(&key, ttl, &r.repository, Some(&compiled), || {
-            crate::source::open::open(&spec, &secrets, DISCOVERY_ATTEMPTS)
-        })
-        .await;
-    listed_source(ctx, listed, &what)
+    discover(
+        ctx,
+        &spec,
+        &secrets,
+        &r.repository,
+        &what,
+        Some((filter, &compiled)),
+    )
+    .await
 }
 
 /// The reason of `SourceValid=False` for a failure to open or list a WAL-archive source.
@@ -229,24 +234,16 @@ async fn discover(
     secrets: &BTreeMap<String, Vec<u8>>,
     repo_path: &str,
     what: &str,
+    filter: Option<Filter<'_>>,
 ) -> Result<Source> {
-    let key = cache_key(spec, secrets);
+    let key = cache_key(spec, secrets, filter.and_then(|f| f.0));
     let ttl = ctx.settings().snapshot_cache_ttl;
     let listed = ctx
         .repos
-        .source_backups(&key, ttl, repo_path, None, || {
+        .source_backups(&key, ttl, repo_path, filter.map(|f| f.1), || {
             crate::source::open::open(spec, secrets, DISCOVERY_ATTEMPTS)
         })
         .await;
-    listed_source(ctx, listed, what)
-}
-
-/// The discovery outcome of a listing.
-fn listed_source(
-    ctx: &Context,
-    listed: std::result::Result<crate::operator::repos::SourceListing, OpenError>,
-    what: &str,
-) -> Result<Source> {
     let listing = match listed {
         Ok(l) => l,
         Err(OpenError::Config(e)) => return Ok(invalid(reasons::SECRET_INVALID, e.0)),
