@@ -427,13 +427,17 @@ impl Repository {
 
 /// Tries every key file with every password candidate (scrypt: blocking).
 fn find_master_key(files: &[(String, Bytes)], passwords: &[Vec<u8>]) -> Result<Option<Key>, Error> {
+    let parsed: Vec<(&str, Result<KeyFile, KeyFileError>)> = files
+        .iter()
+        .map(|(name, bytes)| (name.as_str(), KeyFile::parse(bytes)))
+        .collect();
     let mut last_unusable = None;
     for pw in passwords {
-        for (name, bytes) in files {
-            let kf = match KeyFile::parse(bytes) {
+        for (name, kf) in &parsed {
+            let kf = match kf {
                 Ok(k) => k,
                 Err(e) => {
-                    last_unusable = Some(Error::corrupt(name, e));
+                    last_unusable = Some(Error::corrupt(*name, e));
                     continue;
                 }
             };
@@ -443,14 +447,14 @@ fn find_master_key(files: &[(String, Bytes)], passwords: &[Vec<u8>]) -> Result<O
                 Err(KeyFileError::Unsupported(m)) => {
                     last_unusable = Some(Error::Unsupported(format!("{name}: {m}")));
                 }
-                Err(e) => last_unusable = Some(Error::corrupt(name, e)),
+                Err(e) => last_unusable = Some(Error::corrupt(*name, e)),
             }
         }
     }
     // Only when no key file was even usable does its problem explain the failure better.
-    let usable = files
+    let usable = parsed
         .iter()
-        .any(|(_, b)| KeyFile::parse(b).is_ok_and(|k| k.kdf == "scrypt"));
+        .any(|(_, k)| k.as_ref().is_ok_and(|k| k.kdf == "scrypt"));
     match last_unusable {
         Some(e) if !usable => Err(e),
         _ => Ok(None),
