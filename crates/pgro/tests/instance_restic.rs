@@ -307,7 +307,19 @@ async fn a_failing_statement_fails_the_restore_unless_allowed_and_is_never_repla
     // The same single-database dump with one statement the copy cannot run, inserted mid-way.
     let mut dump = String::from_utf8(repo.dump(&good, "/dumpfile.sql").unwrap()).unwrap();
     let at = dump.find("CREATE TABLE").unwrap();
-    dump.insert_str(at, "SELECT no_such_function();\n");
+    // …and a psql shell escape, refused by pgro's filter (the directory is writable by anyone, so only
+    // the refusal keeps the file from appearing).
+    let open = root.path().join("open");
+    std::fs::create_dir_all(&open).unwrap();
+    open_up(&open, 0o777);
+    let pwned = open.join("pwned");
+    dump.insert_str(
+        at,
+        &format!(
+            "SELECT no_such_function();\n\\! touch {}\n",
+            pwned.display()
+        ),
+    );
     let line = dump[..at].lines().count() + 1;
     let bad = repo
         .backup_bytes(dump.as_bytes(), "dumpfile.sql", "host-0", "auto")
@@ -381,7 +393,10 @@ async fn a_failing_statement_fails_the_restore_unless_allowed_and_is_never_repla
         &first_value(&a, "SELECT dump_replayed::text FROM _pgro.restore_info").await,
     )
     .unwrap();
-    assert_eq!(info["failed"], 1, "{info}");
+    assert_eq!(
+        info["failed"], 2,
+        "the statement and the shell escape: {info}"
+    );
     assert!(
         info["firstErrors"][0]
             .as_str()
@@ -389,6 +404,15 @@ async fn a_failing_statement_fails_the_restore_unless_allowed_and_is_never_repla
             .contains("no_such_function"),
         "{info}"
     );
+    assert_eq!(
+        info["firstErrors"][1],
+        format!(
+            "line {}: psql meta-command \\! refused (a dump may only use \\connect, \\restrict and \\unrestrict)",
+            line + 1
+        ),
+        "{info}"
+    );
+    assert!(!pwned.exists(), "the dump ran a shell command");
     drop(a);
     assert!(inst.proc.stop().unwrap().success(), "{}", inst.log());
     src.stop().await;
