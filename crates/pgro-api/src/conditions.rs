@@ -30,6 +30,9 @@ pub mod condition_types {
     /// Restore (+, restic sources): every statement of the logical dump ran (`False`: some failed and the
     /// copy serves anyway, `failOnErrors: false`).
     pub const DUMP_REPLAYED: &str = "DumpReplayed";
+    /// Restore (+): the checks of `spec.verification` passed (`Unknown` while they run; `False`: one
+    /// failed and the restore failed with it).
+    pub const VERIFIED: &str = "Verified";
 }
 
 /// Condition `reason` values.
@@ -105,6 +108,12 @@ pub mod condition_reasons {
     pub const ALL_STATEMENTS_RAN: &str = "AllStatementsRan";
     /// Restore `DumpReplayed=False`, or `Failed=True` with `failOnErrors`: statements of the dump failed.
     pub const STATEMENTS_FAILED: &str = "StatementsFailed";
+    /// `Verified=Unknown`: the checks run.
+    pub const CHECKS_RUNNING: &str = "ChecksRunning";
+    /// `Verified=True`: every check passed.
+    pub const CHECKS_PASSED: &str = "ChecksPassed";
+    /// `Verified=False`, `Failed=True`: a check failed.
+    pub const VERIFICATION_FAILED: &str = "VerificationFailed";
 }
 
 /// Annotation on a restore whose `_pgro.restore_info.stage` was set to `outgoing` after a switchover.
@@ -137,6 +146,8 @@ pub mod event_reasons {
     pub const DUMP_STATEMENTS_FAILED: &str = "DumpStatementsFailed";
     /// On a restore: a database's locale is not available in the image and was switched (behaviour I6).
     pub const LOCALE_SWITCHED: &str = "LocaleSwitched";
+    /// Warning on a restore (+): a verification check failed, so the restore failed.
+    pub const VERIFICATION_FAILED: &str = "VerificationFailed";
     /// A reconcile failed (an API or PostgreSQL error, not a problem of the spec); it is retried.
     pub const RECONCILE_FAILED: &str = "ReconcileFailed";
 }

@@ -28,6 +28,8 @@ mod restore;
 #[allow(unreachable_pub)]
 mod source;
 mod validation;
+#[allow(unreachable_pub)]
+mod verification;
 
 #[cfg(feature = "testutil")]
 pub mod testutil;
@@ -54,6 +56,10 @@ pub use source::{
 pub use validation::{
     DURATION_PATTERN, IDENTIFIER_PATTERN, RESERVED_ROLE_NAMES, RESERVED_SCHEMA_NAMES,
     STANZA_PATTERN,
+};
+pub use verification::{
+    Amcheck, CHECK_AMCHECK, CHECK_APPLICATION_DATABASE, CheckResult, PhaseDurations, RestoreRecord,
+    Verification, VerificationCheck, VerificationStatus,
 };
 
 /// API group of both kinds.

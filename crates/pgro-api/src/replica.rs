@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::phase::ReplicaPhase;
 use crate::source::{Recovery, Source, SourceRef};
 use crate::validation;
+use crate::verification::{RestoreRecord, Verification, VerificationStatus};
 
 /// A continuously refreshed, read-only copy of a PostgreSQL database, restored from physical Kopia
 /// snapshots on a schedule. Each refresh creates a [`crate::PostgresPhysicalRestore`]; when it is ready the
@@ -164,6 +165,16 @@ pub struct PostgresPhysicalReplicaSpec {
     #[schemars(length(max = 64), inner(length(max = 63)))]
     #[x_kube(validation = validation::schema_names(), merge_strategy = ListMerge::Set)]
     pub persistent_schemas: Option<Vec<String>>,
+
+    /// Checks a new restore must pass before the Service switches to it (+). A failing check fails the
+    /// restore: the serving copy stays, and the failure counts toward suspending the schedule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification: Option<Verification>,
+
+    /// How many past restores `status.history` keeps, newest first (+).
+    #[serde(default = "default_history_limit")]
+    #[schemars(range(min = 1, max = 100))]
+    pub history_limit: u32,
 }
 
 impl PostgresPhysicalReplicaSpec {
@@ -199,6 +210,9 @@ fn default_analytics_username() -> String {
 }
 fn default_storage_size_maximum() -> Quantity {
     Quantity("2Ti".into())
+}
+fn default_history_limit() -> u32 {
+    10
 }
 fn default_true() -> bool {
     true
@@ -399,6 +413,19 @@ pub struct PostgresPhysicalReplicaStatus {
     /// The `metadata.generation` this status reflects.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+    /// The last `spec.historyLimit` restores that switched over or failed, newest first (+).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 100))]
+    pub history: Vec<RestoreRecord>,
+    /// When the newest passing verification finished (+).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_verified_at: Option<Time>,
+    /// The newest verification's results, passed or not (+).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_verification: Option<VerificationStatus>,
+    /// The time of the newest data the active restore serves (its `status.dataTime`) (+).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_time: Option<Time>,
 }
 
 /// How to reach the replica.

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::phase::RestorePhase;
 use crate::source::{Recovery, Source};
 use crate::validation;
+use crate::verification::VerificationStatus;
 
 /// One restore of one Kopia snapshot into a new PostgreSQL instance: a PVC, a restore Job, a Deployment and a
 /// Service. Created and owned by a [`crate::PostgresPhysicalReplica`]; users should not create these.
@@ -141,6 +142,12 @@ pub struct PostgresPhysicalRestoreStatus {
     /// How the logical dump was replayed (restic sources only). (+)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dump_replayed: Option<DumpReplayed>,
+    /// The checks of the replica's `spec.verification`, run before this restore became `Ready` (+).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification: Option<VerificationStatus>,
+    /// When this restore became `Ready`: PostgreSQL serves and verification passed (+).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_at: Option<Time>,
 }
 
 /// A logical dump replayed into a fresh cluster.

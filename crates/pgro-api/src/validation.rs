@@ -208,6 +208,14 @@ pub(crate) fn relative_path(field: &str) -> Rule {
     )
 }
 
+/// A DNS label (RFC 1123): lowercase letters, digits and `-`, starting and ending with a letter or digit.
+pub(crate) fn dns_label(field: &str) -> Rule {
+    Rule::new("self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')").message(Message::Message(format!(
+        "{field} must be a DNS label: lowercase letters, digits and -, starting and ending with a letter or \
+         digit (e.g. orders-present)"
+    )))
+}
+
 pub(crate) fn http_url() -> Rule {
     // The scheme is case-insensitive (RFC 3986); a host is required (`http://` alone is no target).
     Rule::new("isURL(self) && self.matches('^(?i)https?://[^/?#]+')")

@@ -26,6 +26,7 @@ pub mod phase;
 pub mod quantity;
 pub mod queue;
 pub mod queue_watch;
+pub mod replica_metrics;
 pub mod repos;
 pub mod run;
 pub mod schedule;
@@ -36,3 +37,4 @@ pub mod specs;
 #[cfg(test)]
 pub mod testing;
 pub mod trigger;
+pub mod verify;

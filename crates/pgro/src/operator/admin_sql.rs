@@ -25,6 +25,21 @@ pub async fn connect(
     replica: &str,
     restore: &str,
 ) -> Result<Option<tokio_postgres::Client>> {
+    connect_to(ctx, ns, replica, restore, DATABASE).await
+}
+
+/// As [`connect`], to `database`.
+///
+/// # Errors
+///
+/// As [`connect`].
+pub async fn connect_to(
+    ctx: &Context,
+    ns: &str,
+    replica: &str,
+    restore: &str,
+    database: &str,
+) -> Result<Option<tokio_postgres::Client>> {
     let cached = ctx.caches();
     let Some(ip) =
         caches::lookup::<Service>(cached.map(|c| &c.stores.services), &ctx.client, ns, restore)
@@ -53,7 +68,7 @@ pub async fn connect(
         .port(5432)
         .user(ADMIN_USER)
         .password(password)
-        .dbname(DATABASE)
+        .dbname(database)
         .application_name("pgro-operator")
         .connect_timeout(Duration::from_secs(5));
     let (client, conn) = cfg

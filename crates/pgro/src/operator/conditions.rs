@@ -19,6 +19,26 @@ pub struct Cond<'a> {
 /// Sets `c` in `conditions`, keeping `lastTransitionTime` when the status is unchanged.
 pub fn set(conditions: &mut Vec<Condition>, c: Cond<'_>, generation: Option<i64>, now: &Time) {
     let status = if c.status { "True" } else { "False" };
+    set_as(conditions, status, c, generation, now);
+}
+
+/// As [`set`], with status `Unknown` (`c.status` is ignored): the answer is being worked out.
+pub fn set_unknown(
+    conditions: &mut Vec<Condition>,
+    c: Cond<'_>,
+    generation: Option<i64>,
+    now: &Time,
+) {
+    set_as(conditions, "Unknown", c, generation, now);
+}
+
+fn set_as(
+    conditions: &mut Vec<Condition>,
+    status: &str,
+    c: Cond<'_>,
+    generation: Option<i64>,
+    now: &Time,
+) {
     match conditions.iter_mut().find(|x| x.type_ == c.type_) {
         Some(existing) => {
             if existing.status != status {

@@ -41,6 +41,77 @@ pub struct NotificationLabels {
     pub result: &'static str,
 }
 
+/// `namespace` + `replica` labels of the per-replica metrics.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
+pub struct ReplicaLabels {
+    /// The replica's namespace.
+    pub namespace: String,
+    /// The replica's name.
+    pub replica: String,
+}
+
+/// A restore phase of one replica (`pgro_restore_phase_duration_seconds`).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PhaseLabels {
+    /// The replica's namespace.
+    pub namespace: String,
+    /// The replica's name.
+    pub replica: String,
+    /// `download`, `replay`, `startup`, `verification` or `switchover`.
+    pub phase: &'static str,
+}
+
+/// One verification check of one replica.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
+pub struct CheckLabels {
+    /// The replica's namespace.
+    pub namespace: String,
+    /// The replica's name.
+    pub replica: String,
+    /// The check's name.
+    pub check: String,
+}
+
+/// One check's results of one replica.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CheckResultLabels {
+    /// The replica's namespace.
+    pub namespace: String,
+    /// The replica's name.
+    pub replica: String,
+    /// The check's name.
+    pub check: String,
+    /// `passed` or `failed`.
+    pub result: &'static str,
+}
+
+/// A gauge holding seconds since the epoch (or any other fractional value).
+pub type FloatGauge = Gauge<f64, std::sync::atomic::AtomicU64>;
+
+/// The per-replica gauges, set from each replica's status by [`super::replica_metrics`] (so they are right
+/// after an operator restart and vanish with the replica).
+#[derive(Debug, Default)]
+pub struct ReplicaGauges {
+    /// Time of the newest data the active restore serves.
+    pub data_timestamp: Family<ReplicaLabels, FloatGauge>,
+    /// Time of the last successful switchover.
+    pub last_restore_success: Family<ReplicaLabels, FloatGauge>,
+    /// Time the last passing verification finished.
+    pub last_verification_success: Family<ReplicaLabels, FloatGauge>,
+    /// The replica's creation time.
+    pub created: Family<ReplicaLabels, FloatGauge>,
+    /// Seconds between the next two scheduled refreshes.
+    pub schedule_interval: Family<ReplicaLabels, FloatGauge>,
+    /// Consecutive failed restores.
+    pub consecutive_failures: Family<ReplicaLabels, Gauge>,
+    /// 1 while scheduling is suspended.
+    pub suspended: Family<ReplicaLabels, Gauge>,
+    /// Position in the restore queue (0: not waiting).
+    pub queue_position: Family<ReplicaLabels, Gauge>,
+    /// 1 when the check passed in the newest verification, 0 when it failed.
+    pub check_passed: Family<CheckLabels, Gauge>,
+}
+
 /// Every metric the operator exports.
 #[derive(Debug)]
 pub struct Metrics {
@@ -71,6 +142,12 @@ pub struct Metrics {
     pub snapshot_discovery: Histogram,
     /// Notification deliveries.
     pub notifications: Family<NotificationLabels, Counter>,
+    /// Per-replica gauges.
+    pub replica: ReplicaGauges,
+    /// Seconds per restore phase, per replica.
+    pub phase_duration: Family<PhaseLabels, Histogram>,
+    /// Verification check results, per replica and check.
+    pub verification_checks: Family<CheckResultLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -103,6 +180,75 @@ impl Metrics {
         let active_restores = Gauge::default();
         let snapshot_discovery = seconds_histogram();
         let notifications = Family::<NotificationLabels, Counter>::default();
+        let replica = ReplicaGauges::default();
+        // 1 s … 36 h: a phase takes seconds (switchover) to a day (a multi-terabyte download).
+        let phase_duration = Family::<PhaseLabels, Histogram>::new_with_constructor(
+            (|| Histogram::new(exponential_buckets(1.0, 2.0, 18))) as fn() -> Histogram,
+        );
+        let verification_checks = Family::<CheckResultLabels, Counter>::default();
+        for (name, help, family) in [
+            (
+                "replica_data_timestamp_seconds",
+                "Time of the newest data the active restore serves",
+                &replica.data_timestamp,
+            ),
+            (
+                "replica_last_restore_success_timestamp_seconds",
+                "Time of the last successful switchover",
+                &replica.last_restore_success,
+            ),
+            (
+                "replica_last_verification_success_timestamp_seconds",
+                "Time the last passing verification finished",
+                &replica.last_verification_success,
+            ),
+            (
+                "replica_created_timestamp_seconds",
+                "Creation time of the replica",
+                &replica.created,
+            ),
+            (
+                "replica_schedule_interval_seconds",
+                "Seconds between the replica's next two scheduled refreshes",
+                &replica.schedule_interval,
+            ),
+        ] {
+            registry.register(name, help, family.clone());
+        }
+        for (name, help, family) in [
+            (
+                "replica_consecutive_restore_failures",
+                "Consecutive failed restores (3 suspend scheduling)",
+                &replica.consecutive_failures,
+            ),
+            (
+                "replica_scheduling_suspended",
+                "1 while scheduling is suspended after consecutive failures",
+                &replica.suspended,
+            ),
+            (
+                "replica_queue_position",
+                "Position in the restore queue, 0 when not waiting",
+                &replica.queue_position,
+            ),
+        ] {
+            registry.register(name, help, family.clone());
+        }
+        registry.register(
+            "verification_check_passed",
+            "1 when the check passed in the replica's newest verification, 0 when it failed",
+            replica.check_passed.clone(),
+        );
+        registry.register(
+            "restore_phase_duration_seconds",
+            "Seconds per restore phase (download, replay, startup, verification, switchover)",
+            phase_duration.clone(),
+        );
+        registry.register(
+            "verification_checks",
+            "Verification check results by replica, check and result",
+            verification_checks.clone(),
+        );
         registry.register(
             "reconciles",
             "Reconciles per controller",
@@ -179,6 +325,9 @@ impl Metrics {
             active_restores,
             snapshot_discovery,
             notifications,
+            replica,
+            phase_duration,
+            verification_checks,
         }
     }
 

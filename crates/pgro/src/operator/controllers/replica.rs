@@ -3,6 +3,7 @@
 //! writes the status.
 
 pub mod archive_source;
+pub mod history;
 pub mod plan;
 
 use std::collections::BTreeMap;
@@ -30,7 +31,7 @@ use super::super::k8s::{
     apply_status, create_if_absent, is_not_found, newest_termination_message, publish,
 };
 use super::super::kopia_secret;
-use super::super::metrics::ControllerLabels;
+use super::super::metrics::{ControllerLabels, PhaseLabels};
 use super::super::naming;
 use super::super::notify;
 use super::super::notify::plan::Transition;
@@ -718,6 +719,13 @@ async fn reconcile_inner(replica: &PostgresPhysicalReplica, ctx: &Context) -> Re
         now,
     );
     plan.status.notifications = notifications.entries;
+    let current = plan.status.current_restore.clone();
+    let recorded = history::update(
+        &mut plan.status,
+        &owned,
+        current.as_deref(),
+        replica.spec.history_limit,
+    );
     if let Some(at) = notifications.next_at {
         let d = Duration::try_from(at.duration_since(now)).unwrap_or(Duration::ZERO);
         plan.requeue = plan.requeue.min(d.max(Duration::from_secs(1)));
@@ -735,6 +743,8 @@ async fn reconcile_inner(replica: &PostgresPhysicalReplica, ctx: &Context) -> Re
         if let Some(c) = ctx.caches() {
             c.record_status(&ns, &name, seen, now_at, &plan.status);
         }
+        // Observed once: a record is new only in the pass that writes it.
+        observe_phases(ctx, &ns, &name, &recorded);
     }
     ctx.notifier.recorded(&ns, &name, &notifications.recorded);
     if !notifications.due.is_empty() {
@@ -751,6 +761,31 @@ async fn reconcile_inner(replica: &PostgresPhysicalReplica, ctx: &Context) -> Re
         tracing::info!(replica = %name, reason = ev.reason, note = %ev.note, "event");
     }
     Ok(KubeAction::requeue(plan.requeue))
+}
+
+/// `pgro_restore_phase_duration_seconds` for the restores recorded in this pass.
+fn observe_phases(ctx: &Context, ns: &str, replica: &str, recorded: &[pgro_api::RestoreRecord]) {
+    for r in recorded {
+        let d = &r.durations;
+        for (phase, secs) in [
+            ("download", d.download),
+            ("replay", d.replay),
+            ("startup", d.startup),
+            ("verification", d.verification),
+            ("switchover", d.switchover),
+        ] {
+            if let Some(s) = secs {
+                ctx.metrics
+                    .phase_duration
+                    .get_or_create(&PhaseLabels {
+                        namespace: ns.to_owned(),
+                        replica: replica.to_owned(),
+                        phase,
+                    })
+                    .observe(s);
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -23,10 +23,11 @@ use super::super::k8s::{
     apply_new, apply_status, create_if_absent, newest_termination_message,
     newest_termination_message_of, publish,
 };
-use super::super::metrics::{ControllerLabels, ReasonLabels};
+use super::super::metrics::{CheckResultLabels, ControllerLabels, ReasonLabels};
 use super::super::naming;
 use super::super::quantity;
 use super::super::specs::{self, LiveFields, RestoreInputs};
+use super::super::verify;
 use plan::{Child, DeploymentView, Fix, JobReport, JobView, Observed};
 
 /// Reads the restore Job, and its pods' termination messages once it has finished.
@@ -229,7 +230,12 @@ async fn reconcile_inner(restore: &PostgresPhysicalRestore, ctx: &Context) -> Re
         None
     };
     let snapshot_bytes = quantity::to_bytes(&restore.spec.snapshot_size).unwrap_or(0);
-    let observed = Observed {
+    let verification = replica
+        .spec
+        .verification
+        .as_ref()
+        .filter(|v| verify::configured(Some(v)));
+    let mut observed = Observed {
         restore,
         pvc,
         job,
@@ -243,8 +249,37 @@ async fn reconcile_inner(restore: &PostgresPhysicalRestore, ctx: &Context) -> Re
         wal_replayed,
         dump_replayed,
         instance_failure,
+        verification,
+        verified: None,
     };
-    let plan = plan::decide(&observed, Timestamp::now());
+    let mut plan = plan::decide(&observed, Timestamp::now());
+    // Verification: the status says the checks run before they do; then the same decision with their
+    // outcome. `base` is the restore as last written.
+    let mut base = restore.clone();
+    let mut events = Vec::new();
+    if plan.verify
+        && let Some(spec) = verification
+    {
+        if restore.status.as_ref() != Some(&plan.status) {
+            base.metadata.resource_version = apply_status(&restores, restore, &plan.status).await?;
+            base.status = Some(plan.status.clone());
+        }
+        let target = verify::Target {
+            ns: &ns,
+            replica: &restore.spec.replica.name,
+            restore: &name,
+        };
+        tracing::info!(restore = %name, "running verification checks");
+        observed.verified = verify::run(ctx, target, spec).await?;
+        observed.restore = &base;
+        events = std::mem::take(&mut plan.events);
+        plan = plan::decide(&observed, Timestamp::now());
+        if let Some(v) = &observed.verified {
+            record_verification(ctx, &ns, &restore.spec.replica.name, v);
+        }
+    }
+    events.append(&mut plan.events);
+    plan.events = events;
 
     let mut with_status = restore.clone();
     with_status.status = Some(plan.status.clone());
@@ -281,8 +316,8 @@ async fn reconcile_inner(restore: &PostgresPhysicalRestore, ctx: &Context) -> Re
             .await?;
         tracing::info!(restore = %name, "applied resources and pod annotations to the running instance");
     }
-    if restore.status.as_ref() != Some(&plan.status) {
-        apply_status(&restores, restore, &plan.status).await?;
+    if base.status.as_ref() != Some(&plan.status) {
+        apply_status(&restores, &base, &plan.status).await?;
         let new_phase = plan.status.phase.clone().unwrap_or(RestorePhase::Pending);
         if new_phase != phase {
             tracing::info!(restore = %name, from = %phase, to = %new_phase, "restore phase");
@@ -323,6 +358,21 @@ async fn reconcile_inner(restore: &PostgresPhysicalRestore, ctx: &Context) -> Re
     Ok(Action::requeue(
         plan.requeue.map_or(heartbeat, |r| r.min(heartbeat)),
     ))
+}
+
+/// Counts each check's result per replica (`pgro_verification_checks_total`).
+fn record_verification(ctx: &Context, ns: &str, replica: &str, v: &pgro_api::VerificationStatus) {
+    for c in &v.checks {
+        ctx.metrics
+            .verification_checks
+            .get_or_create(&CheckResultLabels {
+                namespace: ns.to_owned(),
+                replica: replica.to_owned(),
+                check: c.name.clone(),
+                result: if c.passed { "passed" } else { "failed" },
+            })
+            .inc();
+    }
 }
 
 #[cfg(test)]

@@ -37,6 +37,10 @@ pub struct Context {
     pub connection: ConnectionInfo,
     /// The analytics password, when the target asked for it (`includePassword`).
     pub password: Option<String>,
+    /// The restore's verification results, when checks ran (+).
+    pub verification: Option<pgro_api::VerificationStatus>,
+    /// The time of the newest data the restore serves (+).
+    pub data_time: Option<Timestamp>,
 }
 
 /// Reads the restore the event is about (it may be gone; then its name is all the payload says of it).
@@ -78,6 +82,8 @@ pub async fn context(
             .and_then(|r| r.spec.snapshot_time.as_ref())
             .map(|t| t.0),
         postgres_version: status.postgres_version,
+        verification: status.verification,
+        data_time: status.data_time.map(|t| t.0),
         error,
         connection: replica
             .status
@@ -111,11 +117,15 @@ pub fn webhook_payload(c: &Context) -> Value {
             "snapshot": c.snapshot,
             "snapshotTime": c.snapshot_time.map(|t| t.to_string()),
             "postgresVersion": c.postgres_version,
+            "dataTime": c.data_time.map(|t| t.to_string()),
         },
         "connectionInfo": connection,
     });
     if let Some(e) = &c.error {
         v["error"] = json!(e);
+    }
+    if let Some(ver) = &c.verification {
+        v["verification"] = json!(ver);
     }
     v
 }
@@ -133,6 +143,8 @@ pub fn template_context(c: &Context) -> Value {
         "Restore": c.restore,
         "PostgresVersion": c.postgres_version,
         "Error": c.error,
+        "DataTime": c.data_time.map(|t| t.to_string()),
+        "Verification": c.verification,
         "ConnectionInfo": {
             "Host": c.connection.host,
             "Port": c.connection.port,
@@ -232,6 +244,8 @@ mod tests {
                 password_secret: "test-creds".into(),
             },
             password: password.map(str::to_owned),
+            verification: None,
+            data_time: None,
         }
     }
 
@@ -255,6 +269,35 @@ mod tests {
         let v = webhook_payload(&ctx(Some("pw"), Some("NoPgdata: x")));
         assert_eq!(v["connectionInfo"]["password"], "pw");
         assert_eq!(v["error"], "NoPgdata: x");
+        assert!(v.get("verification").is_none());
+    }
+
+    #[test]
+    fn webhook_payload_carries_the_verification_results() {
+        let mut c = ctx(
+            None,
+            Some("VerificationFailed: check orders: returned false"),
+        );
+        c.verification = Some(pgro_api::VerificationStatus {
+            passed: Some(false),
+            checks: vec![pgro_api::CheckResult {
+                name: "orders".into(),
+                passed: false,
+                value: Some("false".into()),
+                seconds: 0.25,
+                ..pgro_api::CheckResult::default()
+            }],
+            ..pgro_api::VerificationStatus::default()
+        });
+        let v = webhook_payload(&c);
+        assert_eq!(v["verification"]["passed"], false);
+        assert_eq!(
+            v["verification"]["checks"][0],
+            json!({"name": "orders", "passed": false, "value": "false", "seconds": 0.25})
+        );
+        let t = render_variables(r#"{"check": {{json Verification.checks.[0].name}}}"#, &c)
+            .expect("renders");
+        assert_eq!(t["check"], "orders");
     }
 
     #[test]

@@ -11,7 +11,8 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use pgro_api::{
     PostgresPhysicalRestore, PostgresPhysicalRestoreStatus, RestoreJobStatus, RestorePhase,
-    condition_reasons as reasons, condition_types as types, event_reasons,
+    Verification, VerificationStatus, condition_reasons as reasons, condition_types as types,
+    event_reasons,
 };
 
 use crate::operator::conditions::{self, Cond};
@@ -155,6 +156,10 @@ pub struct Observed<'a> {
     /// Why the instance of a logical restore stopped before serving (its termination message), read
     /// while it is not ready.
     pub instance_failure: Option<RestoreFailure>,
+    /// The replica's `spec.verification`, when it asks for any check.
+    pub verification: Option<&'a Verification>,
+    /// The checks' outcome, when they ran this pass (see [`Plan::verify`]).
+    pub verified: Option<VerificationStatus>,
 }
 
 /// `status.source`: the kind of source the restore was created from (`kopia` when it names none, as a
@@ -192,6 +197,8 @@ pub struct Plan {
     pub requeue: Option<Duration>,
     /// Events about this restore (recorded after the status that holds their cause).
     pub events: Vec<EventSpec>,
+    /// Run the verification checks now (the status says they run), then decide again with their outcome.
+    pub verify: bool,
 }
 
 /// `status.dumpReplayed`, the `DumpReplayed` condition, and a Warning when statements failed (the copy
@@ -298,6 +305,7 @@ pub fn decide(o: &Observed<'_>, now: Timestamp) -> Plan {
         status: PostgresPhysicalRestoreStatus::default(),
         requeue: None,
         events: Vec::new(),
+        verify: false,
     };
     if phase == RestorePhase::Failed {
         plan.status = status;
@@ -506,8 +514,15 @@ pub fn decide(o: &Observed<'_>, now: Timestamp) -> Plan {
     let within = humantime::format_duration(o.ready_timeout);
     let unready: Option<(Timestamp, String)> = match phase {
         RestorePhase::Pending | RestorePhase::Restoring if ready => {
-            status.phase = Some(RestorePhase::Ready);
-            None
+            match verification(o, &mut status, &mut plan, now) {
+                Gate::Open => None,
+                Gate::Waiting(since, message) => Some((since, message)),
+                Gate::Failed(message) => {
+                    fail(&mut status, reasons::VERIFICATION_FAILED, message);
+                    plan.status = status;
+                    return plan;
+                }
+            }
         }
         RestorePhase::Pending | RestorePhase::Restoring => {
             status.phase = Some(RestorePhase::Restoring);
@@ -542,7 +557,13 @@ pub fn decide(o: &Observed<'_>, now: Timestamp) -> Plan {
     if let Some((since, message)) = unready {
         let deadline = since.checked_add(o.ready_timeout).unwrap_or(since);
         if now >= deadline {
-            fail(&mut status, reasons::READY_TIMEOUT, message);
+            let reason = if plan.verify {
+                plan.verify = false;
+                reasons::VERIFICATION_FAILED
+            } else {
+                reasons::READY_TIMEOUT
+            };
+            fail(&mut status, reason, message);
         } else {
             plan.requeue =
                 Some(Duration::try_from(deadline.duration_since(now)).unwrap_or(Duration::ZERO));
@@ -550,6 +571,103 @@ pub fn decide(o: &Observed<'_>, now: Timestamp) -> Plan {
     }
     plan.status = status;
     plan
+}
+
+/// What verification lets a ready instance do.
+enum Gate {
+    /// Become `Ready`.
+    Open,
+    /// Wait for the checks, failing after the deadline (since, message).
+    Waiting(Timestamp, String),
+    /// Fail: a check failed.
+    Failed(String),
+}
+
+/// A ready instance becomes `Ready` once the replica's checks passed (at once when it asks for none). While
+/// they are due, the restore stays `Restoring` with `Verified=Unknown` and [`Plan::verify`] set.
+fn verification(
+    o: &Observed<'_>,
+    status: &mut PostgresPhysicalRestoreStatus,
+    plan: &mut Plan,
+    now: Timestamp,
+) -> Gate {
+    let generation = o.restore.metadata.generation;
+    let now_t = ts(now);
+    let done = status
+        .verification
+        .as_ref()
+        .is_some_and(|v| v.passed == Some(true));
+    let Some(spec) = o.verification.filter(|_| !done) else {
+        status.phase = Some(RestorePhase::Ready);
+        status.ready_at.get_or_insert(now_t);
+        return Gate::Open;
+    };
+    let Some(result) = &o.verified else {
+        let v = status.verification.get_or_insert_with(Default::default);
+        v.passed = None;
+        let started = v.started_at.get_or_insert(now_t.clone()).0;
+        let mut names: Vec<&str> = Vec::new();
+        if spec.require_application_database {
+            names.push(pgro_api::CHECK_APPLICATION_DATABASE);
+        }
+        names.extend(spec.checks.iter().map(|c| c.name.as_str()));
+        if spec.amcheck.is_some() {
+            names.push(pgro_api::CHECK_AMCHECK);
+        }
+        conditions::set_unknown(
+            &mut status.conditions,
+            Cond {
+                type_: types::VERIFIED,
+                status: false,
+                reason: reasons::CHECKS_RUNNING,
+                message: format!("running the verification checks: {}", names.join(", ")),
+            },
+            generation,
+            &now_t,
+        );
+        status.phase = Some(RestorePhase::Restoring);
+        plan.verify = true;
+        return Gate::Waiting(
+            started,
+            format!(
+                "the verification checks could not run: the operator could not reach PostgreSQL within {}",
+                humantime::format_duration(o.ready_timeout)
+            ),
+        );
+    };
+    status.verification = Some(result.clone());
+    let failed = result.checks.iter().find(|c| !c.passed);
+    let message = match failed {
+        None => format!("{} checks passed", result.checks.len()),
+        Some(c) => crate::operator::verify::failure_line(c),
+    };
+    conditions::set(
+        &mut status.conditions,
+        Cond {
+            type_: types::VERIFIED,
+            status: failed.is_none(),
+            reason: if failed.is_none() {
+                reasons::CHECKS_PASSED
+            } else {
+                reasons::VERIFICATION_FAILED
+            },
+            message: message.clone(),
+        },
+        generation,
+        &now_t,
+    );
+    if failed.is_some() {
+        plan.events.push(EventSpec {
+            warning: true,
+            reason: event_reasons::VERIFICATION_FAILED,
+            note: crate::restore::truncate(&message, 1000),
+            restore: None,
+        });
+        return Gate::Failed(format!("verification failed: {message}"));
+    }
+    status.phase = Some(RestorePhase::Ready);
+    status.ready_at.get_or_insert(now_t);
+    Gate::Open
 }
 
 #[cfg(test)]

@@ -52,6 +52,8 @@ fn observed(r: &PostgresPhysicalRestore) -> Observed<'_> {
         wal_replayed: None,
         dump_replayed: None,
         instance_failure: None,
+        verification: None,
+        verified: None,
     }
 }
 
@@ -491,4 +493,136 @@ fn dump_statistics_set_the_dump_replayed_condition_and_warn_when_statements_fail
             assert!(c.message.contains("line 1: boom"), "{}", c.message);
         }
     }
+}
+
+fn checks() -> Verification {
+    Verification {
+        checks: vec![pgro_api::VerificationCheck {
+            name: "orders".into(),
+            database: "shop".into(),
+            sql: "SELECT true".into(),
+            timeout: "1m".into(),
+        }],
+        require_application_database: true,
+        amcheck: None,
+    }
+}
+
+fn outcome(passed: bool) -> VerificationStatus {
+    VerificationStatus {
+        started_at: Some(Time(at("2026-11-21T10:19:00Z"))),
+        completed_at: Some(Time(at("2026-11-21T10:19:30Z"))),
+        passed: Some(passed),
+        checks: vec![pgro_api::CheckResult {
+            name: "orders".into(),
+            passed,
+            value: Some(passed.to_string()),
+            detail: Some("n=7".into()),
+            message: (!passed).then(|| "returned false".into()),
+            seconds: 0.2,
+        }],
+    }
+}
+
+const RESTORED: &str = "{phase: Restoring, restoredAt: '2026-11-21T10:18:00Z', instanceFixes: []}";
+
+#[test]
+fn a_ready_instance_waits_for_its_checks_before_it_is_ready() {
+    let r = restore(RESTORED);
+    let v = checks();
+    let mut o = running(&r, true);
+    o.verification = Some(&v);
+    let p = decide(&o, at(NOW));
+    assert!(p.verify);
+    assert_eq!(p.status.phase, Some(RestorePhase::Restoring));
+    assert_eq!(p.status.ready_at, None);
+    let c = conditions::get(&p.status.conditions, types::VERIFIED).expect("Verified");
+    assert_eq!(
+        (c.status.as_str(), c.reason.as_str()),
+        ("Unknown", reasons::CHECKS_RUNNING)
+    );
+    assert!(
+        c.message.contains("pgro.applicationDatabase, orders"),
+        "{}",
+        c.message
+    );
+    assert_eq!(
+        p.status
+            .verification
+            .and_then(|v| v.started_at)
+            .map(|t| t.0),
+        Some(at(NOW))
+    );
+}
+
+#[test]
+fn passing_checks_make_the_restore_ready_and_are_recorded() {
+    let r = restore(RESTORED);
+    let v = checks();
+    let mut o = running(&r, true);
+    o.verification = Some(&v);
+    o.verified = Some(outcome(true));
+    let p = decide(&o, at(NOW));
+    assert!(!p.verify);
+    assert_eq!(p.status.phase, Some(RestorePhase::Ready));
+    assert_eq!(p.status.ready_at.as_ref().map(|t| t.0), Some(at(NOW)));
+    assert!(conditions::is_true(&p.status.conditions, types::VERIFIED));
+    assert_eq!(p.status.verification, Some(outcome(true)));
+    // Once passed, a later pass does not run them again.
+    let again = restore(&serde_json::to_string(&p.status).expect("json"));
+    let mut o = running(&again, true);
+    o.verification = Some(&v);
+    let p2 = decide(&o, at(NOW));
+    assert!(!p2.verify);
+    assert_eq!(p2.status.phase, Some(RestorePhase::Ready));
+}
+
+#[test]
+fn a_failing_check_fails_the_restore_with_its_name_and_value_and_a_warning() {
+    let r = restore(RESTORED);
+    let v = checks();
+    let mut o = running(&r, true);
+    o.verification = Some(&v);
+    o.verified = Some(outcome(false));
+    let p = decide(&o, at(NOW));
+    assert_eq!(p.status.phase, Some(RestorePhase::Failed));
+    let verified = conditions::get(&p.status.conditions, types::VERIFIED).expect("Verified");
+    assert_eq!(verified.status, "False");
+    assert_eq!(verified.message, "check orders: returned false (n=7)");
+    let failed = conditions::get(&p.status.conditions, types::FAILED).expect("Failed");
+    assert_eq!(failed.reason, reasons::VERIFICATION_FAILED);
+    assert!(failed.message.contains("check orders: returned false"));
+    assert_eq!(p.events.len(), 1);
+    assert_eq!(p.events[0].reason, event_reasons::VERIFICATION_FAILED);
+}
+
+#[test]
+fn checks_that_cannot_reach_the_instance_fail_after_the_ready_timeout() {
+    let r = restore(
+        "{phase: Restoring, restoredAt: '2026-11-21T10:18:00Z', instanceFixes: [], \
+         verification: {startedAt: '2026-11-21T09:00:00Z'}}",
+    );
+    let v = checks();
+    let mut o = running(&r, true);
+    o.verification = Some(&v);
+    let p = decide(&o, at(NOW));
+    assert!(!p.verify);
+    assert_eq!(p.status.phase, Some(RestorePhase::Failed));
+    let failed = conditions::get(&p.status.conditions, types::FAILED).expect("Failed");
+    assert_eq!(failed.reason, reasons::VERIFICATION_FAILED);
+    assert!(
+        failed.message.contains("could not reach PostgreSQL"),
+        "{}",
+        failed.message
+    );
+}
+
+#[test]
+fn without_checks_a_ready_instance_is_ready_at_once() {
+    let r = restore(RESTORED);
+    let p = decide(&running(&r, true), at(NOW));
+    assert!(!p.verify);
+    assert_eq!(p.status.phase, Some(RestorePhase::Ready));
+    assert_eq!(p.status.ready_at.as_ref().map(|t| t.0), Some(at(NOW)));
+    assert!(conditions::get(&p.status.conditions, types::VERIFIED).is_none());
 }
