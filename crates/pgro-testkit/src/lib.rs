@@ -19,6 +19,7 @@ pub mod fixtures;
 mod http;
 mod infra;
 mod kubelet;
+pub mod monitoring;
 pub mod pgbackrest;
 mod pgrun;
 mod process;

@@ -5,6 +5,7 @@ pub mod exit;
 pub mod kopia;
 pub mod progress;
 pub mod repository;
+pub mod status;
 pub mod wal_fetch;
 
 use clap::{Parser, Subcommand};
@@ -42,6 +43,8 @@ pub enum Command {
     Restore(crate::restore::RestoreArgs),
     /// Prepare a restored data directory, make it safe and supervise PostgreSQL (the instance entrypoint).
     Instance(crate::instance::InstanceArgs),
+    /// Show a replica's state and restore history (`-n NAMESPACE REPLICA`, `--output table|json`).
+    Status(status::StatusArgs),
 }
 
 /// Copies the running executable to `dest` (mode 0755), through a temporary file and a rename so a

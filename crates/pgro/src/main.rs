@@ -37,6 +37,7 @@ fn main() -> ExitCode {
         Command::Backups(args) => block_on(pgro::cli::backups::run(args)),
         Command::WalFetch(args) => block_on(pgro::cli::wal_fetch::run(args)),
         Command::Instance(args) => block_on(pgro::instance::run(args)),
+        Command::Status(args) => block_on(pgro::cli::status::run(args)),
     }
 }
 

@@ -16,6 +16,8 @@ mod pgbackrest;
 mod restic;
 #[path = "e2e_cases/rotation.rs"]
 mod rotation;
+#[path = "e2e_cases/verification.rs"]
+mod verification;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -661,3 +661,142 @@ async fn log_format_and_level_follow_the_settings_configmap() {
     .unwrap_or_else(|e| panic!("{e}: {}", operator_logs(w.env, &pods)));
     set(serde_json::Value::Null, serde_json::Value::Null).await;
 }
+
+/// Issue 16: `status.history` keeps exactly `historyLimit` records, newest first, across an operator
+/// restart, and the per-replica gauges come back from the stored status on the new operator.
+#[tokio::test(flavor = "multi_thread")]
+async fn history_keeps_exactly_its_limit_across_an_operator_restart() {
+    let Some(w) = world("history_keeps_exactly_its_limit").await else {
+        return;
+    };
+    let _serial = SERIAL.lock().await;
+    let client = w.client();
+    let ns = w.env.namespace().await.unwrap();
+    let repo = w.repo(ns.name());
+    w.kopia_secret(&ns, "kopia-credentials", &repo).await;
+    repo.snap(&w.template, &["--tags", "area:postgres"]);
+    let gate = |sql: &str| serde_json::json!({"checks": [{"name": "gate", "database": "postgres", "sql": sql}]});
+    let extra = "historyLimit: 2\nverification:\n  checks:\n  - {name: gate, database: postgres, sql: 'SELECT count(*) > 0 FROM items'}";
+    create_replica(
+        &ns,
+        &replica_yaml("h", &spec("postgres", "* * * * *", extra)),
+    )
+    .await;
+    let api = ns.api::<PostgresPhysicalReplica>();
+    let patch = |body: serde_json::Value| {
+        let api = api.clone();
+        async move {
+            api.patch(
+                "h",
+                &PatchParams::default(),
+                &Patch::Merge(&serde_json::json!({"spec": body})),
+            )
+            .await
+            .unwrap();
+        }
+    };
+    let r = wait_replica(w, &ns, "h", "Ready", READY_TIMEOUT, |r, _| {
+        phase_is(r, "Ready")
+    })
+    .await;
+    let first = current(&r).unwrap();
+
+    // Two failed refreshes: three restores ended, two kept.
+    patch(serde_json::json!({"verification": gate("SELECT false")})).await;
+    repo.snap(&w.template, &["--tags", "area:postgres"]);
+    wait_replica(
+        w,
+        &ns,
+        "h",
+        "two failures",
+        Duration::from_secs(420),
+        |r, _| {
+            r.status
+                .as_ref()
+                .is_some_and(|s| s.consecutive_restore_failures >= 2)
+        },
+    )
+    .await;
+    patch(serde_json::json!({"schedule": "0 0 1 1 *"})).await;
+    // Settled: nothing in flight, and every ended restore recorded.
+    let r = wait_replica(w, &ns, "h", "settled", READY_TIMEOUT, |r, rs| {
+        rs.iter()
+            .all(|x| !matches!(restore_phase(x).as_str(), "Pending" | "Restoring"))
+            && r.status.as_ref().is_some_and(|s| s.history.len() == 2)
+    })
+    .await;
+    let before = r.status.clone().unwrap();
+    assert!(
+        before.history.iter().all(|h| h.outcome == "Failed"),
+        "{:?}",
+        before.history
+    );
+    assert!(
+        before.history.iter().all(|h| h.restore != first),
+        "the oldest record went"
+    );
+    assert!(
+        before.history[0].failed_at.as_ref().unwrap().0
+            >= before.history[1].failed_at.as_ref().unwrap().0
+    );
+
+    let killed = kill_leader(w).await;
+    new_leader(&client, &killed).await;
+    wait_operator_ready(&client, 1).await;
+    let r = api.get("h").await.unwrap();
+    let after = r.status.clone().unwrap();
+    assert_eq!(
+        after.history, before.history,
+        "the history outlives the operator"
+    );
+    let n = ns.name();
+    let g = |name: &str| format!("{name}{{namespace=\"{n}\",replica=\"h\"}}");
+    wait_metrics(
+        w,
+        &[
+            (
+                g("pgro_replica_consecutive_restore_failures"),
+                f64::from(after.consecutive_restore_failures),
+            ),
+            (
+                format!("pgro_verification_check_passed{{namespace=\"{n}\",replica=\"h\",check=\"gate\"}}"),
+                0.0,
+            ),
+            (
+                g("pgro_replica_last_verification_success_timestamp_seconds"),
+                epoch(after.last_verified_at.as_ref().unwrap()),
+            ),
+            (
+                g("pgro_replica_data_timestamp_seconds"),
+                epoch(after.data_time.as_ref().unwrap()),
+            ),
+        ],
+    )
+    .await;
+
+    // A refresh that passes after the restart: recorded first, and still two records.
+    if after.consecutive_restore_failures >= 3 {
+        api.patch_status(
+            "h",
+            &PatchParams::default(),
+            &Patch::Merge(&serde_json::json!({"status": {"consecutiveRestoreFailures": 0}})),
+        )
+        .await
+        .unwrap();
+    }
+    patch(serde_json::json!({"schedule": "* * * * *", "verification": gate("SELECT true")})).await;
+    let r = wait_replica(w, &ns, "h", "a new switchover", READY_TIMEOUT, |r, _| {
+        r.status.as_ref().is_some_and(|s| {
+            s.history
+                .first()
+                .is_some_and(|h| h.outcome == "Active" && h.restore != first)
+        })
+    })
+    .await;
+    let st = r.status.unwrap();
+    assert_eq!(st.history.len(), 2, "{:?}", st.history);
+    assert_eq!(st.history[1], before.history[0]);
+    assert_eq!(st.consecutive_restore_failures, 0);
+    patch(serde_json::json!({"schedule": "0 0 1 1 *"})).await;
+    ns.delete().await.unwrap();
+}

@@ -713,3 +713,39 @@ pub async fn wait_restore_reported(ns: &TestNamespace, name: &str) -> PostgresPh
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
+
+/// The value of the series `series` (name and labels exactly as exposed, e.g.
+/// `pgro_replica_queue_position{namespace="n",replica="r"}`) in any operator's `/metrics`.
+pub fn metric_value(texts: &[String], series: &str) -> Option<f64> {
+    texts.iter().find_map(|t| {
+        t.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+    })
+}
+
+/// Waits until every `(series, value)` is exposed with that value (±1 ms), returning the texts.
+pub async fn wait_metrics(w: &World, want: &[(String, f64)]) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let texts = operator_metrics(w).await;
+        let wrong: Vec<String> = want
+            .iter()
+            .filter(|(s, v)| metric_value(&texts, s).is_none_or(|got| (got - v).abs() > 0.001))
+            .map(|(s, v)| format!("{s} = {v} (got {:?})", metric_value(&texts, s)))
+            .collect();
+        if wrong.is_empty() {
+            return texts;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "metrics not as expected: {wrong:?}\n{}",
+            texts.join("\n---\n")
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Seconds since the epoch, as the gauges expose times.
+pub fn epoch(t: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time) -> f64 {
+    t.0.as_millisecond() as f64 / 1000.0
+}

@@ -78,3 +78,46 @@ fn series_follow_the_replicas_and_vanish_with_them() {
         "{text}"
     );
 }
+
+#[test]
+fn a_yearly_schedule_is_a_year_apart() {
+    let mut r = replica("p", "1", "{}");
+    r.spec.schedule = "0 0 1 1 *".into();
+    let v = values(&r, now());
+    assert_eq!(v.schedule_interval, Some(365.0 * 86400.0));
+}
+
+#[test]
+fn a_changed_replica_is_recomputed() {
+    let m = Metrics::new();
+    let mut e = Exporter::default();
+    let mut r = replica("a", "1", "{}");
+    r.spec.schedule = "* * * * *".into();
+    e.sync(&m, [&r].into_iter(), now());
+    assert!(
+        m.encode()
+            .contains("pgro_replica_schedule_interval_seconds{namespace=\"n\",replica=\"a\"} 60.0")
+    );
+    r.spec.schedule = "0 0 1 1 *".into();
+    r.metadata.resource_version = Some("2".into());
+    e.sync(&m, [&r].into_iter(), now());
+    let text = m.encode();
+    assert!(
+        text.contains(
+            "pgro_replica_schedule_interval_seconds{namespace=\"n\",replica=\"a\"} 31536000.0"
+        ),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_yearly_schedule_is_a_year_apart_now() {
+    let mut r = replica("p", "1", "{}");
+    r.spec.schedule = "0 0 1 1 *".into();
+    r.metadata.uid = Some("6f1c1f0e-6a2b-4c5e-9d3c-2f7e8a9b0c1d".into());
+    let v = values(&r, Timestamp::now());
+    assert!(
+        v.schedule_interval.unwrap_or(0.0) > 300.0 * 86400.0,
+        "{v:?}"
+    );
+}

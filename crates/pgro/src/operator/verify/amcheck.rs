@@ -69,7 +69,16 @@ pub async fn run(ctx: &Context, t: Target<'_>, options: &Amcheck) -> Result<Chec
             };
             let left = budget.saturating_sub(began.elapsed());
             if let Err(e) = database(&c, db, options.heapallindexed, left, &mut tally).await {
-                tally.note(db, "", &db_error(&e));
+                let mut what = db_error(&e);
+                if e.as_db_error().map(tokio_postgres::error::DbError::code)
+                    == Some(&tokio_postgres::error::SqlState::UNDEFINED_FILE)
+                {
+                    what.push_str(
+                        " (the image's PostgreSQL lacks the contrib module amcheck: use an image \
+                         that has it, or remove amcheck from spec.verification)",
+                    );
+                }
+                tally.note(db, "", &what);
             }
         }
     };

@@ -1,0 +1,393 @@
+//! Issue 16: verification before the switchover, the replica's history and the per-replica metrics. A
+//! passing check lets the switch happen and records its value; a failing one leaves the old restore
+//! serving, sets `Verified=False`, emits the event and the notification and is recorded in the history;
+//! amcheck on a copy with a broken index fails the restore.
+
+use std::time::Duration;
+
+use kube::api::ListParams;
+use pgro_api::{PostgresPhysicalReplica, PostgresPhysicalRestore};
+
+use crate::e2e_support::*;
+use crate::{READY_TIMEOUT, patch_spec, quick_start, restore_failure};
+
+const ITEMS_CHECK: &str = "- {name: items-present, database: postgres, sql: 'SELECT count(*) >= 100 AS ok, count(*) AS n FROM items'}";
+
+/// A source data directory of PostgreSQL 17 with `items` (the PostgreSQL 16 build of the test
+/// infrastructure ships no `amcheck`; an image without it fails the check with a message saying so).
+fn pg17_source(w: &World, name: &str, sql: Option<&str>) -> std::path::PathBuf {
+    let pg = pgro_testkit::fixtures::Postgres::new(w.env.components(), 17).unwrap();
+    let dir = w.root.path().join("sources").join(name);
+    std::fs::create_dir_all(dir.parent().unwrap()).unwrap();
+    pg.create_datadir(&dir, SOURCE_ROWS).unwrap();
+    if let Some(sql) = sql {
+        pg.with_server(&dir, sql).unwrap();
+    }
+    dir
+}
+
+fn series(name: &str, ns: &str, replica: &str, extra: &str) -> String {
+    format!("{name}{{namespace=\"{ns}\",replica=\"{replica}\"{extra}}}")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn verification_gates_the_switchover_and_is_recorded_in_history_events_notifications_and_metrics()
+ {
+    let Some(w) = world("verification_gates_the_switchover").await else {
+        return;
+    };
+    let rx = Receiver::start(w, accept_all()).await;
+    let ns = w.env.namespace().await.unwrap();
+    let repo = w.repo(ns.name());
+    w.kopia_secret(&ns, "kopia-credentials", &repo).await;
+    let src = pg17_source(w, &format!("verify-{}", ns.name()), None);
+    repo.snap(&src, &["--tags", "area:postgres"]);
+    let spec = quick_start(&format!(
+        "scheduleJitter: '0'\nhistoryLimit: 5\nverification:\n  requireApplicationDatabase: false\n  checks:\n  {ITEMS_CHECK}\n  amcheck: {{heapallindexed: true}}\nnotifications:\n- target: webhook\n  url: {}\n",
+        rx.url(w, "/hook")
+    ));
+    create_replica(&ns, &replica_yaml("v1", &spec)).await;
+    let r = wait_replica(w, &ns, "v1", "Ready and recorded", READY_TIMEOUT, |r, _| {
+        phase_is(r, "Ready") && r.status.as_ref().is_some_and(|s| !s.history.is_empty())
+    })
+    .await;
+    let first = current(&r).unwrap();
+    let restore: PostgresPhysicalRestore = ns.api().get(&first).await.unwrap();
+    let st = restore.status.clone().unwrap();
+    let v = st.verification.clone().expect("status.verification");
+    assert_eq!(v.passed, Some(true), "{v:?}");
+    let names: Vec<&str> = v.checks.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["items-present", "pgro.amcheck"]);
+    assert_eq!(v.checks[0].value.as_deref(), Some("true"));
+    assert_eq!(
+        v.checks[0].detail.as_deref(),
+        Some(format!("n={SOURCE_ROWS}").as_str())
+    );
+    assert!(
+        v.checks[1]
+            .value
+            .as_deref()
+            .unwrap()
+            .ends_with("0 with findings"),
+        "{v:?}"
+    );
+    assert!(cond_is_restore(
+        &restore,
+        "Verified",
+        "True",
+        "ChecksPassed"
+    ));
+    assert!(st.ready_at.is_some() && st.activated_at.is_some());
+    // amcheck was created for the run and dropped again: the copy is as the backup had it.
+    let extensions = served_digest(
+        w,
+        &ns,
+        "v1",
+        "SELECT count(*)::text FROM pg_extension WHERE extname = 'amcheck'",
+    )
+    .await;
+    assert_eq!(extensions, "0");
+    let rs = r.status.clone().unwrap();
+    let h = &rs.history[0];
+    assert_eq!(
+        (h.restore.as_str(), h.outcome.as_str()),
+        (first.as_str(), "Active")
+    );
+    assert_eq!(h.verification.as_deref(), Some("passed"));
+    assert!(h.durations.download.is_some() && h.durations.verification.is_some());
+    assert!(h.durations.switchover.is_some() && h.bytes > 0);
+    assert!(rs.last_verified_at.is_some());
+
+    // A failing check: the new restore fails before the switch; the first keeps serving.
+    patch_spec(
+        &ns,
+        "v1",
+        serde_json::json!({"schedule": "* * * * *", "verification": {"checks": [
+            {"name": "items-present", "database": "postgres", "sql": "SELECT count(*) >= 100 AS ok, count(*) AS n FROM items"},
+            {"name": "many-items", "database": "postgres", "sql": "SELECT count(*) > 1000000 AS ok, count(*) AS n FROM items"}
+        ], "amcheck": {"heapallindexed": true}}}),
+    )
+    .await;
+    repo.snap(&w.template, &["--tags", "area:postgres"]);
+    let r = wait_replica(
+        w,
+        &ns,
+        "v1",
+        "a verification failure",
+        READY_TIMEOUT,
+        |r, _| {
+            r.status
+                .as_ref()
+                .is_some_and(|s| s.consecutive_restore_failures >= 1)
+        },
+    )
+    .await;
+    // No further attempts while the rest is checked.
+    patch_spec(&ns, "v1", serde_json::json!({"schedule": "0 0 1 1 *"})).await;
+    assert_eq!(
+        current(&r).as_deref(),
+        Some(first.as_str()),
+        "the first still serves"
+    );
+    assert!(phase_is(&r, "Ready"));
+    let all: Vec<PostgresPhysicalRestore> = ns
+        .api()
+        .list(&ListParams::default().labels("pgro.bes.au/replica=v1"))
+        .await
+        .unwrap()
+        .items;
+    let failed = all
+        .iter()
+        .find(|x| restore_failure(x).is_some())
+        .expect("a failed restore");
+    let failed_name = failed.metadata.name.clone().unwrap();
+    let (reason, message) = restore_failure(failed).unwrap();
+    assert_eq!(reason, "VerificationFailed");
+    assert!(
+        message.contains("check many-items: returned false (n=2000)"),
+        "{message}"
+    );
+    assert!(cond_is_restore(
+        failed,
+        "Verified",
+        "False",
+        "VerificationFailed"
+    ));
+    let fv = failed
+        .status
+        .as_ref()
+        .unwrap()
+        .verification
+        .clone()
+        .unwrap();
+    let outcome: Vec<(&str, bool)> = fv
+        .checks
+        .iter()
+        .map(|c| (c.name.as_str(), c.passed))
+        .collect();
+    assert_eq!(
+        outcome,
+        [("items-present", true), ("many-items", false)],
+        "amcheck not run after a failure"
+    );
+    let events = restore_events(&ns, &failed_name).await;
+    assert!(
+        events.iter().any(|(t, reason, note)| t == "Warning"
+            && reason == "VerificationFailed"
+            && note.contains("many-items")),
+        "{events:?}"
+    );
+    assert_eq!(
+        endpoint_addresses(&ns, "v1").await,
+        restore_pod_ips(&ns, &first).await,
+        "the Service still points at the first restore"
+    );
+    // The notification carries the results.
+    let delivered = pgro_testkit::eventually(
+        "the RestoreFailed webhook",
+        Duration::from_secs(60),
+        || async {
+            Ok(rx
+                .received("/hook")
+                .into_iter()
+                .find(|x| x.body["event"] == "RestoreFailed"))
+        },
+    )
+    .await
+    .unwrap();
+    let b = &delivered.body;
+    assert!(
+        b["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("VerificationFailed: "),
+        "{b}"
+    );
+    assert_eq!(b["verification"]["passed"], false);
+    assert_eq!(b["verification"]["checks"][1]["name"], "many-items");
+    assert_eq!(b["verification"]["checks"][1]["value"], "false");
+    let completed = rx
+        .received("/hook")
+        .into_iter()
+        .find(|x| x.body["event"] == "RestoreCompleted")
+        .expect("RestoreCompleted delivered");
+    assert_eq!(completed.body["verification"]["passed"], true);
+
+    // The history holds the failure, newest first.
+    let r = wait_replica(
+        w,
+        &ns,
+        "v1",
+        "the failure in the history",
+        READY_TIMEOUT,
+        |r, _| {
+            r.status
+                .as_ref()
+                .is_some_and(|s| s.history.iter().any(|h| h.restore == failed_name))
+        },
+    )
+    .await;
+    let rs = r.status.clone().unwrap();
+    let f = rs
+        .history
+        .iter()
+        .find(|h| h.restore == failed_name)
+        .unwrap();
+    assert_eq!(f.outcome, "Failed");
+    assert_eq!(f.verification.as_deref(), Some("failed"));
+    assert!(f.failed_checks[0].contains("many-items"), "{f:?}");
+    assert!(
+        f.failure
+            .as_deref()
+            .unwrap()
+            .starts_with("VerificationFailed: ")
+    );
+    assert_eq!(rs.history.last().unwrap().restore, first);
+
+    // Each per-replica metric, with the values the status holds.
+    let n = ns.name();
+    let g = |name: &str| series(name, n, "v1", "");
+    let check = |c: &str| {
+        series(
+            "pgro_verification_check_passed",
+            n,
+            "v1",
+            &format!(",check=\"{c}\""),
+        )
+    };
+    let r: PostgresPhysicalReplica = ns.api().get("v1").await.unwrap();
+    let rs = r.status.clone().unwrap();
+    let texts = wait_metrics(
+        w,
+        &[
+            (
+                g("pgro_replica_data_timestamp_seconds"),
+                epoch(rs.data_time.as_ref().unwrap()),
+            ),
+            (
+                g("pgro_replica_last_restore_success_timestamp_seconds"),
+                epoch(rs.last_restore_completed_at.as_ref().unwrap()),
+            ),
+            (
+                g("pgro_replica_last_verification_success_timestamp_seconds"),
+                epoch(rs.last_verified_at.as_ref().unwrap()),
+            ),
+            (
+                g("pgro_replica_created_timestamp_seconds"),
+                epoch(r.metadata.creation_timestamp.as_ref().unwrap()),
+            ),
+            (
+                g("pgro_replica_consecutive_restore_failures"),
+                f64::from(rs.consecutive_restore_failures),
+            ),
+            (g("pgro_replica_scheduling_suspended"), 0.0),
+            (g("pgro_replica_queue_position"), 0.0),
+            (check("items-present"), 1.0),
+            (check("many-items"), 0.0),
+        ],
+    )
+    .await;
+    let interval = metric_value(&texts, &g("pgro_replica_schedule_interval_seconds")).unwrap();
+    assert!(
+        [365.0, 366.0].contains(&(interval / 86400.0)),
+        "yearly: {interval}; schedule {:?}, rv {:?}, next {:?}\n{}",
+        r.spec.schedule,
+        r.metadata.resource_version,
+        r.status
+            .as_ref()
+            .and_then(|s| s.next_scheduled_restore.clone()),
+        texts.join("\n")
+    );
+    let phase = |p: &str| {
+        metric_value(
+            &texts,
+            &series(
+                "pgro_restore_phase_duration_seconds_count",
+                n,
+                "v1",
+                &format!(",phase=\"{p}\""),
+            ),
+        )
+    };
+    assert_eq!(phase("switchover"), Some(1.0), "one switchover recorded");
+    assert!(phase("download").unwrap() >= 2.0 && phase("verification").unwrap() >= 2.0);
+    let failed_checks = metric_value(
+        &texts,
+        &series(
+            "pgro_verification_checks_total",
+            n,
+            "v1",
+            ",check=\"many-items\",result=\"failed\"",
+        ),
+    );
+    assert!(failed_checks.unwrap() >= 1.0);
+    ns.delete().await.unwrap();
+}
+
+fn cond_is_restore(r: &PostgresPhysicalRestore, t: &str, status: &str, reason: &str) -> bool {
+    r.status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == t))
+        .is_some_and(|c| c.status == status && c.reason == reason)
+}
+
+/// amcheck on a copy whose index file is empty (the backup lost it): PostgreSQL starts and serves a plain
+/// scan, but the check finds the index broken and the restore fails before it could serve.
+#[tokio::test(flavor = "multi_thread")]
+async fn amcheck_finds_a_broken_index_and_fails_the_restore() {
+    let Some(w) = world("amcheck_finds_a_broken_index").await else {
+        return;
+    };
+    let ns = w.env.namespace().await.unwrap();
+    let repo = w.repo(ns.name());
+    w.kopia_secret(&ns, "kopia-credentials", &repo).await;
+    // The database `postgres` has OID 5; the index's file is the one new relation file.
+    let files = |dir: &std::path::Path| -> std::collections::BTreeSet<String> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.chars().all(|c| c.is_ascii_digit()))
+            .collect()
+    };
+    let plain = pg17_source(w, &format!("amcheck-plain-{}", ns.name()), None);
+    let src = pg17_source(
+        w,
+        &format!("amcheck-{}", ns.name()),
+        Some("CREATE INDEX items_by_id ON items (id)"),
+    );
+    let db = src.join("base/5");
+    let before = files(&plain.join("base/5"));
+    let new: Vec<String> = files(&db).difference(&before).cloned().collect();
+    assert_eq!(new.len(), 1, "one new relation file: {new:?}");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(db.join(&new[0]))
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    repo.snap(&src, &["--tags", "area:postgres"]);
+    create_replica(
+        &ns,
+        &replica_yaml("am", &quick_start("verification:\n  amcheck: {}\n")),
+    )
+    .await;
+    let r = wait_replica(w, &ns, "am", "the restore failed", READY_TIMEOUT, |r, _| {
+        r.status
+            .as_ref()
+            .is_some_and(|s| s.consecutive_restore_failures >= 1)
+    })
+    .await;
+    assert_eq!(current(&r), None, "nothing serves");
+    let all: Vec<PostgresPhysicalRestore> =
+        ns.api().list(&ListParams::default()).await.unwrap().items;
+    let (reason, message) = all
+        .iter()
+        .find_map(restore_failure)
+        .expect("a failed restore");
+    assert_eq!(reason, "VerificationFailed");
+    assert!(
+        message.contains("check pgro.amcheck") && message.contains("items_by_id"),
+        "{message}"
+    );
+    ns.delete().await.unwrap();
+}
