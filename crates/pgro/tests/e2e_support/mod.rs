@@ -723,9 +723,9 @@ pub fn metric_value(texts: &[String], series: &str) -> Option<f64> {
     })
 }
 
-/// Waits until every `(series, value)` is exposed with that value (±1 ms), returning the texts.
+/// Waits (up to 60 s) until every `(series, value)` is exposed with that value (±1 ms), returning the texts.
 pub async fn wait_metrics(w: &World, want: &[(String, f64)]) -> Vec<String> {
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let texts = operator_metrics(w).await;
         let wrong: Vec<String> = want
