@@ -573,6 +573,26 @@ pub fn decide(o: &Observed<'_>, now: Timestamp) -> Plan {
     plan
 }
 
+/// The most the checks may take: every check's timeout and amcheck's budget.
+fn budget(spec: &Verification) -> Duration {
+    let parse = |field: &'static str, v: &str| {
+        crate::operator::duration::parse(field, v)
+            .ok()
+            .and_then(|d| Duration::try_from(d).ok())
+            .unwrap_or(Duration::ZERO)
+    };
+    let checks: Duration = spec
+        .checks
+        .iter()
+        .map(|c| parse("timeout", &c.timeout))
+        .sum();
+    checks
+        + spec
+            .amcheck
+            .as_ref()
+            .map_or(Duration::ZERO, |a| parse("amcheck.timeout", &a.timeout))
+}
+
 /// What verification lets a ready instance do.
 enum Gate {
     /// Become `Ready`.
@@ -627,8 +647,11 @@ fn verification(
         );
         status.phase = Some(RestorePhase::Restoring);
         plan.verify = true;
+        // The checks' own time counts on top of the ready timeout (an operator restarted during a long
+        // amcheck runs them again from here).
+        let since = started.checked_add(budget(spec)).unwrap_or(started);
         return Gate::Waiting(
-            started,
+            since,
             format!(
                 "the verification checks could not run: the operator could not reach PostgreSQL within {}",
                 humantime::format_duration(o.ready_timeout)

@@ -626,3 +626,22 @@ fn without_checks_a_ready_instance_is_ready_at_once() {
     assert_eq!(p.status.ready_at.as_ref().map(|t| t.0), Some(at(NOW)));
     assert!(conditions::get(&p.status.conditions, types::VERIFIED).is_none());
 }
+
+#[test]
+fn the_checks_own_budget_extends_the_deadline() {
+    // Started 2 h ago; ready timeout 30 min; amcheck may take 2 h: not failed yet.
+    let r = restore(
+        "{phase: Restoring, restoredAt: '2026-11-21T08:00:00Z', instanceFixes: [], \
+         verification: {startedAt: '2026-11-21T08:20:00Z'}}",
+    );
+    let mut v = checks();
+    v.amcheck = Some(pgro_api::Amcheck {
+        heapallindexed: false,
+        timeout: "2h".into(),
+    });
+    let mut o = running(&r, true);
+    o.verification = Some(&v);
+    let p = decide(&o, at(NOW));
+    assert!(p.verify);
+    assert_eq!(p.status.phase, Some(RestorePhase::Restoring));
+}
