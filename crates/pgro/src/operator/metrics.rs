@@ -148,6 +148,9 @@ pub struct Metrics {
     pub phase_duration: Family<PhaseLabels, Histogram>,
     /// Verification check results, per replica and check.
     pub verification_checks: Family<CheckResultLabels, Counter>,
+    /// Sets the per-replica gauges: from the replica controller after each status write, and from the
+    /// queue watch for every replica (which also removes those of deleted replicas).
+    pub replica_exporter: std::sync::Mutex<super::replica_metrics::Exporter>,
 }
 
 impl Default for Metrics {
@@ -328,6 +331,7 @@ impl Metrics {
             replica,
             phase_duration,
             verification_checks,
+            replica_exporter: std::sync::Mutex::default(),
         }
     }
 

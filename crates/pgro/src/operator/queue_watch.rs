@@ -151,15 +151,16 @@ pub async fn run(inputs: Inputs, mut stop: tokio::sync::watch::Receiver<bool>) {
         wake,
     } = inputs;
     let mut sent: HashMap<(String, String), (Admission, Instant)> = HashMap::new();
-    let mut exporter = super::replica_metrics::Exporter::default();
     loop {
         let r = restores.state();
         let p = replicas.state();
-        exporter.sync(
-            &metrics,
-            p.iter().map(AsRef::as_ref),
-            jiff::Timestamp::now(),
-        );
+        if let Ok(mut exporter) = metrics.replica_exporter.lock() {
+            exporter.sync(
+                &metrics,
+                p.iter().map(AsRef::as_ref),
+                jiff::Timestamp::now(),
+            );
+        }
         let (in_progress, waiting_count) =
             counts(r.iter().map(AsRef::as_ref), p.iter().map(AsRef::as_ref));
         metrics.active_restores.set(in_progress);

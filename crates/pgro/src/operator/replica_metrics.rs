@@ -91,6 +91,36 @@ pub struct Exporter {
 const RECOMPUTE: jiff::SignedDuration = jiff::SignedDuration::from_mins(10);
 
 impl Exporter {
+    /// Sets one replica's gauges (unless it is unchanged since they were last set); returns its labels.
+    pub fn update(
+        &mut self,
+        m: &Metrics,
+        r: &PostgresPhysicalReplica,
+        now: Timestamp,
+    ) -> ReplicaLabels {
+        let labels = ReplicaLabels {
+            namespace: r.metadata.namespace.clone().unwrap_or_default(),
+            replica: r.metadata.name.clone().unwrap_or_default(),
+        };
+        let rv = r.metadata.resource_version.clone();
+        if self
+            .seen
+            .get(&labels)
+            .is_some_and(|(v, at, _)| *v == rv && now.duration_since(*at) < RECOMPUTE)
+        {
+            return labels;
+        }
+        let v = values(r, now);
+        let old_checks = self
+            .seen
+            .get(&labels)
+            .map(|(_, _, c)| c.clone())
+            .unwrap_or_default();
+        let checks = set(m, &labels, &v, &old_checks);
+        self.seen.insert(labels.clone(), (rv, now, checks));
+        labels
+    }
+
     /// Sets every replica's gauges and removes those of replicas that are gone.
     pub fn sync<'a>(
         &mut self,
@@ -98,30 +128,7 @@ impl Exporter {
         replicas: impl Iterator<Item = &'a PostgresPhysicalReplica>,
         now: Timestamp,
     ) {
-        let mut present = BTreeSet::new();
-        for r in replicas {
-            let labels = ReplicaLabels {
-                namespace: r.metadata.namespace.clone().unwrap_or_default(),
-                replica: r.metadata.name.clone().unwrap_or_default(),
-            };
-            present.insert(labels.clone());
-            let rv = r.metadata.resource_version.clone();
-            if self
-                .seen
-                .get(&labels)
-                .is_some_and(|(v, at, _)| *v == rv && now.duration_since(*at) < RECOMPUTE)
-            {
-                continue;
-            }
-            let v = values(r, now);
-            let old_checks = self
-                .seen
-                .get(&labels)
-                .map(|(_, _, c)| c.clone())
-                .unwrap_or_default();
-            let checks = set(m, &labels, &v, &old_checks);
-            self.seen.insert(labels, (rv, now, checks));
-        }
+        let present: BTreeSet<ReplicaLabels> = replicas.map(|r| self.update(m, r, now)).collect();
         let gone: Vec<ReplicaLabels> = self
             .seen
             .keys()

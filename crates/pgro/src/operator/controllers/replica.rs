@@ -737,14 +737,22 @@ async fn reconcile_inner(replica: &PostgresPhysicalReplica, ctx: &Context) -> Re
         && !ctx
             .caches()
             .is_some_and(|c| c.status_written(&ns, &name, seen.as_deref(), &plan.status));
+    let mut shown = replica.clone();
     if unwritten {
         let api: Api<PostgresPhysicalReplica> = Api::namespaced(ctx.client.clone(), &ns);
         let now_at = apply_status(&api, replica, &plan.status).await?;
         if let Some(c) = ctx.caches() {
-            c.record_status(&ns, &name, seen, now_at, &plan.status);
+            c.record_status(&ns, &name, seen, now_at.clone(), &plan.status);
         }
         // Observed once: a record is new only in the pass that writes it.
         observe_phases(ctx, &ns, &name, &recorded);
+        shown.metadata.resource_version = now_at;
+    }
+    // The gauges follow this pass's status at once (the queue watch also sets them, and drops those of
+    // deleted replicas).
+    shown.status = Some(plan.status.clone());
+    if let Ok(mut exporter) = ctx.metrics.replica_exporter.lock() {
+        exporter.update(&ctx.metrics, &shown, now);
     }
     ctx.notifier.recorded(&ns, &name, &notifications.recorded);
     if !notifications.due.is_empty() {
