@@ -12,6 +12,8 @@ mod e2e_support;
 mod hardening;
 #[path = "e2e_cases/pgbackrest.rs"]
 mod pgbackrest;
+#[path = "e2e_cases/podsecurity.rs"]
+mod podsecurity;
 #[path = "e2e_cases/restic.rs"]
 mod restic;
 #[path = "e2e_cases/rotation.rs"]
