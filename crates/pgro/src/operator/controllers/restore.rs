@@ -274,8 +274,10 @@ async fn reconcile_inner(restore: &PostgresPhysicalRestore, ctx: &Context) -> Re
         observed.restore = &base;
         events = std::mem::take(&mut plan.events);
         plan = plan::decide(&observed, Timestamp::now());
-        if let Some(v) = &observed.verified {
-            record_verification(ctx, &ns, &restore.spec.replica.name, v);
+        match &observed.verified {
+            Some(v) => record_verification(ctx, &ns, &restore.spec.replica.name, v),
+            // Not reachable yet: try again soon, not at the deadline.
+            None => plan.requeue = Some(Duration::from_secs(10)),
         }
     }
     events.append(&mut plan.events);
