@@ -391,6 +391,16 @@ async fn amcheck_finds_a_broken_index_and_fails_the_restore() {
         .set_len(0)
         .unwrap();
     repo.snap(&src, &["--tags", "area:postgres"]);
+    // And a backup holding only PostgreSQL's own databases, for `requireApplicationDatabase`.
+    repo.snap(&plain, &["--tags", "area:plain"]);
+    create_replica(
+        &ns,
+        &replica_yaml(
+            "empty",
+            "kopiaSecretRef: {name: kopia-credentials}\nschedule: '0 */6 * * *'\nsnapshotFilter:\n  tags: {area: plain}\nverification:\n  requireApplicationDatabase: true\n",
+        ),
+    )
+    .await;
     create_replica(
         &ns,
         &replica_yaml("am", &quick_start("verification:\n  amcheck: {}\n")),
@@ -403,8 +413,12 @@ async fn amcheck_finds_a_broken_index_and_fails_the_restore() {
     })
     .await;
     assert_eq!(current(&r), None, "nothing serves");
-    let all: Vec<PostgresPhysicalRestore> =
-        ns.api().list(&ListParams::default()).await.unwrap().items;
+    let all: Vec<PostgresPhysicalRestore> = ns
+        .api()
+        .list(&ListParams::default().labels("pgro.bes.au/replica=am"))
+        .await
+        .unwrap()
+        .items;
     let (reason, message) = all
         .iter()
         .find_map(restore_failure)
@@ -412,6 +426,35 @@ async fn amcheck_finds_a_broken_index_and_fails_the_restore() {
     assert_eq!(reason, "VerificationFailed");
     assert!(
         message.contains("check pgro.amcheck") && message.contains("items_by_id"),
+        "{message}"
+    );
+    wait_replica(
+        w,
+        &ns,
+        "empty",
+        "the empty backup refused",
+        READY_TIMEOUT,
+        |r, _| {
+            r.status
+                .as_ref()
+                .is_some_and(|s| s.consecutive_restore_failures >= 1)
+        },
+    )
+    .await;
+    let empty: Vec<PostgresPhysicalRestore> = ns
+        .api()
+        .list(&ListParams::default().labels("pgro.bes.au/replica=empty"))
+        .await
+        .unwrap()
+        .items;
+    let (reason, message) = empty
+        .iter()
+        .find_map(restore_failure)
+        .expect("a failed restore");
+    assert_eq!(reason, "VerificationFailed");
+    assert!(
+        message.contains("check pgro.applicationDatabase")
+            && message.contains("only PostgreSQL's own databases"),
         "{message}"
     );
     ns.delete().await.unwrap();
