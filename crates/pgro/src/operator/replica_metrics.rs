@@ -53,11 +53,10 @@ fn epoch(t: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time) -> f64 {
 pub fn values(r: &PostgresPhysicalReplica, now: Timestamp) -> Values {
     let status = r.status.clone().unwrap_or_default();
     let uid = r.metadata.uid.clone().unwrap_or_default();
-    let schedule_interval = Schedule::parse(&r.spec.schedule, &uid).ok().and_then(|s| {
-        let a = s.next_fire_after(now).ok()?;
-        let b = s.next_fire_after(a).ok()?;
-        Some(b.duration_since(a).as_secs_f64())
-    });
+    let schedule_interval = Schedule::parse(&r.spec.schedule, &uid)
+        .and_then(|s| s.interval_after(now))
+        .ok()
+        .map(|d| d.as_secs_f64());
     Values {
         data_time: status.data_time.as_ref().map(epoch),
         last_restore_success: status.last_restore_completed_at.as_ref().map(epoch),

@@ -138,6 +138,16 @@ impl Schedule {
         }
         Err(never(None))
     }
+
+    /// The time between the next two fire times after `now` (the schedule's current period).
+    ///
+    /// # Errors
+    ///
+    /// As [`Schedule::next_fire_after`].
+    pub fn interval_after(&self, now: Timestamp) -> Result<SignedDuration, ScheduleError> {
+        let a = self.next_fire_after(now)?;
+        Ok(self.next_fire_after(a)?.duration_since(a))
+    }
 }
 
 /// Whether the zone's UTC offset changes by something other than whole hours between `from` and `to`.

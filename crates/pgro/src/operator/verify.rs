@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use pgro_api::{
-    CHECK_APPLICATION_DATABASE, CheckResult, Verification, VerificationCheck, VerificationStatus,
+    Amcheck, CHECK_APPLICATION_DATABASE, CheckResult, Verification, VerificationCheck,
+    VerificationStatus,
 };
 use tokio_postgres::SimpleQueryMessage;
 use tokio_postgres::types::Type;
@@ -30,6 +31,38 @@ const TEXT_MAX: usize = 300;
 #[must_use]
 pub fn configured(v: Option<&Verification>) -> bool {
     v.is_some_and(|v| !v.checks.is_empty() || v.require_application_database || v.amcheck.is_some())
+}
+
+/// A duration of `spec.verification`, or `default` (the API's) when it does not parse, which admission
+/// prevents.
+fn spec_duration(field: &'static str, value: &str, default: Duration) -> Duration {
+    crate::operator::duration::parse(field, value)
+        .ok()
+        .and_then(|d| Duration::try_from(d).ok())
+        .unwrap_or(default)
+}
+
+/// How long a check's statement may run.
+#[must_use]
+pub fn check_timeout(check: &VerificationCheck) -> Duration {
+    spec_duration("timeout", &check.timeout, Duration::from_secs(60))
+}
+
+/// How long amcheck may take over all databases.
+#[must_use]
+pub fn amcheck_budget(options: &Amcheck) -> Duration {
+    spec_duration(
+        "amcheck.timeout",
+        &options.timeout,
+        Duration::from_secs(1800),
+    )
+}
+
+/// The most the checks may take together: every check's timeout and amcheck's budget.
+#[must_use]
+pub fn budget(spec: &Verification) -> Duration {
+    let checks: Duration = spec.checks.iter().map(check_timeout).sum();
+    checks + spec.amcheck.as_ref().map_or(Duration::ZERO, amcheck_budget)
 }
 
 /// The restore the checks run on.
@@ -153,10 +186,7 @@ pub(crate) fn db_error(e: &tokio_postgres::Error) -> String {
 /// One user check, in its own session.
 async fn sql_check(ctx: &Context, t: Target<'_>, check: &VerificationCheck) -> Result<CheckResult> {
     let began = Instant::now();
-    let timeout = crate::operator::duration::parse("timeout", &check.timeout)
-        .ok()
-        .and_then(|d| Duration::try_from(d).ok())
-        .unwrap_or(Duration::from_secs(60));
+    let timeout = check_timeout(check);
     let client = match admin_sql::connect_to(ctx, t.ns, t.replica, t.restore, &check.database).await
     {
         Ok(Some(c)) => c,

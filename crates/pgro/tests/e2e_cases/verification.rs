@@ -10,6 +10,7 @@ use pgro_api::{PostgresPhysicalReplica, PostgresPhysicalRestore};
 
 use crate::e2e_support::*;
 use crate::{READY_TIMEOUT, patch_spec, quick_start, restore_failure};
+use pgro_testkit::TestNamespace;
 
 const ITEMS_CHECK: &str = "- {name: items-present, database: postgres, sql: 'SELECT count(*) >= 100 AS ok, count(*) AS n FROM items'}";
 
@@ -109,19 +110,7 @@ async fn verification_gates_the_switchover_and_is_recorded_in_history_events_not
     )
     .await;
     repo.snap(&w.template, &["--tags", "area:postgres"]);
-    let r = wait_replica(
-        w,
-        &ns,
-        "v1",
-        "a verification failure",
-        READY_TIMEOUT,
-        |r, _| {
-            r.status
-                .as_ref()
-                .is_some_and(|s| s.consecutive_restore_failures >= 1)
-        },
-    )
-    .await;
+    let r = wait_failure(w, &ns, "v1").await;
     // No further attempts while the rest is checked.
     patch_spec(&ns, "v1", serde_json::json!({"schedule": "0 0 1 1 *"})).await;
     assert_eq!(
@@ -130,25 +119,15 @@ async fn verification_gates_the_switchover_and_is_recorded_in_history_events_not
         "the first still serves"
     );
     assert!(phase_is(&r, "Ready"));
-    let all: Vec<PostgresPhysicalRestore> = ns
-        .api()
-        .list(&ListParams::default().labels("pgro.bes.au/replica=v1"))
-        .await
-        .unwrap()
-        .items;
-    let failed = all
-        .iter()
-        .find(|x| restore_failure(x).is_some())
-        .expect("a failed restore");
+    let (failed, reason, message) = failed_restore(&ns, "v1").await;
     let failed_name = failed.metadata.name.clone().unwrap();
-    let (reason, message) = restore_failure(failed).unwrap();
     assert_eq!(reason, "VerificationFailed");
     assert!(
         message.contains("check many-items: returned false (n=2000)"),
         "{message}"
     );
     assert!(cond_is_restore(
-        failed,
+        &failed,
         "Verified",
         "False",
         "VerificationFailed"
@@ -349,6 +328,32 @@ async fn verification_gates_the_switchover_and_is_recorded_in_history_events_not
     ns.delete().await.unwrap();
 }
 
+/// Waits until `replica` has counted a failed restore.
+async fn wait_failure(w: &World, ns: &TestNamespace, replica: &str) -> PostgresPhysicalReplica {
+    wait_replica(w, ns, replica, "a failed restore", READY_TIMEOUT, |r, _| {
+        r.status
+            .as_ref()
+            .is_some_and(|s| s.consecutive_restore_failures >= 1)
+    })
+    .await
+}
+
+/// A failed restore of `replica`, with its `Failed` condition's reason and message.
+async fn failed_restore(
+    ns: &TestNamespace,
+    replica: &str,
+) -> (PostgresPhysicalRestore, String, String) {
+    let all: Vec<PostgresPhysicalRestore> = ns
+        .api()
+        .list(&ListParams::default().labels(&format!("pgro.bes.au/replica={replica}")))
+        .await
+        .unwrap()
+        .items;
+    all.into_iter()
+        .find_map(|r| restore_failure(&r).map(|(reason, message)| (r, reason, message)))
+        .expect("a failed restore")
+}
+
 fn cond_is_restore(r: &PostgresPhysicalRestore, t: &str, status: &str, reason: &str) -> bool {
     r.status
         .as_ref()
@@ -406,51 +411,16 @@ async fn amcheck_finds_a_broken_index_and_fails_the_restore() {
         &replica_yaml("am", &quick_start("verification:\n  amcheck: {}\n")),
     )
     .await;
-    let r = wait_replica(w, &ns, "am", "the restore failed", READY_TIMEOUT, |r, _| {
-        r.status
-            .as_ref()
-            .is_some_and(|s| s.consecutive_restore_failures >= 1)
-    })
-    .await;
+    let r = wait_failure(w, &ns, "am").await;
     assert_eq!(current(&r), None, "nothing serves");
-    let all: Vec<PostgresPhysicalRestore> = ns
-        .api()
-        .list(&ListParams::default().labels("pgro.bes.au/replica=am"))
-        .await
-        .unwrap()
-        .items;
-    let (reason, message) = all
-        .iter()
-        .find_map(restore_failure)
-        .expect("a failed restore");
+    let (_, reason, message) = failed_restore(&ns, "am").await;
     assert_eq!(reason, "VerificationFailed");
     assert!(
         message.contains("check pgro.amcheck") && message.contains("items_by_id"),
         "{message}"
     );
-    wait_replica(
-        w,
-        &ns,
-        "empty",
-        "the empty backup refused",
-        READY_TIMEOUT,
-        |r, _| {
-            r.status
-                .as_ref()
-                .is_some_and(|s| s.consecutive_restore_failures >= 1)
-        },
-    )
-    .await;
-    let empty: Vec<PostgresPhysicalRestore> = ns
-        .api()
-        .list(&ListParams::default().labels("pgro.bes.au/replica=empty"))
-        .await
-        .unwrap()
-        .items;
-    let (reason, message) = empty
-        .iter()
-        .find_map(restore_failure)
-        .expect("a failed restore");
+    wait_failure(w, &ns, "empty").await;
+    let (_, reason, message) = failed_restore(&ns, "empty").await;
     assert_eq!(reason, "VerificationFailed");
     assert!(
         message.contains("check pgro.applicationDatabase")

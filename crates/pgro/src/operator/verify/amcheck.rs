@@ -12,6 +12,7 @@ use super::{TEXT_MAX, Target, db_error, failed};
 use crate::operator::admin_sql;
 use crate::operator::context::Context;
 use crate::operator::error::Result;
+use crate::postgres::quote_ident;
 use crate::restore::truncate;
 
 /// The schema the extension is created in when the database does not have it.
@@ -34,10 +35,7 @@ struct Tally {
 /// API errors reading the Service or the admin Secret.
 pub async fn run(ctx: &Context, t: Target<'_>, options: &Amcheck) -> Result<CheckResult> {
     let began = Instant::now();
-    let budget = crate::operator::duration::parse("amcheck.timeout", &options.timeout)
-        .ok()
-        .and_then(|d| Duration::try_from(d).ok())
-        .unwrap_or(Duration::from_secs(1800));
+    let budget = super::amcheck_budget(options);
     let Some(c) = admin_sql::connect(ctx, t.ns, t.replica, t.restore)
         .await
         .ok()
@@ -179,7 +177,6 @@ async fn relations(
     heapallindexed: bool,
     tally: &mut Tally,
 ) -> std::result::Result<(), tokio_postgres::Error> {
-    let q = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
     // Tables, materialized views and TOAST tables; temporary relations of other sessions are skipped.
     let heaps = c
         .query(
@@ -190,7 +187,7 @@ async fn relations(
         .await?;
     let verify_heap = format!(
         "SELECT blkno, offnum, msg FROM {}.verify_heapam($1::oid::regclass, on_error_stop => false, check_toast => true)",
-        q(schema)
+        quote_ident(schema)
     );
     for row in &heaps {
         let oid: u32 = row.get(0);
@@ -228,7 +225,7 @@ async fn relations(
         .await?;
     let check_index = format!(
         "SELECT {}.bt_index_check($1::oid::regclass, $2::bool)",
-        q(schema)
+        quote_ident(schema)
     );
     for row in &indexes {
         let oid: u32 = row.get(0);

@@ -89,8 +89,7 @@ pub const MIGRATION_ACTIVE: &str = "active";
 #[must_use]
 pub fn migration_budget(schedule: &Schedule, now: Timestamp) -> Duration {
     let interval = schedule
-        .next_fire_after(now)
-        .and_then(|a| schedule.next_fire_after(a).map(|b| b.duration_since(a)))
+        .interval_after(now)
         .ok()
         .and_then(|d| Duration::try_from(d).ok())
         .unwrap_or(Duration::from_secs(3600));

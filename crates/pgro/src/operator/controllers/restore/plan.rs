@@ -573,26 +573,6 @@ pub fn decide(o: &Observed<'_>, now: Timestamp) -> Plan {
     plan
 }
 
-/// The most the checks may take: every check's timeout and amcheck's budget.
-fn budget(spec: &Verification) -> Duration {
-    let parse = |field: &'static str, v: &str| {
-        crate::operator::duration::parse(field, v)
-            .ok()
-            .and_then(|d| Duration::try_from(d).ok())
-            .unwrap_or(Duration::ZERO)
-    };
-    let checks: Duration = spec
-        .checks
-        .iter()
-        .map(|c| parse("timeout", &c.timeout))
-        .sum();
-    checks
-        + spec
-            .amcheck
-            .as_ref()
-            .map_or(Duration::ZERO, |a| parse("amcheck.timeout", &a.timeout))
-}
-
 /// What verification lets a ready instance do.
 enum Gate {
     /// Become `Ready`.
@@ -649,7 +629,9 @@ fn verification(
         plan.verify = true;
         // The checks' own time counts on top of the ready timeout (an operator restarted during a long
         // amcheck runs them again from here).
-        let since = started.checked_add(budget(spec)).unwrap_or(started);
+        let since = started
+            .checked_add(crate::operator::verify::budget(spec))
+            .unwrap_or(started);
         return Gate::Waiting(
             since,
             format!(
