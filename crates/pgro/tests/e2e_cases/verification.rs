@@ -41,7 +41,16 @@ async fn verification_gates_the_switchover_and_is_recorded_in_history_events_not
     let ns = w.env.namespace().await.unwrap();
     let repo = w.repo(ns.name());
     w.kopia_secret(&ns, "kopia-credentials", &repo).await;
-    let src = pg17_source(w, &format!("verify-{}", ns.name()), None);
+    // A partitioned table (its index has no storage of its own) must not trip amcheck.
+    let src = pg17_source(
+        w,
+        &format!("verify-{}", ns.name()),
+        Some(
+            "CREATE TABLE parted (id int PRIMARY KEY) PARTITION BY RANGE (id); \
+             CREATE TABLE parted_low PARTITION OF parted FOR VALUES FROM (0) TO (1000); \
+             INSERT INTO parted SELECT generate_series(0, 999)",
+        ),
+    );
     repo.snap(&src, &["--tags", "area:postgres"]);
     let spec = quick_start(&format!(
         "scheduleJitter: '0'\nhistoryLimit: 5\nverification:\n  requireApplicationDatabase: false\n  checks:\n  {ITEMS_CHECK}\n  amcheck: {{heapallindexed: true}}\nnotifications:\n- target: webhook\n  url: {}\n",
@@ -396,8 +405,19 @@ async fn amcheck_finds_a_broken_index_and_fails_the_restore() {
         .set_len(0)
         .unwrap();
     repo.snap(&src, &["--tags", "area:postgres"]);
-    // And a backup holding only PostgreSQL's own databases, for `requireApplicationDatabase`.
+    // And a backup holding only PostgreSQL's own databases, for `requireApplicationDatabase` (and, in
+    // another replica, a check that selects too many rows).
     repo.snap(&plain, &["--tags", "area:plain"]);
+    // And a check that selects four million rows: refused for returning more than one, without the
+    // operator reading them all.
+    create_replica(
+        &ns,
+        &replica_yaml(
+            "rows",
+            "kopiaSecretRef: {name: kopia-credentials}\nschedule: '0 */6 * * *'\nsnapshotFilter:\n  tags: {area: plain}\nverification:\n  checks:\n  - {name: all-pairs, database: postgres, sql: 'SELECT true FROM items a, items b'}\n",
+        ),
+    )
+    .await;
     create_replica(
         &ns,
         &replica_yaml(
@@ -425,6 +445,13 @@ async fn amcheck_finds_a_broken_index_and_fails_the_restore() {
     assert!(
         message.contains("check pgro.applicationDatabase")
             && message.contains("only PostgreSQL's own databases"),
+        "{message}"
+    );
+    wait_failure(w, &ns, "rows").await;
+    let (_, reason, message) = failed_restore(&ns, "rows").await;
+    assert_eq!(reason, "VerificationFailed");
+    assert!(
+        message.contains("check all-pairs: returned more than one row"),
         "{message}"
     );
     ns.delete().await.unwrap();

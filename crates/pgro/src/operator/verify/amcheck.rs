@@ -213,12 +213,14 @@ async fn relations(
             Err(e) => tally.note(db, &rel, &db_error(&e)),
         }
     }
-    // Valid, ready B-tree indexes (what `pg_amcheck` checks by default).
+    // Valid, ready B-tree indexes with storage (what `pg_amcheck` checks by default): a partitioned
+    // table's index (relkind `I`) has none, and `bt_index_check` refuses it.
     let indexes = c
         .query(
             "SELECT c.oid, c.oid::regclass::text FROM pg_index i \
              JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am a ON a.oid = c.relam \
-             WHERE a.amname = 'btree' AND i.indisvalid AND i.indisready AND c.relpersistence <> 't' \
+             WHERE a.amname = 'btree' AND c.relkind = 'i' AND i.indisvalid AND i.indisready \
+             AND c.relpersistence <> 't' \
              ORDER BY c.oid",
             &[],
         )

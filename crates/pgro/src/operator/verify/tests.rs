@@ -49,6 +49,11 @@ fn false_null_no_row_two_rows_and_non_boolean_fail_with_a_reason() {
         0.0,
     );
     assert!(!two.passed);
+    assert!(
+        two.message
+            .expect("message")
+            .contains("returned more than one row")
+    );
     let int = judge(
         "c",
         Some(&Type::INT8),
