@@ -4,7 +4,7 @@
 //! controller-manager: without it there are no Jobs, ReplicaSets, EndpointSlices, garbage collection or
 //! default ServiceAccounts, and the operator relies on all of those.
 
-use std::net::{IpAddr, Ipv4Addr, TcpListener};
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -84,11 +84,9 @@ pub struct ControlPlane {
     etcd: Proc,
 }
 
-/// A free loopback TCP port (bind to port 0 and release it, as envtest does).
+/// A free loopback TCP port outside the ephemeral range (see [`crate::ports`]).
 pub(crate) fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
-        .local_addr()?
-        .port())
+    Ok(crate::ports::free_port()?)
 }
 
 /// The root of the harness's state directories; each harness uses `<root>/<pid>-<random>`.

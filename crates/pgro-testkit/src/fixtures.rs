@@ -66,9 +66,7 @@ pub struct Minio {
 }
 
 fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
+    Ok(crate::ports::free_port()?)
 }
 
 impl Minio {

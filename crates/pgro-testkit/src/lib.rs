@@ -22,6 +22,7 @@ mod kubelet;
 pub mod monitoring;
 pub mod pgbackrest;
 mod pgrun;
+pub mod ports;
 mod process;
 pub mod restic;
 mod shared;

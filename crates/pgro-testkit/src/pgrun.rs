@@ -143,9 +143,7 @@ impl PgUser {
 }
 
 pub(crate) fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
+    Ok(crate::ports::free_port()?)
 }
 
 /// A PostgreSQL server run as the PostgreSQL user on a Unix socket only; stopped with a fast shutdown

@@ -212,9 +212,8 @@ mod tests {
             }
         });
         let free = || {
-            std::net::TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .expect("free port")
+            let port = crate::ports::free_port().expect("free port");
+            std::net::SocketAddr::from(([127, 0, 0, 1], port))
         };
         let (probes, listen) = (free(), free());
         tokio::spawn(serve_postgres(upstream_addr.to_string(), probes, listen));

@@ -3,7 +3,6 @@
 //! (through `#[path]`) by `crates/pgro/tests/restore_cli.rs`, so it uses only std and tempfile.
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::panic)]
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -59,11 +58,7 @@ impl Drop for Minio {
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    pgro_testkit::ports::free_port().unwrap()
 }
 
 impl Minio {

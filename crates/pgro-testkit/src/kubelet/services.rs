@@ -125,42 +125,66 @@ pub(crate) fn watch(client: &Client) -> (Catalog, Arc<Notify>, Vec<JoinHandle<()
     (Catalog { services, slices }, changed, vec![a, b])
 }
 
+impl Catalog {
+    /// The Service that owns `ip:port` now, with the name of that port.
+    fn owner(&self, ip: Ipv4Addr, port: u16) -> Option<(String, String, Option<String>)> {
+        self.services.state().into_iter().find_map(|service| {
+            let spec = service.spec.as_ref()?;
+            if spec.cluster_ip.as_deref()?.parse::<Ipv4Addr>().ok()? != ip {
+                return None;
+            }
+            let p = spec.ports.iter().flatten().find(|p| {
+                p.port as u16 == port && p.protocol.as_deref().unwrap_or("TCP") == "TCP"
+            })?;
+            Some((
+                service.namespace().unwrap_or_default(),
+                service.name_any(),
+                p.name.clone(),
+            ))
+        })
+    }
+}
+
+/// The ClusterIP ports every Service asks for.
+fn desired(catalog: &Catalog) -> BTreeSet<(Ipv4Addr, u16)> {
+    let mut out = BTreeSet::new();
+    for service in catalog.services.state() {
+        let spec = service.spec.clone().unwrap_or_default();
+        let Some(ip) = spec
+            .cluster_ip
+            .as_deref()
+            .and_then(|ip| ip.parse::<Ipv4Addr>().ok())
+        else {
+            continue;
+        };
+        for port in spec.ports.iter().flatten() {
+            if port.protocol.as_deref().unwrap_or("TCP") == "TCP" {
+                out.insert((ip, port.port as u16));
+            }
+        }
+    }
+    out
+}
+
 /// Keeps one listener per ClusterIP Service port.
+///
+/// A listener looks up the Service owning its address on every connection rather than remembering the
+/// one it was opened for: the apiserver hands a deleted Service's ClusterIP to the next Service, and
+/// both events can arrive between two passes here (the address never leaves the wanted set), so a
+/// remembered name would send the new Service's clients to the old one's pods.
 pub(crate) async fn proxy(network: Arc<NodeNetwork>, catalog: Catalog, changed: Arc<Notify>) {
     let mut listeners: BTreeMap<(Ipv4Addr, u16), JoinHandle<()>> = BTreeMap::new();
     let mut addresses: BTreeSet<Ipv4Addr> = BTreeSet::new();
     loop {
-        let mut desired: BTreeMap<(Ipv4Addr, u16), (String, String, Option<String>)> =
-            BTreeMap::new();
-        for service in catalog.services.state() {
-            let spec = service.spec.clone().unwrap_or_default();
-            let Some(ip) = spec
-                .cluster_ip
-                .as_deref()
-                .and_then(|ip| ip.parse::<Ipv4Addr>().ok())
-            else {
-                continue;
-            };
-            for port in spec.ports.iter().flatten() {
-                if port.protocol.as_deref().unwrap_or("TCP") != "TCP" {
-                    continue;
-                }
-                let key = (
-                    service.namespace().unwrap_or_default(),
-                    service.name_any(),
-                    port.name.clone(),
-                );
-                desired.insert((ip, port.port as u16), key);
-            }
-        }
+        let desired = desired(&catalog);
         listeners.retain(|key, task| {
-            let keep = desired.contains_key(key);
+            let keep = desired.contains(key);
             if !keep {
                 task.abort();
             }
             keep
         });
-        let wanted_ips: BTreeSet<Ipv4Addr> = desired.keys().map(|(ip, _)| *ip).collect();
+        let wanted_ips: BTreeSet<Ipv4Addr> = desired.iter().map(|(ip, _)| *ip).collect();
         for ip in wanted_ips
             .difference(&addresses)
             .copied()
@@ -184,7 +208,7 @@ pub(crate) async fn proxy(network: Arc<NodeNetwork>, catalog: Catalog, changed: 
                 .await;
             addresses.remove(&ip);
         }
-        for (key, (namespace, name, port_name)) in desired {
+        for key in desired {
             if listeners.contains_key(&key) || !addresses.contains(&key.0) {
                 continue;
             }
@@ -200,7 +224,10 @@ pub(crate) async fn proxy(network: Arc<NodeNetwork>, catalog: Catalog, changed: 
                         return;
                     };
                     while let Ok((inbound, _)) = listener.accept().await {
-                        let endpoints = catalog.endpoints(&namespace, &name, port_name.as_deref());
+                        let endpoints = catalog
+                            .owner(key.0, key.1)
+                            .map(|(ns, name, port)| catalog.endpoints(&ns, &name, port.as_deref()))
+                            .unwrap_or_default();
                         if endpoints.is_empty() {
                             continue; // dropping the connection: like a Service without endpoints
                         }

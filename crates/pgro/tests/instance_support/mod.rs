@@ -57,11 +57,7 @@ pub fn require(env: &HashMap<String, String>, key: &str) -> Option<String> {
 }
 
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    pgro_testkit::ports::free_port().unwrap()
 }
 
 /// The non-root account PostgreSQL runs as.
