@@ -41,19 +41,26 @@ async fn verification_gates_the_switchover_and_is_recorded_in_history_events_not
     let ns = w.env.namespace().await.unwrap();
     let repo = w.repo(ns.name());
     w.kopia_secret(&ns, "kopia-credentials", &repo).await;
-    // A partitioned table (its index has no storage of its own) must not trip amcheck.
+    // A partitioned table (its index has no storage of its own) must not trip amcheck; an application
+    // database for `requireApplicationDatabase`; and amcheck in pgro's schema, as an operator restarted
+    // mid-run leaves it in a copy: the next run removes it.
     let src = pg17_source(
         w,
         &format!("verify-{}", ns.name()),
         Some(
             "CREATE TABLE parted (id int PRIMARY KEY) PARTITION BY RANGE (id); \
              CREATE TABLE parted_low PARTITION OF parted FOR VALUES FROM (0) TO (1000); \
-             INSERT INTO parted SELECT generate_series(0, 999)",
+             INSERT INTO parted SELECT generate_series(0, 999); \
+             CREATE SCHEMA _pgro_amcheck; CREATE EXTENSION amcheck WITH SCHEMA _pgro_amcheck",
         ),
     );
+    pgro_testkit::fixtures::Postgres::new(w.env.components(), 17)
+        .unwrap()
+        .with_server(&src, "CREATE DATABASE shop")
+        .unwrap();
     repo.snap(&src, &["--tags", "area:postgres"]);
     let spec = quick_start(&format!(
-        "scheduleJitter: '0'\nhistoryLimit: 5\nverification:\n  requireApplicationDatabase: false\n  checks:\n  {ITEMS_CHECK}\n  amcheck: {{heapallindexed: true}}\nnotifications:\n- target: webhook\n  url: {}\n",
+        "scheduleJitter: '0'\nhistoryLimit: 5\nverification:\n  requireApplicationDatabase: true\n  checks:\n  {ITEMS_CHECK}\n  amcheck: {{heapallindexed: true}}\nnotifications:\n- target: webhook\n  url: {}\n",
         rx.url(w, "/hook")
     ));
     create_replica(&ns, &replica_yaml("v1", &spec)).await;
@@ -67,14 +74,17 @@ async fn verification_gates_the_switchover_and_is_recorded_in_history_events_not
     let v = st.verification.clone().expect("status.verification");
     assert_eq!(v.passed, Some(true), "{v:?}");
     let names: Vec<&str> = v.checks.iter().map(|c| c.name.as_str()).collect();
-    assert_eq!(names, ["items-present", "pgro.amcheck"]);
-    assert_eq!(v.checks[0].value.as_deref(), Some("true"));
     assert_eq!(
-        v.checks[0].detail.as_deref(),
+        names,
+        ["pgro.applicationDatabase", "items-present", "pgro.amcheck"]
+    );
+    assert_eq!(v.checks[1].value.as_deref(), Some("true"));
+    assert_eq!(
+        v.checks[1].detail.as_deref(),
         Some(format!("n={SOURCE_ROWS}").as_str())
     );
     assert!(
-        v.checks[1]
+        v.checks[2]
             .value
             .as_deref()
             .unwrap()
@@ -118,7 +128,9 @@ async fn verification_gates_the_switchover_and_is_recorded_in_history_events_not
         ], "amcheck": {"heapallindexed": true}}}),
     )
     .await;
-    repo.snap(&w.template, &["--tags", "area:postgres"]);
+    // The same source again (a new snapshot): `requireApplicationDatabase` still holds (the merge patch
+    // keeps it) and passes, so only `many-items` fails.
+    repo.snap(&src, &["--tags", "area:postgres"]);
     let r = wait_failure(w, &ns, "v1").await;
     // No further attempts while the rest is checked.
     patch_spec(&ns, "v1", serde_json::json!({"schedule": "0 0 1 1 *"})).await;
@@ -155,7 +167,11 @@ async fn verification_gates_the_switchover_and_is_recorded_in_history_events_not
         .collect();
     assert_eq!(
         outcome,
-        [("items-present", true), ("many-items", false)],
+        [
+            ("pgro.applicationDatabase", true),
+            ("items-present", true),
+            ("many-items", false)
+        ],
         "amcheck not run after a failure"
     );
     let events = restore_events(&ns, &failed_name).await;
@@ -192,8 +208,8 @@ async fn verification_gates_the_switchover_and_is_recorded_in_history_events_not
         "{b}"
     );
     assert_eq!(b["verification"]["passed"], false);
-    assert_eq!(b["verification"]["checks"][1]["name"], "many-items");
-    assert_eq!(b["verification"]["checks"][1]["value"], "false");
+    assert_eq!(b["verification"]["checks"][2]["name"], "many-items");
+    assert_eq!(b["verification"]["checks"][2]["value"], "false");
     let completed = rx
         .received("/hook")
         .into_iter()

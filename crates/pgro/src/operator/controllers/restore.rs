@@ -260,10 +260,12 @@ async fn reconcile_inner(restore: &PostgresPhysicalRestore, ctx: &Context) -> Re
     if plan.verify
         && let Some(spec) = verification
     {
-        if restore.status.as_ref() != Some(&plan.status) {
-            base.metadata.resource_version = apply_status(&restores, restore, &plan.status).await?;
-            base.status = Some(plan.status.clone());
-        }
+        // Written even when unchanged: the write carries the resourceVersion this pass read, so a stale
+        // view (the watch not yet showing that the checks passed and the restore went Ready, maybe
+        // already serving) ends here in a 409 and a fresh look, never in a second run of the checks
+        // against a copy users may be reading (amcheck creates its extension there).
+        base.metadata.resource_version = apply_status(&restores, restore, &plan.status).await?;
+        base.status = Some(plan.status.clone());
         let target = verify::Target {
             ns: &ns,
             replica: &restore.spec.replica.name,

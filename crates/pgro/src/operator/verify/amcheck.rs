@@ -1,7 +1,8 @@
 //! The `amcheck` verification: every table (`verify_heapam`) and every valid B-tree index (`bt_index_check`,
 //! optionally `heapallindexed`) of every database, the functions `pg_amcheck` itself calls. Where the
-//! extension is not installed it is created in a schema of its own for the run and dropped afterwards, so
-//! the copy ends as the backup had it. Corruption is reported per relation and does not stop the run; the
+//! extension is not installed it is created in a schema of its own (`_pgro_amcheck`) for the run and
+//! dropped afterwards, so the copy ends as the backup had it; one left in that schema by an interrupted
+//! run is dropped by the next. Corruption is reported per relation and does not stop the run; the
 //! time budget does.
 
 use std::time::{Duration, Instant};
@@ -149,7 +150,9 @@ async fn database(
         )
         .await?
         .map(|r| r.get(0));
-    let created = existing.is_none();
+    // Found in pgro's own schema, the extension is a run's that never got to drop it (the operator was
+    // restarted mid-run): this run owns it and removes it like one it created.
+    let ours = existing.as_deref().is_none_or(|s| s == SCHEMA);
     let schema = match existing {
         Some(s) => s,
         None => {
@@ -161,7 +164,7 @@ async fn database(
         }
     };
     let checked = relations(c, db, &schema, heapallindexed, tally).await;
-    if created {
+    if ours {
         c.batch_execute(&format!(
             "DROP EXTENSION IF EXISTS amcheck; DROP SCHEMA IF EXISTS {SCHEMA}"
         ))

@@ -333,3 +333,106 @@ async fn failed_reconcile_is_retried_and_told_in_a_warning_event() {
     let action = run_scenario(script, pass).await;
     assert_eq!(action, Action::requeue(Duration::from_secs(10)));
 }
+
+/// Issue 16: a pass that would run the verification checks first writes the status it read, with its
+/// resourceVersion as precondition. From a stale view (the checks already passed and the restore went on,
+/// maybe to serving, but the watch has not shown it yet) that write is refused and nothing touches the
+/// instance: no Service or Secret is read to connect, no check runs a second time against a live copy.
+/// The stale view is exactly what the first pass wrote before its checks ran.
+#[tokio::test]
+async fn checks_never_run_from_a_stale_view() {
+    let finished = (Timestamp::now() - jiff::SignedDuration::from_mins(1))
+        .round(jiff::Unit::Second)
+        .expect("round")
+        .to_string();
+    let before = json!({
+        "phase": "Restoring", "observedGeneration": 1, "createdAt": "2026-11-21T10:15:00Z",
+        "pvc": format!("{NAME}-data"), "deployment": NAME, "restoredAt": finished,
+        "postgresVersion": "16", "instanceFixes": [],
+        "restoreJob": {"name": format!("{NAME}-restore"), "phase": "Succeeded"}
+    });
+    // Pass 1: the instance is ready; the status says the checks run, then the checks look for the
+    // instance (its Service has no address yet: they try again later).
+    let (ctx, api) = Context::test();
+    let ready_children = |mut api: ApiServerVerifier| async move {
+        let mut replica = replica_json();
+        replica["spec"]["verification"] = json!({"requireApplicationDatabase": true});
+        api.answer(Method::GET, REPLICA, 200, &replica).await;
+        api.answer(
+            Method::GET,
+            &format!("/api/v1{NS}/persistentvolumeclaims/{NAME}-data"),
+            200,
+            &json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": format!("{NAME}-data")}}),
+        )
+        .await;
+        api.answer(
+            Method::GET,
+            &format!("/apis/apps/v1{NS}/deployments/{NAME}"),
+            200,
+            &json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": NAME},
+                "status": {"replicas": 1, "readyReplicas": 1, "availableReplicas": 1}}),
+        )
+        .await;
+        api.answer(
+            Method::GET,
+            &format!("/api/v1{NS}/services/{NAME}"),
+            200,
+            &json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": NAME}, "spec": {}}),
+        )
+        .await;
+        api
+    };
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let script = async move {
+        let mut api = ready_children(api).await;
+        let (write, send) = api
+            .expect(Method::PATCH, &format!("{RESTORES}/{NAME}/status"))
+            .await;
+        let written = write.body["status"].clone();
+        assert_eq!(written["phase"], "Restoring");
+        assert!(
+            written["verification"]["startedAt"].is_string(),
+            "{written}"
+        );
+        send.send_response(respond(
+            200,
+            &merged(&restore_json(Value::Null), &write.body),
+        ));
+        // The checks look for the instance's address.
+        api.answer(
+            Method::GET,
+            &format!("/api/v1{NS}/services/{NAME}"),
+            200,
+            &json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": NAME}, "spec": {}}),
+        )
+        .await;
+        api.done().await;
+        tx.send(written).expect("send");
+    };
+    run_scenario(script, reconcile(restore(before), ctx))
+        .await
+        .expect("pass 1");
+    let written = rx.await.expect("the status pass 1 wrote");
+
+    // Pass 2, from that same view (stale: the watch has not delivered what came after).
+    let (ctx, api) = Context::test();
+    let policy_ctx = Arc::clone(&ctx);
+    let obj = restore(written);
+    let script = async move {
+        let mut api = ready_children(api).await;
+        let (write, send) = api
+            .expect(Method::PATCH, &format!("{RESTORES}/{NAME}/status"))
+            .await;
+        assert_eq!(write.body["metadata"]["resourceVersion"], "41");
+        send.send_response(respond(409, &status(409, "Conflict")));
+        api.done().await;
+    };
+    let pass = async {
+        let err = reconcile(Arc::clone(&obj), ctx)
+            .await
+            .expect_err("the stale view ends in a conflict");
+        error_policy("restore", &obj, &err, &policy_ctx)
+    };
+    let action = run_scenario(script, pass).await;
+    assert_eq!(action, Action::requeue(Duration::from_secs(1)));
+}
