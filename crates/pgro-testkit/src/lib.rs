@@ -16,6 +16,7 @@ mod certs;
 mod control_plane;
 mod crds;
 pub mod fixtures;
+pub mod helm;
 mod http;
 mod infra;
 mod kubelet;

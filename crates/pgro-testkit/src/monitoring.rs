@@ -47,12 +47,25 @@ impl fmt::Display for Outcome {
 }
 
 fn run(bin: &Path, args: &[&str], dir: &Path) -> anyhow::Result<Outcome> {
-    let command = format!("{} {}", bin.display(), args.join(" "));
-    let out = Command::new(bin)
-        .args(args)
-        .current_dir(dir)
+    let mut cmd = Command::new(bin);
+    cmd.args(args).current_dir(dir);
+    run_command(cmd)
+}
+
+/// Runs `cmd` to the end, standard input closed, and keeps what it printed.
+pub(crate) fn run_command(mut cmd: Command) -> anyhow::Result<Outcome> {
+    let command = format!(
+        "{} {}",
+        cmd.get_program().to_string_lossy(),
+        cmd.get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let out = cmd
+        .stdin(std::process::Stdio::null())
         .output()
-        .with_context(|| format!("starting `{command}` in {}", dir.display()))?;
+        .with_context(|| format!("starting `{command}`"))?;
     let mut output = String::from_utf8_lossy(&out.stdout).into_owned();
     output.push_str(&String::from_utf8_lossy(&out.stderr));
     Ok(Outcome {

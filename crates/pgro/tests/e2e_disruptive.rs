@@ -4,6 +4,8 @@
 #![allow(clippy::unwrap_used)]
 
 mod e2e_support;
+#[path = "e2e_cases/helm_install.rs"]
+mod helm_install;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
