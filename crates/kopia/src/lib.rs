@@ -49,7 +49,7 @@ mod time;
 mod verify;
 
 #[cfg(feature = "cloud")]
-pub use blobstore::S3Config;
+pub use blobstore::{AzureConfig, GcsConfig, S3Config};
 pub use blobstore::{RetryPolicy, Retrying as RetryingStorage};
 pub use cache::IndexCache;
 pub use compression::Compression;

@@ -15,6 +15,7 @@ pub mod barman;
 mod certs;
 mod control_plane;
 mod crds;
+pub mod emulators;
 pub mod fixtures;
 pub mod helm;
 mod http;

@@ -20,43 +20,23 @@ impl ObjectStorage {
         Ok(Self::flat(Bucket::s3(cfg)?))
     }
 
-    /// A Google Cloud Storage bucket. Credentials come from `credentials_file` or the standard
-    /// `GOOGLE_*` environment.
+    /// A Google Cloud Storage bucket (credentials, or an emulator's endpoint, in `cfg`; unset credentials
+    /// fall back to the standard `GOOGLE_*` environment).
     ///
     /// # Errors
     ///
     /// Fails on an invalid configuration.
-    pub fn gcs(
-        bucket: &str,
-        prefix: &str,
-        credentials_file: Option<&str>,
-    ) -> Result<Self, StorageError> {
-        Ok(Self::flat(Bucket::gcs(&GcsConfig {
-            bucket: bucket.to_owned(),
-            prefix: prefix.to_owned(),
-            service_account_path: credentials_file.map(str::to_owned),
-            ..GcsConfig::default()
-        })?))
+    pub fn gcs(cfg: &GcsConfig) -> Result<Self, StorageError> {
+        Ok(Self::flat(Bucket::gcs(cfg)?))
     }
 
-    /// An Azure Blob Storage container. Credentials come from `access_key` or the standard
-    /// `AZURE_*` environment.
+    /// An Azure Blob Storage container (shared key or SAS token, or a custom endpoint, in `cfg`; unset
+    /// credentials fall back to the standard `AZURE_*` environment).
     ///
     /// # Errors
     ///
     /// Fails on an invalid configuration.
-    pub fn azure(
-        account: &str,
-        container: &str,
-        prefix: &str,
-        access_key: Option<&str>,
-    ) -> Result<Self, StorageError> {
-        Ok(Self::flat(Bucket::azure(&AzureConfig {
-            account: account.to_owned(),
-            container: container.to_owned(),
-            prefix: prefix.to_owned(),
-            access_key: access_key.map(str::to_owned),
-            ..AzureConfig::default()
-        })?))
+    pub fn azure(cfg: &AzureConfig) -> Result<Self, StorageError> {
+        Ok(Self::flat(Bucket::azure(cfg)?))
     }
 }

@@ -1,6 +1,7 @@
 //! A MinIO server on loopback for tests that need S3: found through `PGRO_MINIO` or the
 //! test-infrastructure cache, stopped by PID when dropped. Shared by the kopia crate's S3 tests and
-//! (through `#[path]`) by `crates/pgro/tests/restore_cli.rs`, so it uses only std and tempfile.
+//! (through `#[path]`) by `crates/pgro/tests/restore_cli.rs`, so it uses only std, tempfile and
+//! pgro-testkit's port allocator.
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::panic)]
 
 use std::path::PathBuf;

@@ -53,6 +53,8 @@ pub struct Kopia {
     pub bin: PathBuf,
     pub dir: tempfile::TempDir,
     pub password: String,
+    /// More environment for every run (e.g. `STORAGE_EMULATOR_HOST`).
+    pub env: Vec<(String, String)>,
 }
 
 impl Kopia {
@@ -61,6 +63,7 @@ impl Kopia {
             bin,
             dir: tempfile::tempdir().unwrap(),
             password: "conformance-pw".into(),
+            env: Vec::new(),
         }
     }
 
@@ -75,7 +78,8 @@ impl Kopia {
             .env("KOPIA_CACHE_DIRECTORY", self.dir.path().join("cache"))
             .env("KOPIA_LOG_DIR", self.dir.path().join("logs"))
             .env("KOPIA_CHECK_FOR_UPDATES", "false")
-            .env("KOPIA_PERSIST_CREDENTIALS_ON_CONNECT", "false");
+            .env("KOPIA_PERSIST_CREDENTIALS_ON_CONNECT", "false")
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
         c
     }
 

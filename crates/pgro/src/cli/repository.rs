@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use kopia::{
-    FilesystemStorage, Indexed, ObjectStorage, Repository, RetryPolicy, RetryingStorage, S3Config,
-    Storage,
+    AzureConfig, FilesystemStorage, GcsConfig, Indexed, ObjectStorage, Repository, RetryPolicy,
+    RetryingStorage, S3Config, Storage,
 };
 
 /// Kopia Secret key → environment variable read by [`RepositoryArgs`] (behaviour A4).
@@ -24,9 +24,12 @@ pub const SECRET_KEY_ENV: &[(&str, &str)] = &[
     ("secretAccessKey", "AWS_SECRET_ACCESS_KEY"),
     ("sessionToken", "AWS_SESSION_TOKEN"),
     ("credentialsFile", "GOOGLE_APPLICATION_CREDENTIALS"),
+    ("credentialsJson", "KOPIA_GCS_CREDENTIALS_JSON"),
     ("container", "KOPIA_CONTAINER"),
     ("storageAccount", "AZURE_STORAGE_ACCOUNT"),
     ("storageKey", "AZURE_STORAGE_KEY"),
+    ("sasToken", "AZURE_STORAGE_SAS_TOKEN"),
+    ("storageDomain", "AZURE_STORAGE_DOMAIN"),
 ];
 
 /// Where the repository lives.
@@ -70,7 +73,9 @@ pub struct RepositoryArgs {
     #[arg(long, env = "KOPIA_BUCKET", global = true)]
     pub bucket: Option<String>,
     /// S3 endpoint: `host[:port]` (TLS unless --disable-tls), or `http://host[:port]` /
-    /// `https://host[:port]`, whose scheme decides TLS (default: AWS).
+    /// `https://host[:port]`, whose scheme decides TLS (default: AWS). For GCS, an emulator's base URL
+    /// (requests unsigned); for Azure, the account's URL (e.g. Azurite's
+    /// `http://127.0.0.1:10000/devstoreaccount1`).
     #[arg(long, env = "KOPIA_ENDPOINT", global = true)]
     pub endpoint: Option<String>,
     /// S3 region (default: the bucket's own, asked from the server; `us-east-1` if it names none).
@@ -106,6 +111,14 @@ pub struct RepositoryArgs {
     /// GCS service-account credentials file.
     #[arg(long, env = "GOOGLE_APPLICATION_CREDENTIALS", global = true)]
     pub credentials_file: Option<String>,
+    /// GCS service-account key, the JSON itself (how a Secret holds it).
+    #[arg(
+        long,
+        env = "KOPIA_GCS_CREDENTIALS_JSON",
+        hide_env_values = true,
+        global = true
+    )]
+    pub credentials_json: Option<String>,
     /// Azure container.
     #[arg(long, env = "KOPIA_CONTAINER", global = true)]
     pub container: Option<String>,
@@ -115,6 +128,18 @@ pub struct RepositoryArgs {
     /// Azure storage account key.
     #[arg(long, env = "AZURE_STORAGE_KEY", hide_env_values = true, global = true)]
     pub storage_key: Option<String>,
+    /// Azure SAS token (instead of the account key).
+    #[arg(
+        long,
+        env = "AZURE_STORAGE_SAS_TOKEN",
+        hide_env_values = true,
+        global = true
+    )]
+    pub sas_token: Option<String>,
+    /// Azure storage domain, for clouds other than Azure's public one (kopia's `--storage-domain`, e.g.
+    /// `blob.core.chinacloudapi.cn`; default `blob.core.windows.net`).
+    #[arg(long, env = "AZURE_STORAGE_DOMAIN", global = true)]
+    pub storage_domain: Option<String>,
     /// Attempts per storage request before a transient failure (timeout, refused connection, 5xx) is final.
     #[arg(long, env = "PGRO_STORAGE_ATTEMPTS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..), global = true)]
     pub storage_attempts: u32,
@@ -226,26 +251,63 @@ impl RepositoryArgs {
                 max_retries: Some(0),
                 ..S3Config::default()
             })?),
-            StorageKind::Gcs => Arc::new(ObjectStorage::gcs(
-                required(&self.bucket, "--bucket (KOPIA_BUCKET)")?,
-                &self.prefix,
-                self.credentials_file.as_deref(),
-            )?),
-            StorageKind::Azure => Arc::new(ObjectStorage::azure(
-                required(
-                    &self.storage_account,
-                    "--storage-account (AZURE_STORAGE_ACCOUNT)",
-                )?,
-                required(&self.container, "--container (KOPIA_CONTAINER)")?,
-                &self.prefix,
-                self.storage_key.as_deref(),
-            )?),
+            StorageKind::Gcs => Arc::new(ObjectStorage::gcs(&self.gcs_config()?)?),
+            StorageKind::Azure => Arc::new(ObjectStorage::azure(&self.azure_config()?)?),
         };
         let policy = RetryPolicy {
             max_attempts: self.storage_attempts,
             ..RetryPolicy::default()
         };
         Ok(Arc::new(RetryingStorage::new(inner, policy)))
+    }
+
+    /// The GCS settings: bucket, prefix, credentials (JSON or file), emulator endpoint.
+    ///
+    /// # Errors
+    ///
+    /// No bucket.
+    pub fn gcs_config(&self) -> Result<GcsConfig, ConfigError> {
+        Ok(GcsConfig {
+            bucket: required(&self.bucket, "--bucket (KOPIA_BUCKET)")?.to_owned(),
+            prefix: self.prefix.clone(),
+            service_account_key: self.credentials_json.clone().filter(|v| !v.is_empty()),
+            service_account_path: self.credentials_file.clone().filter(|v| !v.is_empty()),
+            endpoint: self.endpoint.clone().filter(|e| !e.is_empty()),
+        })
+    }
+
+    /// The Azure settings: account, container, prefix, key or SAS token, and the account URL (the
+    /// endpoint as given, else `https://<account>.<storage domain>`).
+    ///
+    /// # Errors
+    ///
+    /// No account or container; an endpoint together with a storage domain.
+    pub fn azure_config(&self) -> Result<AzureConfig, ConfigError> {
+        let account = required(
+            &self.storage_account,
+            "--storage-account (AZURE_STORAGE_ACCOUNT)",
+        )?;
+        let domain = self.storage_domain.as_deref().filter(|d| !d.is_empty());
+        let endpoint = match (self.endpoint.as_deref().filter(|e| !e.is_empty()), domain) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError(
+                    "set either the Azure endpoint (`endpoint`, KOPIA_ENDPOINT) or the storage domain \
+                     (`storageDomain`, AZURE_STORAGE_DOMAIN), not both"
+                        .into(),
+                ));
+            }
+            (Some(e), None) => Some(e.to_owned()),
+            (None, Some(d)) => Some(format!("https://{account}.{d}")),
+            (None, None) => None,
+        };
+        Ok(AzureConfig {
+            account: account.to_owned(),
+            container: required(&self.container, "--container (KOPIA_CONTAINER)")?.to_owned(),
+            prefix: self.prefix.clone(),
+            access_key: self.storage_key.clone().filter(|v| !v.is_empty()),
+            sas_token: self.sas_token.clone().filter(|v| !v.is_empty()),
+            endpoint,
+        })
     }
 
     /// Opens storage, decrypts the format blob and loads the index.
@@ -378,6 +440,63 @@ mod tests {
         for (key, var) in SECRET_KEY_ENV {
             assert!(envs.iter().any(|e| e == var), "{key} → {var} has no flag");
         }
+    }
+
+    #[test]
+    fn gcs_and_azure_settings_map_credentials_endpoints_and_domains() {
+        let t = T::parse_from([
+            "t",
+            "--storage",
+            "gcs",
+            "--bucket",
+            "b",
+            "--prefix",
+            "p/",
+            "--credentials-json",
+            "{}",
+            "--endpoint",
+            "http://127.0.0.1:4443",
+        ]);
+        let g = t.repo.gcs_config().expect("valid");
+        assert_eq!(
+            (g.bucket.as_str(), g.prefix.as_str(), g.endpoint.as_deref()),
+            ("b", "p/", Some("http://127.0.0.1:4443"))
+        );
+        assert_eq!(g.service_account_key.as_deref(), Some("{}"));
+        let azure = |extra: &[&str]| {
+            let mut args = vec![
+                "t",
+                "--storage",
+                "azure",
+                "--storage-account",
+                "acct",
+                "--container",
+                "c",
+            ];
+            args.extend_from_slice(extra);
+            T::parse_from(args).repo.azure_config()
+        };
+        let a = azure(&["--sas-token", "sv=1&sig=x"]).expect("valid");
+        assert_eq!((a.account.as_str(), a.container.as_str()), ("acct", "c"));
+        assert_eq!(
+            (a.sas_token.as_deref(), a.access_key.as_deref(), a.endpoint),
+            (Some("sv=1&sig=x"), None, None)
+        );
+        let a = azure(&["--storage-domain", "blob.core.chinacloudapi.cn"]).expect("valid");
+        assert_eq!(
+            a.endpoint.as_deref(),
+            Some("https://acct.blob.core.chinacloudapi.cn")
+        );
+        let a = azure(&["--endpoint", "http://127.0.0.1:10000/acct"]).expect("valid");
+        assert_eq!(a.endpoint.as_deref(), Some("http://127.0.0.1:10000/acct"));
+        let e =
+            azure(&["--endpoint", "http://h/acct", "--storage-domain", "d"]).expect_err("refused");
+        assert!(e.to_string().contains("not both"), "{e}");
+        let e = T::parse_from(["t", "--storage", "azure", "--container", "c"])
+            .repo
+            .azure_config()
+            .expect_err("refused");
+        assert!(e.to_string().contains("--storage-account"), "{e}");
     }
 
     #[test]

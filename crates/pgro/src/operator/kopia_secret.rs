@@ -129,9 +129,12 @@ pub fn repository_args(
         secret_access_key: get("secretAccessKey"),
         session_token: get("sessionToken"),
         credentials_file: get("credentialsFile"),
+        credentials_json: get("credentialsJson"),
         container: get("container"),
         storage_account: get("storageAccount"),
         storage_key: get("storageKey"),
+        sas_token: get("sasToken"),
+        storage_domain: get("storageDomain"),
         storage_attempts: 3,
     })
 }
