@@ -21,6 +21,7 @@ pub mod helm;
 mod http;
 mod infra;
 mod kubelet;
+pub mod manifests;
 pub mod monitoring;
 pub mod pgbackrest;
 mod pgrun;

@@ -26,8 +26,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::events::v1::Event;
-use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
-use kube::core::GroupVersionKind;
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use pgro_api::{PostgresPhysicalReplica, PostgresPhysicalRestore};
 use pgro_testkit::fixtures::{KopiaRepo, Minio, Postgres};
@@ -217,28 +216,9 @@ pub async fn put_secret(ns: &TestNamespace, name: &str, data: BTreeMap<String, S
 
 /// Applies every document of a manifest by server-side apply.
 pub async fn apply_manifest(client: &Client, yaml: &str) {
-    for doc in yaml.split("\n---\n") {
-        let value: serde_yaml::Value = serde_yaml::from_str(doc).unwrap();
-        if value.is_null() {
-            continue;
-        }
-        let obj: DynamicObject = serde_yaml::from_value(value).unwrap();
-        let tm = obj.types.clone().expect("apiVersion and kind");
-        let gvk = GroupVersionKind::try_from(&tm).unwrap();
-        let (ar, caps) = kube::discovery::pinned_kind(client, &gvk).await.unwrap();
-        let api: Api<DynamicObject> = if caps.scope == kube::discovery::Scope::Namespaced {
-            Api::namespaced_with(client.clone(), &obj.namespace().unwrap(), &ar)
-        } else {
-            Api::all_with(client.clone(), &ar)
-        };
-        api.patch(
-            &obj.name_any(),
-            &PatchParams::apply("e2e").force(),
-            &Patch::Apply(&obj),
-        )
+    pgro_testkit::manifests::apply(client, yaml, "e2e")
         .await
-        .unwrap_or_else(|e| panic!("applying {} {}: {e}", tm.kind, obj.name_any()));
-    }
+        .unwrap_or_else(|e| panic!("{e:#}"));
 }
 
 /// `deploy/operator.yaml` with the test settings (plus `extra`) in its ConfigMap and `replicas`

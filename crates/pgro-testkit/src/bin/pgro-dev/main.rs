@@ -1,5 +1,8 @@
 //! `pgro-dev`: a local Kubernetes for developing pgro. Starts the test control plane and the process
 //! kubelet, installs the CRDs, writes a kubeconfig, and runs until Ctrl-C, then stops everything.
+//! `--demo` (what `scripts/demo` runs) also deploys the operator and the quick start and follows them.
+
+mod demo;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -25,12 +28,19 @@ struct Args {
     /// namespace `pgro-example` for the README's quick start.
     #[arg(long)]
     sample: bool,
+    /// The sample, the operator from deploy/operator.yaml and the quick start's replica, followed until it
+    /// serves; then how to open psql, and a refresh on Enter.
+    #[arg(long)]
+    demo: bool,
 }
 
-/// What `--sample` keeps running.
+/// What `--sample` keeps running, and what the demo needs to take another snapshot.
 struct Sample {
     _minio: pgro_testkit::fixtures::Minio,
     _expose: pgro_testkit::Forward,
+    repo: pgro_testkit::fixtures::KopiaRepo,
+    postgres: pgro_testkit::fixtures::Postgres,
+    data: PathBuf,
 }
 
 async fn sample(env: &TestEnv) -> anyhow::Result<Sample> {
@@ -98,6 +108,9 @@ async fn sample(env: &TestEnv) -> anyhow::Result<Sample> {
     Ok(Sample {
         _minio: minio,
         _expose: expose,
+        repo,
+        postgres: pg,
+        data,
     })
 }
 
@@ -176,24 +189,30 @@ async fn run(args: Args) -> anyhow::Result<()> {
         env.control_plane().dir().display(),
         env.control_plane().dir().display()
     );
-    let _sample = if args.sample {
+    let sample = if args.sample || args.demo {
         Some(sample(&env).await?)
     } else {
         None
     };
-    println!("pgro-dev: Ctrl-C stops everything");
-
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate.recv() => {}
-    }
+    let outcome = match &sample {
+        Some(s) if args.demo => demo::run(&env, s, &kubeconfig).await,
+        _ => {
+            println!("pgro-dev: Ctrl-C stops everything");
+            let mut terminate =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = terminate.recv() => {}
+            }
+            Ok(())
+        }
+    };
     eprintln!("pgro-dev: stopping");
-    drop(_sample);
+    drop(sample);
     env.stop().await;
     let _ = std::fs::remove_file(&args.kubeconfig);
     let _ = std::fs::remove_file(&netns_file);
-    Ok(())
+    outcome
 }
 
 fn main() -> ExitCode {

@@ -1,0 +1,307 @@
+//! `pgro-dev --demo`: the operator from `deploy/operator.yaml` and the README's quick start on the local
+//! cluster, with a progress line whenever something a user would look at changes, until the replica serves;
+//! then the sample's rows read through it as the analytics user, the command that opens psql, and a
+//! refresh on Enter (more rows, a new kopia snapshot, a one-minute schedule) to watch a switchover.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use k8s_openapi::api::core::v1::{Pod, Secret, Service};
+use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams};
+use kube::core::GroupVersionKind;
+use pgro_testkit::TestEnv;
+use serde_json::Value;
+use tokio::io::AsyncBufReadExt as _;
+
+use super::Sample;
+
+const NS: &str = "pgro-example";
+const REPLICA: &str = "test";
+const OPERATOR_NS: &str = "pgro-system";
+/// How long the demo waits for each stage before saying what it saw.
+const PATIENCE: Duration = Duration::from_secs(600);
+
+fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn api(env: &TestEnv, kind: &str) -> anyhow::Result<Api<DynamicObject>> {
+    let gvk = GroupVersionKind::gvk("pgro.bes.au", "v1alpha1", kind);
+    let ar = ApiResource::from_gvk(&gvk);
+    Ok(Api::namespaced_with(env.client()?, NS, &ar))
+}
+
+/// Prints `line` with the time since `start`, once per change.
+struct Progress {
+    start: Instant,
+    last: String,
+}
+
+impl Progress {
+    fn show(&mut self, line: String) {
+        if line != self.last {
+            println!("  [{:>6.1}s] {line}", self.start.elapsed().as_secs_f64());
+            self.last = line;
+        }
+    }
+}
+
+fn text(v: &Value, pointer: &str) -> String {
+    v.pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or("-")
+        .to_owned()
+}
+
+/// One line about the replica and its restores: what a user would read from `kubectl get`.
+async fn replica_line(env: &TestEnv) -> anyhow::Result<(String, Value)> {
+    let replica = match api(env, "PostgresPhysicalReplica")?
+        .get_opt(REPLICA)
+        .await?
+    {
+        Some(r) => serde_json::to_value(r)?,
+        None => return Ok(("replica not created yet".into(), Value::Null)),
+    };
+    let phase = replica
+        .pointer("/status/phase")
+        .and_then(Value::as_str)
+        .unwrap_or("Pending");
+    let mut line = format!("replica {REPLICA}: {phase}");
+    if let Some(q) = replica
+        .pointer("/status/queuePosition")
+        .and_then(Value::as_u64)
+        .filter(|q| *q > 0)
+    {
+        line.push_str(&format!(", queue position {q}"));
+    }
+    // A condition off its healthy value says what the operator waits for or what is wrong (these two are
+    // healthy when False; every other replica condition when True).
+    for c in replica
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let healthy = if ["RestoreSchedulingSuspended", "RestoreDeferred"]
+            .contains(&c["type"].as_str().unwrap_or(""))
+        {
+            "False"
+        } else {
+            "True"
+        };
+        if c["status"] != healthy {
+            line.push_str(&format!(" · {}: {}", text(c, "/type"), text(c, "/message")));
+        }
+    }
+    let restores = api(env, "PostgresPhysicalRestore")?
+        .list(&ListParams::default().labels(&format!("pgro.bes.au/replica={REPLICA}")))
+        .await?;
+    for r in restores.items {
+        let r = serde_json::to_value(r)?;
+        line.push_str(&format!(
+            " · restore {}: {}",
+            text(&r, "/metadata/name"),
+            text(&r, "/status/phase")
+        ));
+        let job = text(&r, "/status/restoreJob/phase");
+        if job != "-" {
+            line.push_str(&format!(" (Job {job})"));
+        }
+    }
+    Ok((line, replica))
+}
+
+/// Follows the replica until `done` holds, a line per change.
+async fn follow(
+    env: &TestEnv,
+    progress: &mut Progress,
+    what: &str,
+    done: impl Fn(&Value) -> bool,
+) -> anyhow::Result<Value> {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let (line, replica) = replica_line(env).await?;
+        progress.show(line);
+        if done(&replica) {
+            return Ok(replica);
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "{what} did not happen within {PATIENCE:?}; the last state is above (operator logs: \
+                 `kubectl -n {OPERATOR_NS} logs deploy/pgro-operator`)"
+            );
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+async fn operator_ready(env: &TestEnv, progress: &mut Progress) -> anyhow::Result<()> {
+    let pods: Api<Pod> = Api::namespaced(env.client()?, OPERATOR_NS);
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let list = pods
+            .list(&ListParams::default().labels("app.kubernetes.io/component=operator"))
+            .await?;
+        let state = list.items.first().map_or("no pod yet".to_owned(), |p| {
+            let s = p.status.clone().unwrap_or_default();
+            let ready = s
+                .conditions
+                .iter()
+                .flatten()
+                .any(|c| c.type_ == "Ready" && c.status == "True");
+            format!(
+                "pod {}: {}{}",
+                p.metadata.name.clone().unwrap_or_default(),
+                s.phase.unwrap_or_default(),
+                if ready { ", Ready" } else { "" }
+            )
+        });
+        let ready = state.ends_with(", Ready");
+        progress.show(format!("operator {state}"));
+        if ready {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("the operator was not ready within {PATIENCE:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// `SQL` through the replica's Service as the analytics user, from the node's network namespace.
+fn psql(env: &TestEnv, ip: &str, password: &str, sql: &str) -> anyhow::Result<String> {
+    let psql = env.components().path("PGRO_PSQL")?;
+    let out = std::process::Command::new("nsenter")
+        .arg(format!("--net={}", env.kubelet().netns_path()))
+        .arg(&psql)
+        .args([
+            "-h",
+            ip,
+            "-U",
+            "analytics",
+            "-d",
+            "postgres",
+            "-At",
+            "-c",
+            sql,
+        ])
+        .env("PGPASSWORD", password)
+        .output()
+        .context("running nsenter psql")?;
+    if !out.status.success() {
+        bail!("psql failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+async fn served_count(env: &TestEnv) -> anyhow::Result<(String, String)> {
+    let client = env.client()?;
+    let secret = Api::<Secret>::namespaced(client.clone(), NS)
+        .get(&format!("{REPLICA}-creds"))
+        .await?;
+    let data = secret.data.unwrap_or_default();
+    let password = data
+        .get("password")
+        .map(|v| String::from_utf8_lossy(&v.0).into_owned())
+        .context("no password in the credentials Secret")?;
+    let ip = Api::<Service>::namespaced(client, NS)
+        .get(REPLICA)
+        .await?
+        .spec
+        .and_then(|s| s.cluster_ip)
+        .context("the replica Service has no cluster IP")?;
+    let count = psql(env, &ip, &password, "SELECT count(*) FROM items")?;
+    Ok((ip, count))
+}
+
+/// More rows in the sample database, a new snapshot, and a schedule that picks it up within a minute.
+async fn refresh(env: &TestEnv, sample: &Sample) -> anyhow::Result<String> {
+    sample.postgres.with_server(
+        &sample.data,
+        "INSERT INTO items SELECT g, md5(g::text) FROM generate_series((SELECT max(id) + 1 FROM items), \
+         (SELECT max(id) + 1000 FROM items)) g",
+    )?;
+    let id = sample
+        .repo
+        .snapshot(&sample.data, &["--tags", "area:postgres"])?;
+    let patch = serde_json::json!({"spec": {"schedule": "* * * * *", "scheduleJitter": "0"}});
+    api(env, "PostgresPhysicalReplica")?
+        .patch(REPLICA, &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
+    Ok(id)
+}
+
+/// Runs the demo until Ctrl-C or SIGTERM (returns then).
+pub(crate) async fn run(env: &TestEnv, sample: &Sample, kubeconfig: &Path) -> anyhow::Result<()> {
+    let client = env.client()?;
+    let mut progress = Progress {
+        start: Instant::now(),
+        last: String::new(),
+    };
+    println!("pgro-dev: deploying the operator (deploy/operator.yaml)");
+    let manifest = std::fs::read_to_string(workspace().join("deploy/operator.yaml"))?;
+    pgro_testkit::manifests::apply(&client, &manifest, "pgro-dev").await?;
+    operator_ready(env, &mut progress).await?;
+    println!("pgro-dev: applying the quick start (examples/quick-start.yaml)");
+    let quick_start = std::fs::read_to_string(workspace().join("examples/quick-start.yaml"))?;
+    pgro_testkit::manifests::apply(&client, &quick_start, "pgro-dev").await?;
+    let replica = follow(env, &mut progress, "the replica becoming Ready", |r| {
+        r.pointer("/status/phase") == Some(&Value::from("Ready"))
+    })
+    .await?;
+    let (ip, count) = served_count(env).await?;
+    let kubectl = env.components().get("PGRO_KUBECTL").unwrap_or("kubectl");
+    let psql_bin = env.components().get("PGRO_PSQL").unwrap_or("psql");
+    println!(
+        "pgro-dev: replica {REPLICA} serves restore {} — {count} rows in table items, read as analytics \
+         through Service {REPLICA} ({ip})",
+        text(&replica, "/status/currentRestore")
+    );
+    println!("\nOpen psql as the analytics user (another terminal, as root, in this directory):");
+    println!("  export KUBECONFIG={}", kubeconfig.display());
+    println!(
+        "  nsenter --net={} env PGPASSWORD=\"$({kubectl} -n {NS} get secret {REPLICA}-creds -o jsonpath='{{.data.password}}' | base64 -d)\" \\\n    {psql_bin} -h {ip} -U analytics -d postgres",
+        env.kubelet().netns_path()
+    );
+    println!("\nTry next:");
+    println!(
+        "  * press Enter here: 1000 rows are added to the sample database, kopia takes a new snapshot and the\n    replica's schedule becomes every minute (jitter 0); the switchover shows below"
+    );
+    println!("  * {kubectl} -n {NS} get ppr,pprestore -w");
+    println!("  * writes are refused: INSERT INTO items VALUES (0, 'x') in psql");
+    println!("pgro-dev: Ctrl-C stops everything");
+
+    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+            _ = terminate.recv() => return Ok(()),
+            line = lines.next_line() => {
+                if !matches!(line, Ok(Some(_))) {
+                    // No terminal (stdin closed): wait for a signal only.
+                    tokio::select! {
+                        _ = tokio::signal::ctrl_c() => {}
+                        _ = terminate.recv() => {}
+                    }
+                    return Ok(());
+                }
+                let before = text(&replica_line(env).await?.1, "/status/currentRestore");
+                let id = refresh(env, sample).await?;
+                println!("pgro-dev: new snapshot {id}; schedule '* * * * *', jitter 0");
+                let replica = follow(env, &mut progress, "the switchover", |r| {
+                    r.pointer("/status/phase") == Some(&Value::from("Ready"))
+                        && r.pointer("/status/currentRestore").and_then(Value::as_str)
+                            .is_some_and(|c| c != before)
+                })
+                .await?;
+                let (_, count) = served_count(env).await?;
+                println!(
+                    "pgro-dev: switched over to {} — {count} rows now; press Enter again or Ctrl-C",
+                    text(&replica, "/status/currentRestore")
+                );
+            }
+        }
+    }
+}
