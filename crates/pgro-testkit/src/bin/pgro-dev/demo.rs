@@ -150,8 +150,22 @@ async fn operator_ready(env: &TestEnv, progress: &mut Progress) -> anyhow::Resul
                 .iter()
                 .flatten()
                 .any(|c| c.type_ == "Ready" && c.status == "True");
+            // Why a container does not run (a missing image mapping, a crash), as kubectl shows it.
+            let waiting = s
+                .container_statuses
+                .iter()
+                .flatten()
+                .filter_map(|c| c.state.as_ref()?.waiting.as_ref())
+                .map(|w| {
+                    format!(
+                        " ({}: {})",
+                        w.reason.clone().unwrap_or_default(),
+                        w.message.clone().unwrap_or_default()
+                    )
+                })
+                .collect::<String>();
             format!(
-                "pod {}: {}{}",
+                "pod {}: {}{waiting}{}",
                 p.metadata.name.clone().unwrap_or_default(),
                 s.phase.unwrap_or_default(),
                 if ready { ", Ready" } else { "" }
@@ -232,7 +246,7 @@ async fn refresh(env: &TestEnv, sample: &Sample) -> anyhow::Result<String> {
     Ok(id)
 }
 
-/// Runs the demo until Ctrl-C or SIGTERM (returns then).
+/// Runs the demo; the caller stops it at Ctrl-C or SIGTERM.
 pub(crate) async fn run(env: &TestEnv, sample: &Sample, kubeconfig: &Path) -> anyhow::Result<()> {
     let client = env.client()?;
     let mut progress = Progress {
@@ -273,35 +287,25 @@ pub(crate) async fn run(env: &TestEnv, sample: &Sample, kubeconfig: &Path) -> an
     println!("pgro-dev: Ctrl-C stops everything");
 
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => return Ok(()),
-            _ = terminate.recv() => return Ok(()),
-            line = lines.next_line() => {
-                if !matches!(line, Ok(Some(_))) {
-                    // No terminal (stdin closed): wait for a signal only.
-                    tokio::select! {
-                        _ = tokio::signal::ctrl_c() => {}
-                        _ = terminate.recv() => {}
-                    }
-                    return Ok(());
-                }
-                let before = text(&replica_line(env).await?.1, "/status/currentRestore");
-                let id = refresh(env, sample).await?;
-                println!("pgro-dev: new snapshot {id}; schedule '* * * * *', jitter 0");
-                let replica = follow(env, &mut progress, "the switchover", |r| {
-                    r.pointer("/status/phase") == Some(&Value::from("Ready"))
-                        && r.pointer("/status/currentRestore").and_then(Value::as_str)
-                            .is_some_and(|c| c != before)
-                })
-                .await?;
-                let (_, count) = served_count(env).await?;
-                println!(
-                    "pgro-dev: switched over to {} — {count} rows now; press Enter again or Ctrl-C",
-                    text(&replica, "/status/currentRestore")
-                );
-            }
+        if !matches!(lines.next_line().await, Ok(Some(_))) {
+            // No terminal (stdin closed): only a signal ends the demo (the caller waits for it).
+            std::future::pending::<()>().await;
         }
+        let before = text(&replica_line(env).await?.1, "/status/currentRestore");
+        let id = refresh(env, sample).await?;
+        println!("pgro-dev: new snapshot {id}; schedule '* * * * *', jitter 0");
+        let replica = follow(env, &mut progress, "the switchover", |r| {
+            r.pointer("/status/phase") == Some(&Value::from("Ready"))
+                && r.pointer("/status/currentRestore")
+                    .and_then(Value::as_str)
+                    .is_some_and(|c| c != before)
+        })
+        .await?;
+        let (_, count) = served_count(env).await?;
+        println!(
+            "pgro-dev: switched over to {} — {count} rows now; press Enter again or Ctrl-C",
+            text(&replica, "/status/currentRestore")
+        );
     }
 }

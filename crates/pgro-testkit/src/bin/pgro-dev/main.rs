@@ -126,7 +126,14 @@ fn default_pgro_binary() -> Option<PathBuf> {
 async fn run(args: Args) -> anyhow::Result<()> {
     let components = Components::load();
     let mut kubelet = KubeletConfig::from_components(&components);
-    kubelet.images.pgro_binary = args.pgro_binary.or_else(default_pgro_binary);
+    // Absolute: the kubelet starts containers in other directories.
+    kubelet.images.pgro_binary = match args.pgro_binary {
+        Some(p) => Some(
+            std::fs::canonicalize(&p)
+                .map_err(|e| anyhow::anyhow!("--pgro-binary {}: {e}", p.display()))?,
+        ),
+        None => default_pgro_binary(),
+    };
     let crds = if args.crds.is_empty() {
         pgro_testkit::workspace_crds()
     } else {
@@ -194,16 +201,22 @@ async fn run(args: Args) -> anyhow::Result<()> {
     } else {
         None
     };
+    // Ctrl-C or SIGTERM at any point (the demo included) stops everything below.
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let stop = async {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate.recv() => {}
+        }
+    };
     let outcome = match &sample {
-        Some(s) if args.demo => demo::run(&env, s, &kubeconfig).await,
+        Some(s) if args.demo => tokio::select! {
+            r = demo::run(&env, s, &kubeconfig) => r,
+            () = stop => Ok(()),
+        },
         _ => {
             println!("pgro-dev: Ctrl-C stops everything");
-            let mut terminate =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = terminate.recv() => {}
-            }
+            stop.await;
             Ok(())
         }
     };
