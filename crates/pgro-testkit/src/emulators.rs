@@ -23,7 +23,9 @@ pub const AZURITE_ACCOUNT: &str = "devstoreaccount1";
 pub const AZURITE_KEY: &str =
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 
-async fn wait_listening(port: u16, what: &str, proc: &Proc) -> anyhow::Result<()> {
+/// Waits up to 30 s until a server started as `proc` accepts connections on loopback `port`; the error
+/// carries the end of its log.
+pub(crate) async fn wait_listening(port: u16, what: &str, proc: &Proc) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(30);
     while tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await

@@ -146,19 +146,7 @@ impl Minio {
                 .log_to(dir.with_extension("log")),
         )
         .await?;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_err()
-        {
-            if Instant::now() > deadline {
-                bail!(
-                    "MinIO did not listen on 127.0.0.1:{port} within 30 s: {}",
-                    proc.log_tail(2000)
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        crate::emulators::wait_listening(port, "MinIO", &proc).await?;
         Ok(Self {
             port,
             dir: dir.to_owned(),
