@@ -26,9 +26,11 @@ verify_fake_gcs() {
 	port=$(free_tcp_port)
 	"$bin" -scheme http -host 127.0.0.1 -port "$port" -backend memory -log-level error >/dev/null 2>&1 &
 	pid=$!
+	# python3 rather than curl: curl is not among the host packages this script installs.
 	for _ in $(seq 50); do
-		out=$(curl -fsS -X POST -H 'Content-Type: application/json' -d '{"name":"smoke"}' \
-			"http://127.0.0.1:$port/storage/v1/b" 2>/dev/null) && break
+		out=$(python3 -c 'import sys, urllib.request as u
+r = u.Request(sys.argv[1], data=b"{\"name\":\"smoke\"}", headers={"Content-Type": "application/json"})
+print(u.urlopen(r, timeout=5).read().decode())' "http://127.0.0.1:$port/storage/v1/b" 2>/dev/null) && break
 		sleep 0.1
 	done
 	kill "$pid" 2>/dev/null || true
