@@ -17,11 +17,10 @@ mod common;
 use std::sync::Arc;
 
 use common::minio::{Minio, SECRET, USER, minio_binary};
-use common::{Kopia, assert_trees_equal, kopia_binary, make_tree, our_snapshot_list};
+use common::{Kopia, kopia_binary, read_like_kopia};
 use futures::TryStreamExt as _;
 use kopia::{
-    AzureConfig, GcsConfig, ObjectStorage, Repository, RestoreOptions, RetryPolicy,
-    RetryingStorage, Storage,
+    AzureConfig, GcsConfig, ObjectStorage, Repository, RetryPolicy, RetryingStorage, Storage as _,
 };
 use object_store::ObjectStore as _;
 use pgro_testkit::emulators::{AZURITE_ACCOUNT, AZURITE_KEY, Azurite, FakeGcs};
@@ -29,46 +28,6 @@ use pgro_testkit::{Components, skip_unless_ci};
 
 const BUCKET: &str = "kopia-conformance";
 const PREFIX: &str = "team/repo1/";
-
-/// Lists, connects, compares the snapshot list and restores the snapshot `id` through `st`, against
-/// kopia's own restore of it.
-async fn read_like_kopia(st: Arc<dyn Storage>, k: &Kopia, id: &str) {
-    assert!(
-        st.list("xn0_")
-            .await
-            .unwrap()
-            .iter()
-            .all(|b| b.id.as_str().starts_with("xn0_"))
-    );
-    let repo = Repository::connect(Arc::clone(&st), &k.password)
-        .await
-        .unwrap();
-    assert_eq!(our_snapshot_list(&repo).await, k.snapshot_list());
-    let theirs = k.dir.path().join("restore-kopia");
-    let ours = k.dir.path().join("restore-ours");
-    k.restore(id, &theirs);
-    repo.restore(
-        id,
-        &ours,
-        &RestoreOptions {
-            parallel: 8,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
-    assert_trees_equal(&theirs, &ours);
-}
-
-/// A snapshot of a fresh tree (one 12 MiB file among small ones), zstd-compressed.
-fn snapshot_tree(k: &Kopia) -> String {
-    k.run(&["policy", "set", "--global", "--compression", "zstd"]);
-    let src = k.dir.path().join("src");
-    make_tree(&src, Some(12 << 20));
-    let id = k.snapshot(&src, &["--description", "over an emulator"]);
-    k.snapshot(&src, &[]);
-    id
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gcs_listing_and_restore_match_kopia() {
@@ -95,7 +54,7 @@ async fn gcs_listing_and_restore_match_kopia() {
         "--ecc-overhead-percent",
         "1",
     ]);
-    let id = snapshot_tree(&k);
+    let id = k.snapshot_tree("over an emulator");
     let cfg = GcsConfig {
         bucket: BUCKET.into(),
         prefix: PREFIX.into(),
@@ -151,25 +110,8 @@ async fn azure_listing_and_restore_match_kopia() {
     };
     let minio = Minio::start(mbin, &[BUCKET], None);
     let k = Kopia::new(kbin);
-    k.run(&[
-        "repository",
-        "create",
-        "s3",
-        "--bucket",
-        BUCKET,
-        "--endpoint",
-        &minio.endpoint,
-        "--disable-tls",
-        "--access-key",
-        USER,
-        "--secret-access-key",
-        SECRET,
-        "--prefix",
-        PREFIX,
-        "--ecc-overhead-percent",
-        "1",
-    ]);
-    let id = snapshot_tree(&k);
+    k.create_s3_repo(&minio, BUCKET, PREFIX, &["--ecc-overhead-percent", "1"]);
+    let id = k.snapshot_tree("over an emulator");
 
     // Every object, byte for byte, under the same key.
     let s3 = object_store::aws::AmazonS3Builder::new()

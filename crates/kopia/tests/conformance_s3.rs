@@ -8,10 +8,8 @@ mod common;
 use std::sync::Arc;
 
 use common::minio::{Minio, SECRET, USER, free_port, minio_binary};
-use common::{Kopia, assert_trees_equal, kopia_binary, make_tree, our_snapshot_list};
-use kopia::{
-    ObjectStorage, Repository, RestoreOptions, RetryPolicy, RetryingStorage, S3Config, Storage,
-};
+use common::{Kopia, kopia_binary, read_like_kopia};
+use kopia::{ObjectStorage, Repository, RetryPolicy, RetryingStorage, S3Config, Storage};
 
 const BUCKET: &str = "kopia-conformance";
 
@@ -26,29 +24,8 @@ async fn s3_listing_and_restore_match_kopia() {
     let minio = start_minio(mbin);
     let k = Kopia::new(kbin);
     let prefix = "team/repo1/";
-    k.run(&[
-        "repository",
-        "create",
-        "s3",
-        "--bucket",
-        BUCKET,
-        "--endpoint",
-        &minio.endpoint,
-        "--disable-tls",
-        "--access-key",
-        USER,
-        "--secret-access-key",
-        SECRET,
-        "--prefix",
-        prefix,
-        "--ecc-overhead-percent",
-        "1",
-    ]);
-    k.run(&["policy", "set", "--global", "--compression", "zstd"]);
-    let src = k.dir.path().join("src");
-    make_tree(&src, Some(12 << 20));
-    let id = k.snapshot(&src, &["--description", "over s3"]);
-    k.snapshot(&src, &[]);
+    k.create_s3_repo(&minio, BUCKET, prefix, &["--ecc-overhead-percent", "1"]);
+    let id = k.snapshot_tree("over s3");
 
     let cfg = S3Config {
         bucket: BUCKET.into(),
@@ -63,32 +40,7 @@ async fn s3_listing_and_restore_match_kopia() {
         ObjectStorage::s3(&cfg).unwrap(),
         RetryPolicy::default(),
     ));
-    assert!(
-        st.list("xn0_")
-            .await
-            .unwrap()
-            .iter()
-            .all(|b| b.id.as_str().starts_with("xn0_"))
-    );
-    let repo = Repository::connect(Arc::clone(&st), &k.password)
-        .await
-        .unwrap();
-    assert_eq!(our_snapshot_list(&repo).await, k.snapshot_list());
-
-    let theirs = k.dir.path().join("restore-kopia");
-    let ours = k.dir.path().join("restore-ours");
-    k.restore(&id, &theirs);
-    repo.restore(
-        &id,
-        &ours,
-        &RestoreOptions {
-            parallel: 8,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
-    assert_trees_equal(&theirs, &ours);
+    read_like_kopia(st, &k, &id).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

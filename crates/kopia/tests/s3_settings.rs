@@ -27,22 +27,7 @@ fn regional_repo(region: Option<&str>) -> Option<(Minio, Kopia, String)> {
     let mbin = minio_binary()?;
     let minio = Minio::start(mbin, &[BUCKET], region);
     let k = Kopia::new(kbin);
-    k.run(&[
-        "repository",
-        "create",
-        "s3",
-        "--bucket",
-        BUCKET,
-        "--endpoint",
-        &minio.endpoint,
-        "--disable-tls",
-        "--access-key",
-        USER,
-        "--secret-access-key",
-        SECRET,
-        "--prefix",
-        PREFIX,
-    ]);
+    k.create_s3_repo(&minio, BUCKET, PREFIX, &[]);
     let src = k.dir.path().join("src");
     make_tree(&src, Some(9 << 20));
     let id = k.snapshot(&src, &[]);

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
-use kopia::{FilesystemStorage, Repository, Storage};
+use kopia::{FilesystemStorage, Repository, RestoreOptions, Storage};
 
 /// Locates the kopia binary: `$PGRO_KOPIA`, else the test-infrastructure cache. When absent,
 /// fails under `CI=true` and otherwise returns `None` after printing why.
@@ -93,6 +93,38 @@ impl Kopia {
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// `kopia repository create s3` in `minio`'s bucket `bucket` under `prefix`, plus `extra` flags.
+    pub fn create_s3_repo(&self, minio: &minio::Minio, bucket: &str, prefix: &str, extra: &[&str]) {
+        let mut args = vec![
+            "repository",
+            "create",
+            "s3",
+            "--bucket",
+            bucket,
+            "--endpoint",
+            &minio.endpoint,
+            "--disable-tls",
+            "--access-key",
+            minio::USER,
+            "--secret-access-key",
+            minio::SECRET,
+            "--prefix",
+            prefix,
+        ];
+        args.extend_from_slice(extra);
+        self.run(&args);
+    }
+
+    /// Two zstd snapshots of a fresh tree (one 12 MiB file among small ones); the first's ID.
+    pub fn snapshot_tree(&self, description: &str) -> String {
+        self.run(&["policy", "set", "--global", "--compression", "zstd"]);
+        let src = self.dir.path().join("src");
+        make_tree(&src, Some(12 << 20));
+        let id = self.snapshot(&src, &["--description", description]);
+        self.snapshot(&src, &[]);
+        id
     }
 
     pub fn create_filesystem_repo(&self, extra: &[&str]) {
@@ -291,4 +323,34 @@ pub fn assert_trees_equal(theirs: &Path, ours: &Path) {
         (mb.mtime(), mb.mtime_nsec()),
         "root mtime"
     );
+}
+
+/// Through `st`: a prefixed listing stays in its prefix, the snapshot list is kopia's, and snapshot `id`
+/// restores to a tree equal to kopia's own restore of it.
+pub async fn read_like_kopia(st: Arc<dyn Storage>, k: &Kopia, id: &str) {
+    assert!(
+        st.list("xn0_")
+            .await
+            .unwrap()
+            .iter()
+            .all(|b| b.id.as_str().starts_with("xn0_"))
+    );
+    let repo = Repository::connect(Arc::clone(&st), &k.password)
+        .await
+        .unwrap();
+    assert_eq!(our_snapshot_list(&repo).await, k.snapshot_list());
+    let theirs = k.dir.path().join("restore-kopia");
+    let ours = k.dir.path().join("restore-ours");
+    k.restore(id, &theirs);
+    repo.restore(
+        id,
+        &ours,
+        &RestoreOptions {
+            parallel: 8,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_trees_equal(&theirs, &ours);
 }
