@@ -20,6 +20,7 @@ use std::path::Path;
 use std::process::Command;
 
 use pgro_testkit::helm::{Helm, MONITORING_CRDS, chart_dir};
+use pgro_testkit::monitoring::Outcome;
 use pgro_testkit::{Components, skip_unless_ci};
 use serde::Deserialize as _;
 use serde_json::Value;
@@ -47,14 +48,24 @@ fn docs(yaml: &str) -> Vec<Value> {
         .collect()
 }
 
-/// `helm template RELEASE chart -n NS ARGS…`, parsed.
-fn render(h: &Helm, release: &str, ns: &str, args: &[&str]) -> Vec<Value> {
+/// `helm template RELEASE chart -n NS ARGS…`, as it ended.
+fn template(h: &Helm, release: &str, ns: &str, args: &[&str]) -> Outcome {
     let chart = chart_dir();
     let mut all = vec!["template", release, chart.to_str().unwrap(), "-n", ns];
     all.extend_from_slice(args);
-    let out = h.run(&all, None).unwrap();
+    h.run(&all, None).unwrap()
+}
+
+/// The manifests of a successful `helm template`, without the warnings Helm appends on stderr.
+fn rendered(h: &Helm, release: &str, ns: &str, args: &[&str]) -> String {
+    let out = template(h, release, ns, args);
     out.assert_success();
-    docs(out.output.split("\nWARNING").next().unwrap())
+    out.output.split("\nWARNING").next().unwrap().to_owned()
+}
+
+/// `helm template RELEASE chart -n NS ARGS…`, parsed.
+fn render(h: &Helm, release: &str, ns: &str, args: &[&str]) -> Vec<Value> {
+    docs(&rendered(h, release, ns, args))
 }
 
 fn key(d: &Value) -> (String, String) {
@@ -215,19 +226,15 @@ fn values_reach_the_objects_they_name() {
         );
     }
 
-    let chart = chart_dir();
-    let refused = h
-        .run(
-            &[
-                "template",
-                "pgro",
-                chart.to_str().unwrap(),
-                "--set",
-                "metrics.service.enabled=false,metrics.serviceMonitor.enabled=true",
-            ],
-            None,
-        )
-        .unwrap();
+    let refused = template(
+        &h,
+        "pgro",
+        "pgro-system",
+        &[
+            "--set",
+            "metrics.service.enabled=false,metrics.serviceMonitor.enabled=true",
+        ],
+    );
     assert!(!refused.success, "{refused}");
     assert!(
         refused
@@ -317,22 +324,15 @@ async fn every_rendered_object_passes_a_server_side_dry_run() {
         ],
         None,
     );
-    let chart = chart_dir();
-    let out = h
-        .run(
-            &[
-                "template",
-                "pgro",
-                chart.to_str().unwrap(),
-                "-n",
-                ns.name(),
-                "--set",
-                "metrics.serviceMonitor.enabled=true,replicaCount=2",
-            ],
-            None,
-        )
-        .unwrap();
-    out.assert_success();
+    let manifests = rendered(
+        &h,
+        "pgro",
+        ns.name(),
+        &[
+            "--set",
+            "metrics.serviceMonitor.enabled=true,replicaCount=2",
+        ],
+    );
     let applied = kubectl(
         &components,
         &kubeconfig,
@@ -344,7 +344,7 @@ async fn every_rendered_object_passes_a_server_side_dry_run() {
             "-f",
             "-",
         ],
-        Some(&out.output),
+        Some(&manifests),
     );
     for kind in [
         "serviceaccount/pgro",

@@ -76,13 +76,6 @@ async fn remove_manifest_operator(client: &Client) {
     .unwrap();
 }
 
-fn ready(p: &Pod) -> bool {
-    p.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn helm_install_runs_the_operator_and_uninstall_keeps_crds_and_replicas() {
     let Some(w) = world("helm_install").await else {
@@ -120,19 +113,7 @@ async fn helm_install_runs_the_operator_and_uninstall_keeps_crds_and_replicas() 
     )
     .unwrap()
     .assert_success();
-    let pods: Api<Pod> = Api::namespaced(client.clone(), RELEASE_NS);
-    pgro_testkit::eventually(
-        "the Helm-installed operator ready",
-        Duration::from_secs(120),
-        || async {
-            let list = pods
-                .list(&ListParams::default().labels("app.kubernetes.io/component=operator"))
-                .await?;
-            Ok(list.items.iter().any(ready).then_some(()))
-        },
-    )
-    .await
-    .unwrap();
+    wait_operator_ready_in(&client, RELEASE_NS, 1).await;
     let cm: ConfigMap = Api::namespaced(client.clone(), RELEASE_NS)
         .get("analytics-pgro-config")
         .await
@@ -190,8 +171,14 @@ async fn helm_install_runs_the_operator_and_uninstall_keeps_crds_and_replicas() 
         "the Helm release's pods gone",
         Duration::from_secs(120),
         || async {
-            let list = pods.list(&ListParams::default()).await?;
-            Ok(list.items.is_empty().then_some(()))
+            // Every pod, terminating ones included: the release leaves nothing behind.
+            let pods: Api<Pod> = Api::namespaced(client.clone(), RELEASE_NS);
+            Ok(pods
+                .list(&ListParams::default())
+                .await?
+                .items
+                .is_empty()
+                .then_some(()))
         },
     )
     .await

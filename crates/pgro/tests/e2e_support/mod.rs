@@ -258,7 +258,12 @@ pub async fn patch_operator_settings(client: &Client, data: serde_json::Value) {
 }
 
 pub async fn operator_pods(client: &Client) -> Vec<Pod> {
-    let pods: Api<Pod> = Api::namespaced(client.clone(), OPERATOR_NS);
+    operator_pods_in(client, OPERATOR_NS).await
+}
+
+/// The operator pods (not terminating) in namespace `ns` (another install, e.g. a Helm release's).
+pub async fn operator_pods_in(client: &Client, ns: &str) -> Vec<Pod> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
     pods.list(&ListParams::default().labels("app.kubernetes.io/component=operator"))
         .await
         .unwrap()
@@ -276,8 +281,13 @@ fn pod_ready(p: &Pod) -> bool {
 }
 
 pub async fn wait_operator_ready(client: &Client, n: usize) {
+    wait_operator_ready_in(client, OPERATOR_NS, n).await;
+}
+
+/// Waits until `n` operator pods in namespace `ns` are ready.
+pub async fn wait_operator_ready_in(client: &Client, ns: &str, n: usize) {
     pgro_testkit::eventually("operator pods ready", Duration::from_secs(120), || async {
-        let pods = operator_pods(client).await;
+        let pods = operator_pods_in(client, ns).await;
         Ok((pods.iter().filter(|p| pod_ready(p)).count() >= n).then_some(()))
     })
     .await
