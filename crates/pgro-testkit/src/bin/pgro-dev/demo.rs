@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use k8s_openapi::api::core::v1::{Pod, Secret, Service};
+use kube::Client;
 use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams};
 use kube::core::GroupVersionKind;
 use pgro_testkit::TestEnv;
@@ -26,10 +27,10 @@ fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-fn api(env: &TestEnv, kind: &str) -> anyhow::Result<Api<DynamicObject>> {
+fn api(client: &Client, kind: &str) -> Api<DynamicObject> {
     let gvk = GroupVersionKind::gvk("pgro.bes.au", "v1alpha1", kind);
     let ar = ApiResource::from_gvk(&gvk);
-    Ok(Api::namespaced_with(env.client()?, NS, &ar))
+    Api::namespaced_with(client.clone(), NS, &ar)
 }
 
 /// Prints `line` with the time since `start`, once per change.
@@ -55,8 +56,8 @@ fn text(v: &Value, pointer: &str) -> String {
 }
 
 /// One line about the replica and its restores: what a user would read from `kubectl get`.
-async fn replica_line(env: &TestEnv) -> anyhow::Result<(String, Value)> {
-    let replica = match api(env, "PostgresPhysicalReplica")?
+async fn replica_line(client: &Client) -> anyhow::Result<(String, Value)> {
+    let replica = match api(client, "PostgresPhysicalReplica")
         .get_opt(REPLICA)
         .await?
     {
@@ -94,7 +95,7 @@ async fn replica_line(env: &TestEnv) -> anyhow::Result<(String, Value)> {
             line.push_str(&format!(" · {}: {}", text(c, "/type"), text(c, "/message")));
         }
     }
-    let restores = api(env, "PostgresPhysicalRestore")?
+    let restores = api(client, "PostgresPhysicalRestore")
         .list(&ListParams::default().labels(&format!("pgro.bes.au/replica={REPLICA}")))
         .await?;
     for r in restores.items {
@@ -114,14 +115,14 @@ async fn replica_line(env: &TestEnv) -> anyhow::Result<(String, Value)> {
 
 /// Follows the replica until `done` holds, a line per change.
 async fn follow(
-    env: &TestEnv,
+    client: &Client,
     progress: &mut Progress,
     what: &str,
     done: impl Fn(&Value) -> bool,
 ) -> anyhow::Result<Value> {
     let deadline = Instant::now() + PATIENCE;
     loop {
-        let (line, replica) = replica_line(env).await?;
+        let (line, replica) = replica_line(client).await?;
         progress.show(line);
         if done(&replica) {
             return Ok(replica);
@@ -136,8 +137,8 @@ async fn follow(
     }
 }
 
-async fn operator_ready(env: &TestEnv, progress: &mut Progress) -> anyhow::Result<()> {
-    let pods: Api<Pod> = Api::namespaced(env.client()?, OPERATOR_NS);
+async fn operator_ready(client: &Client, progress: &mut Progress) -> anyhow::Result<()> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), OPERATOR_NS);
     let deadline = Instant::now() + PATIENCE;
     loop {
         let list = pods
@@ -209,8 +210,7 @@ fn psql(env: &TestEnv, ip: &str, password: &str, sql: &str) -> anyhow::Result<St
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
-async fn served_count(env: &TestEnv) -> anyhow::Result<(String, String)> {
-    let client = env.client()?;
+async fn served_count(env: &TestEnv, client: &Client) -> anyhow::Result<(String, String)> {
     let secret = Api::<Secret>::namespaced(client.clone(), NS)
         .get(&format!("{REPLICA}-creds"))
         .await?;
@@ -219,7 +219,7 @@ async fn served_count(env: &TestEnv) -> anyhow::Result<(String, String)> {
         .get("password")
         .map(|v| String::from_utf8_lossy(&v.0).into_owned())
         .context("no password in the credentials Secret")?;
-    let ip = Api::<Service>::namespaced(client, NS)
+    let ip = Api::<Service>::namespaced(client.clone(), NS)
         .get(REPLICA)
         .await?
         .spec
@@ -230,7 +230,7 @@ async fn served_count(env: &TestEnv) -> anyhow::Result<(String, String)> {
 }
 
 /// More rows in the sample database, a new snapshot, and a schedule that picks it up within a minute.
-async fn refresh(env: &TestEnv, sample: &Sample) -> anyhow::Result<String> {
+async fn refresh(client: &Client, sample: &Sample) -> anyhow::Result<String> {
     sample.postgres.with_server(
         &sample.data,
         "INSERT INTO items SELECT g, md5(g::text) FROM generate_series((SELECT max(id) + 1 FROM items), \
@@ -240,7 +240,7 @@ async fn refresh(env: &TestEnv, sample: &Sample) -> anyhow::Result<String> {
         .repo
         .snapshot(&sample.data, &["--tags", "area:postgres"])?;
     let patch = serde_json::json!({"spec": {"schedule": "* * * * *", "scheduleJitter": "0"}});
-    api(env, "PostgresPhysicalReplica")?
+    api(client, "PostgresPhysicalReplica")
         .patch(REPLICA, &PatchParams::default(), &Patch::Merge(&patch))
         .await?;
     Ok(id)
@@ -256,15 +256,15 @@ pub(crate) async fn run(env: &TestEnv, sample: &Sample, kubeconfig: &Path) -> an
     println!("pgro-dev: deploying the operator (deploy/operator.yaml)");
     let manifest = std::fs::read_to_string(workspace().join("deploy/operator.yaml"))?;
     pgro_testkit::manifests::apply(&client, &manifest, "pgro-dev").await?;
-    operator_ready(env, &mut progress).await?;
+    operator_ready(&client, &mut progress).await?;
     println!("pgro-dev: applying the quick start (examples/quick-start.yaml)");
     let quick_start = std::fs::read_to_string(workspace().join("examples/quick-start.yaml"))?;
     pgro_testkit::manifests::apply(&client, &quick_start, "pgro-dev").await?;
-    let replica = follow(env, &mut progress, "the replica becoming Ready", |r| {
+    let replica = follow(&client, &mut progress, "the replica becoming Ready", |r| {
         r.pointer("/status/phase") == Some(&Value::from("Ready"))
     })
     .await?;
-    let (ip, count) = served_count(env).await?;
+    let (ip, count) = served_count(env, &client).await?;
     let kubectl = env.components().get("PGRO_KUBECTL").unwrap_or("kubectl");
     let psql_bin = env.components().get("PGRO_PSQL").unwrap_or("psql");
     println!(
@@ -292,17 +292,17 @@ pub(crate) async fn run(env: &TestEnv, sample: &Sample, kubeconfig: &Path) -> an
             // No terminal (stdin closed): only a signal ends the demo (the caller waits for it).
             std::future::pending::<()>().await;
         }
-        let before = text(&replica_line(env).await?.1, "/status/currentRestore");
-        let id = refresh(env, sample).await?;
+        let before = text(&replica_line(&client).await?.1, "/status/currentRestore");
+        let id = refresh(&client, sample).await?;
         println!("pgro-dev: new snapshot {id}; schedule '* * * * *', jitter 0");
-        let replica = follow(env, &mut progress, "the switchover", |r| {
+        let replica = follow(&client, &mut progress, "the switchover", |r| {
             r.pointer("/status/phase") == Some(&Value::from("Ready"))
                 && r.pointer("/status/currentRestore")
                     .and_then(Value::as_str)
                     .is_some_and(|c| c != before)
         })
         .await?;
-        let (_, count) = served_count(env).await?;
+        let (_, count) = served_count(env, &client).await?;
         println!(
             "pgro-dev: switched over to {} — {count} rows now; press Enter again or Ctrl-C",
             text(&replica, "/status/currentRestore")
