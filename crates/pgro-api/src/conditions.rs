@@ -12,6 +12,9 @@ pub mod condition_types {
     pub const SOURCE_VALID: &str = "SourceValid";
     /// Replica: `spec.schedule` parses.
     pub const SCHEDULE_VALID: &str = "ScheduleValid";
+    /// Replica (+), only with `spec.tls.certificateSecretRef`: the Secret exists, has `tls.crt`, `tls.key`
+    /// and `ca.crt`, and its certificate is current and names `<replica>.<namespace>.svc`.
+    pub const TLS_CERTIFICATE_VALID: &str = "TlsCertificateValid";
     /// Replica: a snapshot matches `spec.snapshotFilter`.
     pub const SNAPSHOT_AVAILABLE: &str = "SnapshotAvailable";
     /// Replica: scheduling stopped after consecutive failures.
@@ -41,6 +44,10 @@ pub mod condition_reasons {
     pub const SECRET_NOT_FOUND: &str = "SecretNotFound";
     /// `KopiaSecretValid=False`, `SourceValid=False`: a required key is missing or a value is malformed.
     pub const SECRET_INVALID: &str = "SecretInvalid";
+    /// `TlsCertificateValid`: the brought certificate is usable.
+    pub const CERTIFICATE_VALID: &str = "CertificateValid";
+    /// `TlsCertificateValid`: the brought certificate is expired or does not name the Service.
+    pub const CERTIFICATE_INVALID: &str = "CertificateInvalid";
     /// `SourceValid=False`: the repository's storage cannot be reached.
     pub const REPOSITORY_UNREACHABLE: &str = "RepositoryUnreachable";
     /// `SourceValid=False`: the password or cipher passphrase does not decrypt the repository.

@@ -42,7 +42,7 @@ pub use phase::{ReplicaPhase, RestorePhase};
 pub use replica::{
     ConnectionInfo, HeaderValue, NotificationConfig, NotificationStatus, NotificationTarget,
     PostgresPhysicalReplica, PostgresPhysicalReplicaSpec, PostgresPhysicalReplicaStatus,
-    SecretKeySelector, SnapshotFilter, WebhookMethod,
+    SecretKeySelector, SnapshotFilter, TlsSpec, WebhookMethod,
 };
 pub use restic::ResticSource;
 pub use restore::{

@@ -2,7 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{Affinity, ResourceRequirements, SecretReference, Toleration};
+use k8s_openapi::api::core::v1::{
+    Affinity, LocalObjectReference, ResourceRequirements, SecretReference, Toleration,
+};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, KubeSchema};
@@ -175,6 +177,24 @@ pub struct PostgresPhysicalReplicaSpec {
     #[serde(default = "default_history_limit")]
     #[schemars(range(min = 1, max = 100))]
     pub history_limit: u32,
+
+    /// Client TLS (+). PostgreSQL accepts TCP connections only over TLS. By default pgro makes a CA and a
+    /// server certificate for the replica (Secrets `<replica>-ca` and `<replica>-tls`), reused by every
+    /// restore; clients verify with `sslmode=verify-full` and `ca.crt` from `<replica>-ca`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsSpec>,
+}
+
+/// Client TLS settings (+).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TlsSpec {
+    /// A Secret in this namespace with the server certificate to use instead of pgro's own (e.g. one
+    /// cert-manager keeps): `tls.crt`, `tls.key` and `ca.crt`. The certificate must be valid for
+    /// `<replica>.<namespace>.svc`; pgro copies `ca.crt` to `<replica>-ca` for clients.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = validation::secret_ref_name("tls.certificateSecretRef"))]
+    pub certificate_secret_ref: Option<LocalObjectReference>,
 }
 
 impl PostgresPhysicalReplicaSpec {
@@ -442,6 +462,12 @@ pub struct ConnectionInfo {
     pub username: String,
     /// Secret holding `username` and `password`.
     pub password_secret: String,
+    /// `verify-full`: connections are TLS only, and the server certificate names `host`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssl_mode: Option<String>,
+    /// Secret `<replica>-ca` whose `ca.crt` is the CA to verify the server with (`sslrootcert`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_secret: Option<String>,
 }
 
 /// Delivery state of one notification.

@@ -28,6 +28,7 @@ mod pgrun;
 pub mod ports;
 mod process;
 pub mod restic;
+pub mod service_psql;
 mod shared;
 pub mod standin;
 mod tools;

@@ -34,6 +34,7 @@ mod roles;
 mod scram;
 mod startup;
 mod tablespaces;
+mod tls;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -128,6 +129,23 @@ pub struct InstanceArgs {
     /// Also write why a logical replay failed here (the container's `terminationMessagePath`).
     #[arg(long, env = "PGRO_TERMINATION_LOG")]
     pub termination_log: Option<PathBuf>,
+    /// The server certificate (PEM): TCP clients must then use TLS (`hostssl` only). Without it TCP logins
+    /// are plain scram-sha-256 (the operator always passes one).
+    #[arg(long, requires_all = ["tls_key_file", "tls_ca_file", "tls_server_name"])]
+    pub tls_cert_file: Option<PathBuf>,
+    /// The server certificate's private key (PEM).
+    #[arg(long, requires = "tls_cert_file")]
+    pub tls_key_file: Option<PathBuf>,
+    /// The CA that signed the certificate: the manager's own TCP login verifies the server with it.
+    #[arg(long, requires = "tls_cert_file")]
+    pub tls_ca_file: Option<PathBuf>,
+    /// The name the certificate must carry (`<replica>.<namespace>.svc`); the manager's own TCP login
+    /// checks it, so "ready" means a `verify-full` client gets in.
+    #[arg(long, requires = "tls_cert_file")]
+    pub tls_server_name: Option<String>,
+    /// How often the mounted certificate is compared with the one in use (a renewed one is reloaded).
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration, hide = true)]
+    pub tls_refresh: Duration,
 }
 
 /// Validated configuration: every file read and name checked before any other I/O.
@@ -148,6 +166,8 @@ struct Config {
     archive: Option<archive::Archive>,
     /// A restic source: the instance replays its dump into a fresh cluster.
     logical: Option<replay::Logical>,
+    /// TLS for client connections.
+    tls: Option<tls::Server>,
 }
 
 fn read_secret(path: &Path) -> Result<String, Error> {
@@ -223,6 +243,21 @@ impl Config {
             }
             None => None,
         };
+        let tls = match (
+            a.tls_cert_file,
+            a.tls_key_file,
+            a.tls_ca_file,
+            a.tls_server_name,
+        ) {
+            (Some(cert), Some(key), Some(ca), Some(name)) => Some(tls::Server {
+                cert,
+                key,
+                ca,
+                name,
+                refresh: a.tls_refresh,
+            }),
+            _ => None,
+        };
         Ok(Self {
             pgdata: a.pgdata,
             roles: roles::RolePlan {
@@ -244,6 +279,7 @@ impl Config {
             cgroup_root: a.cgroup_root,
             archive,
             logical,
+            tls,
         })
     }
 }
@@ -426,8 +462,11 @@ async fn run_inner(mut cfg: Config, mut shutdown: watch::Receiver<bool>) -> Resu
     } else {
         drop(client);
     }
+    if let Some(t) = &cfg.tls {
+        tokio::spawn(tls::refresh(t.clone(), cfg.pgdata.clone()));
+    }
     health.set_ready(true);
-    tracing::info!(port = cfg.port, "instance ready");
+    tracing::info!(port = cfg.port, tls = cfg.tls.is_some(), "instance ready");
 
     let status = tokio::select! {
         s = pm.wait() => s.map_err(error::io("waiting for", "postgres"))?,
@@ -511,6 +550,13 @@ fn prepare_files(cfg: &Config) -> Result<Prepared, Error> {
         );
     }
     let shared_buffers_bytes = memory::read_limit(&cfg.cgroup_root).map(memory::shared_buffers_for);
+    let tls = match &cfg.tls {
+        Some(t) => {
+            tls::install(t, pgdata)?;
+            tls::settings(pgdata)
+        }
+        None => Vec::new(),
+    };
     let settings = conf::PgroSettings {
         listen_addresses: cfg.listen_addresses.clone(),
         port: cfg.port,
@@ -521,6 +567,7 @@ fn prepare_files(cfg: &Config) -> Result<Prepared, Error> {
             .as_ref()
             .map(|r| r.settings.clone())
             .unwrap_or_default(),
+        tls,
     };
     prepare::install_config(pgdata, &source, &settings, cfg.extra_config.as_deref())?;
     Ok(Prepared {
@@ -647,7 +694,9 @@ async fn reindex_database(c: &Client, db: &str, major: u32) {
 async fn open_tcp(cfg: &Config, client: &Client) -> Result<(), Error> {
     prepare::install_if_changed(
         &cfg.pgdata.join(prepare::HBA),
-        &hba::render(hba::Access::Serving),
+        &hba::render(hba::Access::Serving {
+            tls: cfg.tls.is_some(),
+        }),
     )?;
     client
         .batch_execute("SELECT pg_reload_conf()")
@@ -668,35 +717,53 @@ async fn open_tcp(cfg: &Config, client: &Client) -> Result<(), Error> {
     if logins.is_empty() {
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
+    let tls = match &cfg.tls {
+        Some(t) => {
+            let ca = std::fs::read(&t.ca).map_err(error::io("reading", &t.ca))?;
+            let connector = crate::postgres::tls::connector(&ca).map_err(|e| Error::TlsCa {
+                path: t.ca.clone(),
+                reason: e.to_string(),
+            })?;
+            Some((t.name.as_str(), connector))
+        }
+        None => None,
+    };
     for (user, password, dbname) in logins {
-        tcp_login(&host, cfg.port, user, password, dbname).await?;
+        tcp_login(&host, cfg.port, tls.as_ref(), user, password, dbname).await?;
     }
     Ok(())
 }
 
-/// One scram login over TCP, retried for up to 10 s while the reload takes effect.
+/// One scram login over TCP, retried for up to 10 s while the reload takes effect. With TLS it verifies
+/// the server as a `verify-full` client of `<name>` would (connecting to `host`).
 async fn tcp_login(
     host: &str,
     port: u16,
+    tls: Option<&(&str, tokio_postgres_rustls::MakeRustlsConnect)>,
     user: &str,
     password: &str,
     dbname: &str,
 ) -> Result<(), Error> {
     let mut attempt = 0;
     loop {
-        let mut c = tokio_postgres::Config::new();
-        c.host(host)
-            .port(port)
-            .user(user)
-            .password(password)
-            .dbname(dbname)
-            .connect_timeout(Duration::from_secs(5));
-        match c.connect(tokio_postgres::NoTls).await {
-            Ok((client, conn)) => {
-                drop(client);
-                drop(conn);
-                return Ok(());
+        let mut c = match (tls, host.parse()) {
+            (Some((name, _)), Ok(addr)) => crate::postgres::tls::config(name, addr, port),
+            _ => {
+                let mut c = tokio_postgres::Config::new();
+                c.host(host)
+                    .port(port)
+                    .connect_timeout(Duration::from_secs(5));
+                c
             }
+        };
+        c.user(user).password(password).dbname(dbname);
+        // The client and connection are dropped at once: only whether the login works matters.
+        let connected = match tls {
+            Some((_, connector)) => c.connect(connector.clone()).await.map(drop),
+            None => c.connect(tokio_postgres::NoTls).await.map(drop),
+        };
+        match connected {
+            Ok(()) => return Ok(()),
             Err(source) if attempt >= 100 => {
                 return Err(Error::LoginFailed {
                     role: user.to_string(),

@@ -4,6 +4,7 @@
 //! within a time budget, and reports a JSON result in the container's termination message.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::{ExitCode, Stdio};
 use std::time::{Duration, Instant};
@@ -13,7 +14,7 @@ use tokio::io::AsyncReadExt;
 use tokio::process::Command;
 use tokio_postgres::{Client, NoTls};
 
-use crate::postgres::{own_schema_statements, quote_ident};
+use crate::postgres::{own_schema_statements, quote_ident, tls};
 
 /// `pgro migrate-schemas` arguments. The password is `PGPASSWORD` (read by `pg_dump` and `psql` too).
 #[derive(Debug, clap::Args)]
@@ -42,6 +43,50 @@ pub struct MigrateArgs {
     /// Also write the JSON result here.
     #[arg(long)]
     pub termination_log: Option<PathBuf>,
+    /// The replica's CA: both servers are verified with it (`verify-full`), under `--tls-server-name`.
+    #[arg(long, requires = "tls_server_name")]
+    pub tls_ca_file: Option<PathBuf>,
+    /// The name both servers' certificate carries (`<replica>.<namespace>.svc`); each host is resolved
+    /// and connected to by address.
+    #[arg(long, requires = "tls_ca_file")]
+    pub tls_server_name: Option<String>,
+}
+
+/// Where one host is reached: its resolved address when TLS verifies a name other than the host's own.
+struct Target {
+    /// What the certificate is checked against (`host` for libpq).
+    name: String,
+    /// The address connected to (`hostaddr` for libpq).
+    addr: Option<IpAddr>,
+}
+
+async fn target(host: &str, a: &MigrateArgs) -> Result<Target, String> {
+    let Some(name) = &a.tls_server_name else {
+        return Ok(Target {
+            name: host.to_owned(),
+            addr: None,
+        });
+    };
+    let addr = tokio::net::lookup_host((host, a.port))
+        .await
+        .map_err(|e| format!("resolving {host}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{host} has no address"))?
+        .ip();
+    Ok(Target {
+        name: name.clone(),
+        addr: Some(addr),
+    })
+}
+
+/// libpq's view of [`Target`]: `--host` and the environment that makes pg_dump and psql verify the server.
+fn libpq(cmd: &mut Command, t: &Target, a: &MigrateArgs) {
+    cmd.args(["--host", &t.name, "--port", &a.port.to_string()]);
+    if let (Some(addr), Some(ca)) = (t.addr, &a.tls_ca_file) {
+        cmd.env("PGHOSTADDR", addr.to_string())
+            .env("PGSSLMODE", "verify-full")
+            .env("PGSSLROOTCERT", ca);
+    }
 }
 
 /// One schema copied into one database.
@@ -110,22 +155,37 @@ pub async fn run(args: MigrateArgs) -> ExitCode {
 }
 
 async fn connect(host: &str, a: &MigrateArgs, db: &str) -> Result<Client, String> {
-    let mut cfg = tokio_postgres::Config::new();
-    cfg.host(host)
-        .port(a.port)
-        .user(&a.user)
+    let t = target(host, a).await?;
+    let mut cfg = match t.addr {
+        Some(addr) => tls::config(&t.name, addr, a.port),
+        None => {
+            let mut c = tokio_postgres::Config::new();
+            c.host(host).port(a.port);
+            c
+        }
+    };
+    cfg.user(&a.user)
         .dbname(db)
         .application_name("pgro-migrate-schemas")
         .connect_timeout(Duration::from_secs(10));
     if let Ok(pw) = std::env::var("PGPASSWORD") {
         cfg.password(pw);
     }
-    let (c, conn) = cfg
-        .connect(NoTls)
-        .await
-        .map_err(|e| format!("connecting to {host}/{db}: {e}"))?;
-    tokio::spawn(conn);
-    Ok(c)
+    let failed = |e: tokio_postgres::Error| format!("connecting to {host}/{db}: {e}");
+    match &a.tls_ca_file {
+        Some(ca) => {
+            let pem = std::fs::read(ca).map_err(|e| format!("reading {}: {e}", ca.display()))?;
+            let connector = tls::connector(&pem).map_err(|e| format!("{}: {e}", ca.display()))?;
+            let (c, conn) = cfg.connect(connector).await.map_err(failed)?;
+            tokio::spawn(conn);
+            Ok(c)
+        }
+        None => {
+            let (c, conn) = cfg.connect(NoTls).await.map_err(failed)?;
+            tokio::spawn(conn);
+            Ok(c)
+        }
+    }
 }
 
 /// Which databases of the source hold each schema, and the source's total size.
@@ -160,8 +220,13 @@ async fn discover(a: &MigrateArgs) -> Result<(BTreeMap<String, Vec<String>>, u64
 
 /// `pg_dump --schema` of one schema piped into `psql` on the target; returns the failed statements.
 async fn copy(a: &MigrateArgs, schema: &str, db: &str) -> Result<Vec<String>, String> {
-    let mut dump = Command::new("pg_dump")
-        .args(["--host", &a.source_host, "--port", &a.port.to_string()])
+    let (source, dest) = (
+        target(&a.source_host, a).await?,
+        target(&a.target_host, a).await?,
+    );
+    let mut dump = Command::new("pg_dump");
+    libpq(&mut dump, &source, a);
+    let mut dump = dump
         .args([
             "--username",
             &a.user,
@@ -183,8 +248,9 @@ async fn copy(a: &MigrateArgs, schema: &str, db: &str) -> Result<Vec<String>, St
         .ok_or("pg_dump has no stdout")?
         .try_into()
         .map_err(|e| format!("piping pg_dump: {e}"))?;
-    let mut restore = Command::new("psql")
-        .args(["--host", &a.target_host, "--port", &a.port.to_string()])
+    let mut restore = Command::new("psql");
+    libpq(&mut restore, &dest, a);
+    let mut restore = restore
         .args(["--username", &a.user, "--dbname", db])
         .args(["--no-psqlrc", "--quiet", "--set", "ON_ERROR_STOP=0"])
         .stdin(dump_out)

@@ -10,6 +10,7 @@
 
 pub mod admin_sql;
 pub mod caches;
+pub mod certificates;
 pub mod conditions;
 pub mod context;
 pub mod controllers;

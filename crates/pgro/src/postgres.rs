@@ -2,6 +2,7 @@
 //! what makes a persistent schema the analytics role's own.
 
 pub mod catalog;
+pub mod tls;
 
 /// `"ident"` with embedded quotes doubled.
 #[must_use]

@@ -18,6 +18,8 @@ mod podsecurity;
 mod restic;
 #[path = "e2e_cases/rotation.rs"]
 mod rotation;
+#[path = "e2e_cases/tls.rs"]
+mod tls;
 #[path = "e2e_cases/verification.rs"]
 mod verification;
 
@@ -474,6 +476,18 @@ async fn new_snapshot_is_switched_to_and_the_old_restore_goes_after_the_grace_pe
     })
     .await;
     let first = current(&r).unwrap();
+    // TLS: a libpq client with the CA from `r3-ca` and sslmode=verify-full gets in under the Service's
+    // name; plain text is refused by the server. The same CA file is used again after the switchover.
+    let ca_dir = tempfile::tempdir().unwrap();
+    let ca = ca_dir.path().join("r3-ca.crt");
+    std::fs::write(&ca, replica_ca(&ns, "r3").await).unwrap();
+    let rows = "SELECT count(*) FROM items";
+    let before = libpq_service(w, &ns, "r3", "verify-full", &ca, rows)
+        .await
+        .expect("verify-full before the switchover");
+    let plain = libpq_service(w, &ns, "r3", "disable", &ca, rows).await;
+    let refused = format!("{:#}", plain.expect_err("sslmode=disable must be refused"));
+    assert!(refused.contains("no encryption"), "{refused}");
     // Watch the Service's endpoints from now on: never empty while a ready restore exists.
     let watcher_ns = ns.name().to_owned();
     let client = w.client();
@@ -573,6 +587,10 @@ async fn new_snapshot_is_switched_to_and_the_old_restore_goes_after_the_grace_pe
         .await
         .unwrap();
     assert_eq!(checksum(&c).await, items, "the new snapshot's rows");
+    let after = libpq_service(w, &ns, "r3", "verify-full", &ca, rows)
+        .await
+        .expect("verify-full with the same CA after the switchover");
+    assert_eq!(after, items.0.to_string(), "rows before: {before}");
     // The outgoing restore says so to whoever is still connected to it.
     let (old, _fwd2) = connect_service(w, &ns, &first, &user, &password)
         .await

@@ -322,11 +322,22 @@ impl Rootfs {
             dst: inside.clone(),
             recursive: false,
         });
+        // What is already bound inside `dir` (the pod's /etc/resolv.conf, /etc/hosts, an earlier volume)
+        // is bound again over the staging directory: the shadow must not bring the host's files back.
+        let earlier: BTreeMap<OsString, Backing> = self
+            .backing
+            .iter()
+            .filter(|(p, _)| p.parent() == Some(dir))
+            .filter_map(|(p, b)| Some((p.file_name()?.to_owned(), b.clone())))
+            .collect();
         for entry in std::fs::read_dir(&host)
             .with_context(|| format!("reading {}", host.display()))?
             .flatten()
         {
             let name = entry.file_name();
+            if earlier.contains_key(&name) {
+                continue;
+            }
             let meta = std::fs::symlink_metadata(entry.path())?;
             if meta.file_type().is_symlink() {
                 replace_symlink(&std::fs::read_link(entry.path())?, &staging.join(&name))?;
@@ -344,6 +355,19 @@ impl Rootfs {
             });
             self.backing
                 .insert(dir.join(&name), Backing::Host(entry.path()));
+        }
+        for (name, backing) in earlier {
+            let src = backing.path().to_path_buf();
+            if src.is_dir() {
+                std::fs::create_dir_all(staging.join(&name))?;
+            } else {
+                touch(&staging.join(&name))?;
+            }
+            self.ops.push(MountOp::Bind {
+                src,
+                dst: inside.join(&name),
+                recursive: false,
+            });
         }
         self.backing
             .insert(dir.to_path_buf(), Backing::Owned(staging));
@@ -437,6 +461,44 @@ mod tests {
         let staged = rootfs.locate(Path::new("/usr/local/bin"));
         assert!(matches!(staged.0, Backing::Owned(_)), "{staged:?}");
         assert!(staged.1.join("pgro-testkit-surely-missing").exists());
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    #[test]
+    fn shadowing_a_directory_keeps_what_was_bound_in_it_before() {
+        let dir =
+            std::env::temp_dir().join(format!("pgro-testkit-rootfs-etc-{}", std::process::id()));
+        let log = dir.join("termination-log");
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        touch(&log).expect("log");
+        let resolv = dir.join("resolv.conf");
+        std::fs::write(&resolv, "nameserver 10.0.0.1\n").expect("resolv");
+        let mut rootfs = Rootfs::new(&dir, &log).expect("rootfs");
+        rootfs
+            .bind(&resolv, Path::new("/etc/resolv.conf"), true, false)
+            .expect("bind resolv.conf");
+        // A volume under a directory /etc lacks: /etc is shadowed.
+        rootfs
+            .bind(&dir, Path::new("/etc/pgro-testkit-missing/tls"), true, true)
+            .expect("bind volume");
+        let binds: Vec<(&PathBuf, &PathBuf)> = rootfs
+            .ops
+            .iter()
+            .filter_map(|op| match op {
+                MountOp::Bind { src, dst, .. } => Some((src, dst)),
+                _ => None,
+            })
+            .collect();
+        let inside = dir.join("rootfs").join("etc/resolv.conf");
+        let last = binds
+            .iter()
+            .rev()
+            .find(|(_, dst)| dst.ends_with("etc/resolv.conf"))
+            .expect("a bind of /etc/resolv.conf");
+        assert_eq!(
+            last.0, &resolv,
+            "the pod's resolv.conf, not the host's ({inside:?})"
+        );
         std::fs::remove_dir_all(&dir).expect("cleanup");
     }
 

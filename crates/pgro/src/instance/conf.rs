@@ -388,6 +388,8 @@ pub(crate) struct PgroSettings {
     /// A WAL-archive restore's recovery settings (`archive::plan`), written after postgresExtraConfig
     /// because recovery depends on them; empty otherwise.
     pub(crate) recovery: Vec<(String, String)>,
+    /// TLS for client connections (`tls::settings`), written last: postgresExtraConfig cannot turn it off.
+    pub(crate) tls: Vec<(String, String)>,
 }
 
 /// The `postgresql.pgro.conf` file: pgro's settings, then the user's extra configuration verbatim (last, so
@@ -432,6 +434,12 @@ pub(crate) fn render_pgro(s: &PgroSettings, extra: Option<&str>) -> String {
             "# Recovery from the source's WAL archive (until promotion; rendered by pgro instance)\n",
         );
         for (k, v) in &s.recovery {
+            out.push_str(&format!("{k} = {}\n", quote(v)));
+        }
+    }
+    if !s.tls.is_empty() {
+        out.push_str("# TLS for client connections (pgro; pg_hba.conf admits TCP over TLS only)\n");
+        for (k, v) in &s.tls {
             out.push_str(&format!("{k} = {}\n", quote(v)));
         }
     }

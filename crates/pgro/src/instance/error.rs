@@ -42,6 +42,10 @@ pub enum Error {
         value: String,
         pattern: &'static str,
     },
+    #[error(
+        "the CA file {path} cannot verify the server: {reason} (it comes from the replica's CA Secret, or ca.crt of spec.tls.certificateSecretRef)"
+    )]
+    TlsCa { path: PathBuf, reason: String },
     #[error("{option} is required with {with}")]
     MissingOption {
         option: &'static str,
@@ -130,7 +134,8 @@ impl Error {
             Self::InvalidIdentifier { .. }
             | Self::MissingOption { .. }
             | Self::UnknownUser { .. }
-            | Self::RestoreCommand { .. } => 2,
+            | Self::RestoreCommand { .. }
+            | Self::TlsCa { .. } => 2,
             Self::NotDataDir { .. }
             | Self::MissingControlFile { .. }
             | Self::TablespaceOutsideVolume { .. }

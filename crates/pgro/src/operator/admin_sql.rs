@@ -1,15 +1,15 @@
 //! SQL as `pgro_admin` over a restore's own Service: how the operator reads and marks a running instance
 //! without `pods/exec` or pod logs. Every use is best effort: the instance serves whether or not this works.
 
-use std::time::Duration;
-
 use k8s_openapi::api::core::v1::{Secret, Service};
 
 use super::caches;
+use super::certificates;
 use super::context::Context;
 use super::error::{Error, Result};
 use super::naming;
 use super::specs::{ADMIN_USER, PASSWORD_KEY};
+use crate::postgres::tls::{self, CA_KEY, connector};
 
 /// The database `_pgro.restore_info` is read from (the instance records it in every database it targets).
 const DATABASE: &str = "postgres";
@@ -49,32 +49,34 @@ pub async fn connect_to(
     else {
         return Ok(None);
     };
-    let password = caches::lookup::<Secret>(
-        cached.map(|c| &c.stores.secrets),
-        &ctx.client,
-        ns,
-        &naming::admin_secret(replica),
-    )
-    .await?
-    .and_then(|s| {
-        s.data
-            .as_ref()?
-            .get(PASSWORD_KEY)
-            .map(|v| String::from_utf8_lossy(&v.0).into_owned())
-    })
-    .unwrap_or_default();
-    let mut cfg = tokio_postgres::Config::new();
-    cfg.host(&ip)
-        .port(5432)
-        .user(ADMIN_USER)
-        .password(password)
+    let key = |s: Option<std::sync::Arc<Secret>>, k: &str| {
+        s.and_then(|s| s.data.as_ref()?.get(k).map(|v| v.0.clone()))
+            .unwrap_or_default()
+    };
+    let (admin_name, ca_name) = (naming::admin_secret(replica), naming::ca_secret(replica));
+    let store = cached.map(|c| &c.stores.secrets);
+    let password = key(
+        caches::lookup::<Secret>(store, &ctx.client, ns, &admin_name).await?,
+        PASSWORD_KEY,
+    );
+    let ca = key(
+        caches::lookup::<Secret>(store, &ctx.client, ns, &ca_name).await?,
+        CA_KEY,
+    );
+    let tls = connector(&ca).map_err(|e| Error::Tls {
+        restore: restore.to_owned(),
+        message: format!("Secret {ca_name}: {e}"),
+    })?;
+    let Ok(addr) = ip.parse() else {
+        return Ok(None);
+    };
+    // TLS verified as a user's verify-full client would: the CA from `<replica>-ca`, the Service's name.
+    let mut cfg = tls::config(&certificates::verified_name(replica, ns), addr, 5432);
+    cfg.user(ADMIN_USER)
+        .password(String::from_utf8_lossy(&password).into_owned())
         .dbname(database)
-        .application_name("pgro-operator")
-        .connect_timeout(Duration::from_secs(5));
-    let (client, conn) = cfg
-        .connect(tokio_postgres::NoTls)
-        .await
-        .map_err(pg_error(restore))?;
+        .application_name("pgro-operator");
+    let (client, conn) = cfg.connect(tls).await.map_err(pg_error(restore))?;
     // The connection ends when the client is dropped.
     tokio::spawn(conn);
     Ok(Some(client))

@@ -38,6 +38,17 @@ pub enum Error {
     /// The random generator of the operating system failed.
     #[error("generating a password: {0}")]
     Random(String),
+    /// The CA to verify a restore's PostgreSQL with is missing or unusable.
+    #[error("TLS to PostgreSQL of restore {restore}: {message}")]
+    Tls {
+        /// The restore.
+        restore: String,
+        /// Why.
+        message: String,
+    },
+    /// A replica certificate could not be issued.
+    #[error(transparent)]
+    Certificate(#[from] super::certificates::CertError),
 }
 
 /// How an error is retried.
@@ -68,8 +79,10 @@ impl Error {
     #[must_use]
     pub fn class(&self) -> ErrorClass {
         match self {
-            Self::Kube(_) | Self::Postgres { .. } | Self::Random(_) => ErrorClass::Transient,
-            Self::Build(_) | Self::MissingField(_) => ErrorClass::Structural,
+            Self::Kube(_) | Self::Postgres { .. } | Self::Random(_) | Self::Tls { .. } => {
+                ErrorClass::Transient
+            }
+            Self::Build(_) | Self::MissingField(_) | Self::Certificate(_) => ErrorClass::Structural,
             Self::Serde { .. } => ErrorClass::Terminal,
         }
     }
@@ -85,6 +98,8 @@ impl Error {
             Self::Serde { .. } => "serde",
             Self::Postgres { .. } => "postgres",
             Self::Random(_) => "random",
+            Self::Certificate(_) => "certificate",
+            Self::Tls { .. } => "tls",
         }
     }
 }

@@ -59,6 +59,18 @@ pub fn admin_secret(replica: &str) -> String {
     dns_label(replica, "-admin", MAX_NAME_LEN)
 }
 
+/// The replica's CA Secret (`ca.crt`, what clients verify the server with).
+#[must_use]
+pub fn ca_secret(replica: &str) -> String {
+    dns_label(replica, "-ca", MAX_NAME_LEN)
+}
+
+/// The replica's own server certificate Secret (`tls.crt`, `tls.key`, and the CA that signs it).
+#[must_use]
+pub fn tls_secret(replica: &str) -> String {
+    dns_label(replica, "-tls", MAX_NAME_LEN)
+}
+
 /// The replica's schema migration Job (its pods add `-xxxxx`, hence 57).
 #[must_use]
 pub fn schema_migration_job(replica: &str) -> String {

@@ -70,6 +70,25 @@ pub struct OperatorArgs {
     /// Log filter (`info`, `pgro=debug,kube=warn`, …).
     #[arg(long, env = "PGRO_LOG", default_value = "info", value_parser = parse_level_arg)]
     pub log_level: String,
+    /// The cluster's DNS domain: replica server certificates also name `<replica>.<ns>.svc.<domain>`.
+    #[arg(long, env = "PGRO_CLUSTER_DOMAIN", default_value = "cluster.local", value_parser = parse_domain)]
+    pub cluster_domain: String,
+}
+
+/// A DNS domain: dot-separated labels of letters, digits and hyphens (a trailing dot is dropped).
+fn parse_domain(s: &str) -> Result<String, String> {
+    let d = s.trim().trim_end_matches('.');
+    let label_ok = |l: &str| {
+        (1..=63).contains(&l.len())
+            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    if d.len() <= 253 && d.split('.').all(label_ok) {
+        Ok(d.to_ascii_lowercase())
+    } else {
+        Err(format!("{s:?} is not a DNS domain (e.g. cluster.local)"))
+    }
 }
 
 fn parse_level_arg(s: &str) -> Result<String, String> {
@@ -118,6 +137,8 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// Log filter directive.
     pub log_level: String,
+    /// The cluster's DNS domain.
+    pub cluster_domain: String,
 }
 
 impl Settings {
@@ -139,6 +160,7 @@ impl Settings {
             notification_backoff: a.notification_backoff.0.clone(),
             log_format: a.log_format,
             log_level: a.log_level.clone(),
+            cluster_domain: a.cluster_domain.clone(),
         }
     }
 
@@ -208,6 +230,7 @@ impl Settings {
                 }
                 "logFormat" => s.log_format = LogFormat::parse(value).map_err(bad)?,
                 "logLevel" => s.log_level = parse_level_arg(value).map_err(bad)?,
+                "clusterDomain" => s.cluster_domain = parse_domain(value).map_err(bad)?,
                 _ => unknown.push(key.clone()),
             }
         }
@@ -267,6 +290,7 @@ mod tests {
         assert_eq!(d.postgres_image("16"), "postgres:16");
         assert_eq!(d.postgres_uid, 999);
         assert_eq!(d.ready_timeout, Duration::from_secs(1800));
+        assert_eq!(d.cluster_domain, "cluster.local");
     }
 
     #[test]
@@ -289,6 +313,7 @@ mod tests {
                 ("readyTimeout", "5m"),
                 ("logFormat", "JSON"),
                 ("logLevel", "pgro=debug,kube=warn"),
+                ("clusterDomain", "Corp.Internal."),
                 ("fromTheFuture", "x"),
             ]),
         )
@@ -302,7 +327,12 @@ mod tests {
         assert_eq!(s.ready_timeout, Duration::from_secs(300));
         assert_eq!(s.log_format, LogFormat::Json);
         assert_eq!(s.log_level, "pgro=debug,kube=warn");
+        assert_eq!(s.cluster_domain, "corp.internal");
         assert_eq!(unknown, ["fromTheFuture"]);
+        for bad in ["", "has space.local", "-x.local", "a..b"] {
+            let e = Settings::with_overrides(&defaults(), &data(&[("clusterDomain", bad)]));
+            assert!(e.is_err(), "{bad:?}");
+        }
     }
 
     #[test]

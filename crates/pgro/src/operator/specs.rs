@@ -5,6 +5,7 @@
 mod replica_objects;
 mod restore_objects;
 pub mod source_mounts;
+mod tls_mounts;
 
 use std::collections::BTreeMap;
 
@@ -18,7 +19,8 @@ use pgro_api::{
 };
 
 pub use replica_objects::{
-    ADMIN_USER, admin_secret, credentials_secret, new_restore, replica_service,
+    ADMIN_USER, admin_secret, ca_secret, credentials_secret, new_restore, replica_service,
+    server_certificate_secret, tls_secret,
 };
 pub use restore_objects::{
     LiveFields, MigrationInputs, RestoreInputs, data_pvc, live_fields, postgres_deployment,
@@ -40,6 +42,8 @@ pub const PGRO_IN_POSTGRES: &str = "/pgro/pgro";
 pub const CREDS_MOUNT: &str = "/etc/pgro/creds";
 /// The admin Secret inside the PostgreSQL container.
 pub const ADMIN_MOUNT: &str = "/etc/pgro/admin";
+/// The server certificate, its key and the CA (`tls.crt`, `tls.key`, `ca.crt`) inside pgro's pods.
+pub const TLS_MOUNT: &str = "/etc/pgro/tls";
 /// PostgreSQL's port.
 pub const POSTGRES_PORT: i32 = 5432;
 /// The instance manager's probe port.
@@ -50,6 +54,12 @@ pub const POSTGRES_PORT_NAME: &str = "postgres";
 pub const USERNAME_KEY: &str = "username";
 /// Password key of the credentials and admin Secrets.
 pub const PASSWORD_KEY: &str = "password";
+/// Certificate key of a `kubernetes.io/tls` Secret.
+pub const TLS_CRT: &str = "tls.crt";
+/// Private key key of a `kubernetes.io/tls` Secret.
+pub const TLS_KEY: &str = "tls.key";
+/// The CA's private key in `<replica>-tls` (never mounted in a pod).
+pub const CA_PRIVATE_KEY: &str = "ca.key";
 /// Field manager of everything pgro applies.
 pub const FIELD_MANAGER: &str = "pgro.bes.au/operator";
 

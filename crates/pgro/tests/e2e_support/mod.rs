@@ -32,7 +32,6 @@ use pgro_api::{PostgresPhysicalReplica, PostgresPhysicalRestore};
 use pgro_testkit::fixtures::{KopiaRepo, Minio, Postgres};
 use pgro_testkit::{Forward, TestEnv, TestNamespace};
 use tokio::sync::OnceCell;
-use tokio_postgres::NoTls;
 
 pub use pgro_testkit::fixtures::{MINIO_SECRET, MINIO_USER};
 pub const BUCKET: &str = "backups";
@@ -413,7 +412,8 @@ pub fn restore_phase(r: &PostgresPhysicalRestore) -> String {
         .map_or_else(|| "Pending".to_owned(), |p| p.as_str().to_owned())
 }
 
-/// Connects through a Service (its ClusterIP, forwarded to loopback) as `user`.
+/// Connects through a Service (its ClusterIP, forwarded to loopback) as `user`, over TLS verified as a
+/// user's `sslmode=verify-full` client would: the CA from `<replica>-ca`, the name `<replica>.<ns>.svc`.
 pub async fn connect_service(
     w: &World,
     ns: &TestNamespace,
@@ -422,6 +422,14 @@ pub async fn connect_service(
     password: &str,
 ) -> Result<(tokio_postgres::Client, Forward), tokio_postgres::Error> {
     let svc = ns.api::<Service>().get(service).await.unwrap();
+    // A restore's Service carries its replica's label; the replica's own Service is named after it.
+    let replica = svc
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(pgro_api::LABEL_REPLICA))
+        .cloned()
+        .unwrap_or_else(|| service.to_owned());
     let ip: Ipv4Addr = svc
         .spec
         .and_then(|s| s.cluster_ip)
@@ -433,16 +441,33 @@ pub async fn connect_service(
         .kubelet()
         .port_forward(SocketAddr::from((ip, 5432)))
         .unwrap();
-    let mut cfg = tokio_postgres::Config::new();
-    cfg.host("127.0.0.1")
-        .port(fwd.addr().port())
-        .user(user)
+    let ca = replica_ca(ns, &replica).await;
+    let mut cfg = pgro::postgres::tls::config(
+        &format!("{replica}.{}.svc", ns.name()),
+        std::net::IpAddr::V4(Ipv4Addr::LOCALHOST),
+        fwd.addr().port(),
+    );
+    cfg.user(user)
         .password(password)
         .dbname("postgres")
         .connect_timeout(Duration::from_secs(10));
-    let (c, conn) = cfg.connect(NoTls).await?;
+    let (c, conn) = cfg
+        .connect(pgro::postgres::tls::connector(&ca).expect("the replica's CA"))
+        .await?;
     tokio::spawn(conn);
     Ok((c, fwd))
+}
+
+/// `ca.crt` of `<replica>-ca`: what a client verifies the replica's server with.
+pub async fn replica_ca(ns: &TestNamespace, replica: &str) -> Vec<u8> {
+    let s = ns
+        .api::<k8s_openapi::api::core::v1::Secret>()
+        .get(&format!("{replica}-ca"))
+        .await
+        .unwrap_or_else(|e| panic!("Secret {replica}-ca: {e}"));
+    s.data
+        .and_then(|d| d.get("ca.crt").map(|v| v.0.clone()))
+        .expect("ca.crt in the CA Secret")
 }
 
 /// The analytics credentials from `<replica>-creds`.
@@ -738,4 +763,34 @@ pub async fn wait_metrics(w: &World, want: &[(String, f64)]) -> Vec<String> {
 /// Seconds since the epoch, as the gauges expose times.
 pub fn epoch(t: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time) -> f64 {
     t.0.as_millisecond() as f64 / 1000.0
+}
+
+/// `sql` as the analytics role through the replica's Service with real libpq (`psql`) from the node's
+/// network namespace: `host=<replica>.<ns>.svc hostaddr=<ClusterIP> sslmode=<sslmode> sslrootcert=<ca>`.
+pub async fn libpq_service(
+    w: &World,
+    ns: &TestNamespace,
+    replica: &str,
+    sslmode: &str,
+    ca: &Path,
+    sql: &str,
+) -> anyhow::Result<String> {
+    let (user, password) = analytics_credentials(ns, replica).await;
+    let ip = ns
+        .api::<Service>()
+        .get(replica)
+        .await?
+        .spec
+        .and_then(|s| s.cluster_ip)
+        .unwrap_or_default();
+    let host = format!("{replica}.{}.svc", ns.name());
+    pgro_testkit::service_psql::ServicePsql {
+        host: &host,
+        ip: &ip,
+        user: &user,
+        password: &password,
+        sslmode,
+        ca,
+    }
+    .run(w.env, sql)
 }

@@ -12,6 +12,7 @@ use kube::Client;
 use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams};
 use kube::core::GroupVersionKind;
 use pgro_testkit::TestEnv;
+use pgro_testkit::service_psql::ServicePsql;
 use serde_json::Value;
 use tokio::io::AsyncBufReadExt as _;
 
@@ -184,30 +185,24 @@ async fn operator_ready(client: &Client, progress: &mut Progress) -> anyhow::Res
     }
 }
 
-/// `SQL` through the replica's Service as the analytics user, from the node's network namespace.
+/// `SQL` through the replica's Service as the analytics user, from the node's network namespace, over TLS
+/// checked as `sslmode=verify-full` with the CA from `<replica>-ca`.
 fn psql(env: &TestEnv, ip: &str, password: &str, sql: &str) -> anyhow::Result<String> {
-    let psql = env.components().path("PGRO_PSQL")?;
-    let out = std::process::Command::new("nsenter")
-        .arg(format!("--net={}", env.kubelet().netns_path()))
-        .arg(&psql)
-        .args([
-            "-h",
-            ip,
-            "-U",
-            "analytics",
-            "-d",
-            "postgres",
-            "-At",
-            "-c",
-            sql,
-        ])
-        .env("PGPASSWORD", password)
-        .output()
-        .context("running nsenter psql")?;
-    if !out.status.success() {
-        bail!("psql failed: {}", String::from_utf8_lossy(&out.stderr));
+    ServicePsql {
+        host: &format!("{REPLICA}.{NS}.svc"),
+        ip,
+        user: "analytics",
+        password,
+        sslmode: "verify-full",
+        ca: &ca_file(),
     }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    .run(env, sql)
+}
+
+/// Where the demo keeps the replica's CA for psql: `<replica>-ca.crt` in the working directory.
+fn ca_file() -> PathBuf {
+    let name = format!("{REPLICA}-ca.crt");
+    std::env::current_dir().map_or_else(|_| PathBuf::from(&name), |d| d.join(&name))
 }
 
 async fn served_count(env: &TestEnv, client: &Client) -> anyhow::Result<(String, String)> {
@@ -225,6 +220,14 @@ async fn served_count(env: &TestEnv, client: &Client) -> anyhow::Result<(String,
         .spec
         .and_then(|s| s.cluster_ip)
         .context("the replica Service has no cluster IP")?;
+    // What a client of the replica verifies the server with (as the printed psql command does).
+    let ca = Api::<Secret>::namespaced(client.clone(), NS)
+        .get(&format!("{REPLICA}-ca"))
+        .await?
+        .data
+        .and_then(|d| d.get("ca.crt").map(|v| v.0.clone()))
+        .context("no ca.crt in the CA Secret")?;
+    std::fs::write(ca_file(), ca).context("writing the CA file")?;
     let count = psql(env, &ip, &password, "SELECT count(*) FROM items")?;
     Ok((ip, count))
 }
@@ -275,8 +278,14 @@ pub(crate) async fn run(env: &TestEnv, sample: &Sample, kubeconfig: &Path) -> an
     println!("\nOpen psql as the analytics user (another terminal, as root, in this directory):");
     println!("  export KUBECONFIG={}", kubeconfig.display());
     println!(
-        "  nsenter --net={} env PGPASSWORD=\"$({kubectl} -n {NS} get secret {REPLICA}-creds -o jsonpath='{{.data.password}}' | base64 -d)\" \\\n    {psql_bin} -h {ip} -U analytics -d postgres",
+        "  {kubectl} -n {NS} get secret {REPLICA}-ca -o jsonpath='{{.data.ca\\.crt}}' | base64 -d > {REPLICA}-ca.crt"
+    );
+    println!(
+        "  nsenter --net={} env PGPASSWORD=\"$({kubectl} -n {NS} get secret {REPLICA}-creds -o jsonpath='{{.data.password}}' | base64 -d)\" \\\n    {psql_bin} \"host={REPLICA}.{NS}.svc hostaddr={ip} user=analytics dbname=postgres sslmode=verify-full sslrootcert={REPLICA}-ca.crt\"",
         env.kubelet().netns_path()
+    );
+    println!(
+        "  (TLS only: the server's certificate names {REPLICA}.{NS}.svc; hostaddr stands in for cluster DNS)"
     );
     println!("\nTry next:");
     println!(

@@ -147,6 +147,7 @@ fn render_pgro_puts_user_extra_config_last() {
         major: 16,
         shared_buffers_bytes: Some(256 << 20),
         recovery: Vec::new(),
+        tls: Vec::new(),
     };
     let out = render_pgro(&settings, Some("work_mem = '64MB'"));
     let parsed = parse(&out).unwrap();
@@ -197,7 +198,7 @@ fn settings_naming_absent_absolute_paths_are_left_out() {
 }
 
 #[test]
-fn recovery_settings_come_after_the_extra_config_and_replace_pgros() {
+fn recovery_and_tls_settings_come_after_the_extra_config_and_replace_pgros() {
     let settings = PgroSettings {
         listen_addresses: "*".into(),
         port: 5432,
@@ -208,8 +209,12 @@ fn recovery_settings_come_after_the_extra_config_and_replace_pgros() {
             ("hot_standby".into(), "off".into()),
             ("max_connections".into(), "150".into()),
         ],
+        tls: vec![("ssl".into(), "on".into())],
     };
-    let out = render_pgro(&settings, Some("hot_standby = on\nmax_connections = 20\n"));
+    let out = render_pgro(
+        &settings,
+        Some("hot_standby = on\nmax_connections = 20\nssl = off\n"),
+    );
     let parsed = parse(&out).unwrap();
     let last = |name: &str| {
         parsed
@@ -223,6 +228,7 @@ fn recovery_settings_come_after_the_extra_config_and_replace_pgros() {
     assert_eq!(last("hot_standby"), "off");
     assert_eq!(last("max_connections"), "150");
     assert_eq!(last("archive_mode"), "off");
+    assert_eq!(last("ssl"), "on", "postgresExtraConfig cannot turn TLS off");
     assert_eq!(
         parsed.iter().filter(|x| x.name == "hot_standby").count(),
         2,

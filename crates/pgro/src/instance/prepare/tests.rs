@@ -18,6 +18,7 @@ fn settings() -> PgroSettings {
         major: 16,
         shared_buffers_bytes: None,
         recovery: Vec::new(),
+        tls: Vec::new(),
     }
 }
 

@@ -5,6 +5,7 @@
 pub mod archive_source;
 pub mod history;
 pub mod plan;
+mod secrets;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -39,7 +40,7 @@ use super::super::quantity;
 use super::super::queue::{self, Waiter};
 use super::super::queue_watch;
 use super::super::snapshots::{CompiledFilter, SnapshotInfo, choose_newest};
-use super::super::specs::{self, FIELD_MANAGER, USERNAME_KEY};
+use super::super::specs::{self, FIELD_MANAGER};
 use crate::cli::kopia::error_chain;
 use crate::cli::repository::RepositoryError;
 use plan::{Action, FailureView, MigrationState, MigrationView, Observed, RestoreView, Source};
@@ -68,66 +69,6 @@ pub async fn reconcile(
         .get_or_create(&labels)
         .observe(started.elapsed().as_secs_f64());
     result
-}
-
-/// 32 random alphanumerics from the operating system's generator.
-fn random_password() -> Result<String> {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    let mut out = String::with_capacity(32);
-    while out.len() < 32 {
-        let mut buf = [0u8; 64];
-        getrandom::fill(&mut buf).map_err(|e| Error::Random(e.to_string()))?;
-        // Rejection sampling keeps every character equally likely (248 = 4 × 62).
-        out.extend(
-            buf.iter()
-                .filter(|b| **b < 248)
-                .map(|b| char::from(ALPHABET[usize::from(*b % 62)])),
-        );
-    }
-    out.truncate(32);
-    Ok(out)
-}
-
-/// R2: `<replica>-creds` (password generated once; `username` follows `analyticsUsername`) and
-/// `<replica>-admin`.
-async fn ensure_secrets(ctx: &Context, replica: &PostgresPhysicalReplica, ns: &str) -> Result<()> {
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
-    let cache = ctx.caches().map(|c| &c.stores.secrets);
-    let name = replica.name_any();
-    let creds = naming::credentials_secret(&name);
-    match caches::lookup(cache, &ctx.client, ns, &creds).await? {
-        None => {
-            let s = specs::credentials_secret(replica, &random_password()?)?;
-            if create_if_absent(&secrets, &s).await? {
-                tracing::info!(secret = %creds, "created the credentials Secret");
-            }
-        }
-        Some(existing) => {
-            let username = existing
-                .data
-                .as_ref()
-                .and_then(|d| d.get(USERNAME_KEY))
-                .map(|v| v.0.clone());
-            if username.as_deref() != Some(replica.spec.analytics_username.as_bytes()) {
-                let patch = serde_json::json!({"stringData": {USERNAME_KEY: replica.spec.analytics_username}});
-                secrets
-                    .patch(&creds, &PatchParams::default(), &Patch::Merge(&patch))
-                    .await?;
-                tracing::info!(secret = %creds, "credentials Secret username follows analyticsUsername");
-            }
-        }
-    }
-    let admin = naming::admin_secret(&name);
-    if caches::lookup(cache, &ctx.client, ns, &admin)
-        .await?
-        .is_none()
-    {
-        let s = specs::admin_secret(replica, &random_password()?)?;
-        if create_if_absent(&secrets, &s).await? {
-            tracing::info!(secret = %admin, "created the admin Secret");
-        }
-    }
-    Ok(())
 }
 
 fn view(r: &PostgresPhysicalRestore) -> RestoreView {
@@ -584,7 +525,8 @@ async fn reconcile_inner(replica: &PostgresPhysicalReplica, ctx: &Context) -> Re
         .clone()
         .ok_or(Error::MissingField("metadata.uid"))?;
     let settings = ctx.settings();
-    ensure_secrets(ctx, replica, &ns).await?;
+    secrets::ensure_credentials(ctx, replica, &ns).await?;
+    let tls_problem = secrets::ensure_tls(ctx, replica, &ns).await?;
 
     let restores_api: Api<PostgresPhysicalRestore> = Api::namespaced(ctx.client.clone(), &ns);
     let label = naming::label_value(&name);
@@ -621,6 +563,7 @@ async fn reconcile_inner(replica: &PostgresPhysicalReplica, ctx: &Context) -> Re
             source,
             failed_retention: settings.failed_restore_retention,
             migration,
+            tls_problem,
         },
         now,
     );

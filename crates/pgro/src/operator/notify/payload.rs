@@ -105,6 +105,12 @@ pub fn webhook_payload(c: &Context) -> Value {
         "username": c.connection.username,
         "passwordSecret": c.connection.password_secret,
     });
+    if let Some(m) = &c.connection.ssl_mode {
+        connection["sslMode"] = json!(m);
+    }
+    if let Some(s) = &c.connection.ca_secret {
+        connection["caSecret"] = json!(s);
+    }
     if let Some(p) = &c.password {
         connection["password"] = json!(p);
     }
@@ -152,6 +158,8 @@ pub fn template_context(c: &Context) -> Value {
             "Username": c.connection.username,
             "PasswordSecret": c.connection.password_secret,
             "Password": c.password,
+            "SslMode": c.connection.ssl_mode,
+            "CaSecret": c.connection.ca_secret,
         },
     })
 }
@@ -242,6 +250,8 @@ mod tests {
                 database: "postgres".into(),
                 username: "analytics".into(),
                 password_secret: "test-creds".into(),
+                ssl_mode: Some("verify-full".into()),
+                ca_secret: Some("test-ca".into()),
             },
             password: password.map(str::to_owned),
             verification: None,
@@ -261,6 +271,8 @@ mod tests {
         assert_eq!(v["restore"]["snapshot"], "k1");
         assert_eq!(v["restore"]["postgresVersion"], "16");
         assert_eq!(v["connectionInfo"]["passwordSecret"], "test-creds");
+        assert_eq!(v["connectionInfo"]["sslMode"], "verify-full");
+        assert_eq!(v["connectionInfo"]["caSecret"], "test-ca");
         assert!(
             v["connectionInfo"].get("password").is_none(),
             "no password unless asked"

@@ -1,4 +1,5 @@
-//! A replica's own children (behaviour R2): the credentials Secret, the admin Secret and the stable Service.
+//! A replica's own children (behaviour R2): the credentials Secret, the admin Secret, the TLS Secrets and
+//! the stable Service.
 
 use std::collections::BTreeMap;
 
@@ -10,8 +11,13 @@ use pgro_api::{
     LABEL_RESTORE, PostgresPhysicalReplica, PostgresPhysicalRestore, PostgresPhysicalRestoreSpec,
 };
 
-use super::{BuildError, PASSWORD_KEY, USERNAME_KEY, controller_ref, replica_labels, replica_name};
+use super::{
+    BuildError, CA_PRIVATE_KEY, PASSWORD_KEY, TLS_CRT, TLS_KEY, USERNAME_KEY, controller_ref,
+    replica_labels, replica_name,
+};
+use crate::operator::certificates::Issued;
 use crate::operator::naming;
+use crate::postgres::tls::CA_KEY;
 
 /// The operator's superuser in every restored instance.
 pub const ADMIN_USER: &str = "pgro_admin";
@@ -79,6 +85,58 @@ pub fn admin_secret(
         meta(replica, name, "admin-credentials")?,
         &[(USERNAME_KEY, ADMIN_USER), (PASSWORD_KEY, password)],
     ))
+}
+
+/// Secret `<replica>-ca` with `ca.crt`: the CA clients verify the server with (pgro's own, or the one in
+/// `spec.tls.certificateSecretRef`). It holds no key, so it can be handed to anyone who connects.
+///
+/// # Errors
+///
+/// [`BuildError::MissingMetadata`].
+pub fn ca_secret(replica: &PostgresPhysicalReplica, ca_crt: &str) -> Result<Secret, BuildError> {
+    let name = naming::ca_secret(replica_name(replica)?);
+    Ok(secret(meta(replica, name, "ca")?, &[(CA_KEY, ca_crt)]))
+}
+
+/// Secret `<replica>-tls` (`kubernetes.io/tls`): the server certificate and key pgro issued, with the CA
+/// and the CA's key that re-sign it before it expires. Pods mount only `tls.crt` and `tls.key` from it.
+///
+/// # Errors
+///
+/// [`BuildError::MissingMetadata`].
+pub fn tls_secret(replica: &PostgresPhysicalReplica, i: &Issued) -> Result<Secret, BuildError> {
+    let name = naming::tls_secret(replica_name(replica)?);
+    let mut s = secret(
+        meta(replica, name, "tls")?,
+        &[
+            (TLS_CRT, &i.tls_crt),
+            (TLS_KEY, &i.tls_key),
+            (CA_KEY, &i.ca_crt),
+            (CA_PRIVATE_KEY, &i.ca_key),
+        ],
+    );
+    s.type_ = Some("kubernetes.io/tls".into());
+    Ok(s)
+}
+
+/// The Secret the PostgreSQL pods take `tls.crt` and `tls.key` from: the user's
+/// (`spec.tls.certificateSecretRef`) or pgro's own `<replica>-tls`.
+///
+/// # Errors
+///
+/// [`BuildError::MissingMetadata`].
+pub fn server_certificate_secret(replica: &PostgresPhysicalReplica) -> Result<String, BuildError> {
+    Ok(
+        match replica
+            .spec
+            .tls
+            .as_ref()
+            .and_then(|t| t.certificate_secret_ref.as_ref())
+        {
+            Some(r) => r.name.clone(),
+            None => naming::tls_secret(replica_name(replica)?),
+        },
+    )
 }
 
 /// Service `<replica>` (ClusterIP, port 5432 `postgres`) selecting the active restore's pod, or none

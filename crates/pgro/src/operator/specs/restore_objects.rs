@@ -19,12 +19,12 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use pgro_api::{PostgresPhysicalReplica, PostgresPhysicalRestore};
 
-use super::source_mounts;
 use super::{
     ADMIN_MOUNT, BuildError, CREDS_MOUNT, DATA_MOUNT, PASSWORD_KEY, PGDATA, PGRO_BIN_DIR,
-    PGRO_IN_POSTGRES, POSTGRES_PORT, POSTGRES_PORT_NAME, PROBE_PORT, container_security,
-    controller_ref, merged_tolerations, pod_security, restore_labels,
+    PGRO_IN_POSTGRES, POSTGRES_PORT, POSTGRES_PORT_NAME, PROBE_PORT, TLS_CRT, TLS_KEY, TLS_MOUNT,
+    container_security, controller_ref, merged_tolerations, pod_security, restore_labels,
 };
+use super::{source_mounts, tls_mounts};
 use crate::cli::exit::Failure;
 use crate::cli::repository::SECRET_KEY_ENV;
 use crate::operator::naming;
@@ -472,6 +472,13 @@ pub fn postgres_deployment(i: &RestoreInputs<'_>) -> Result<Deployment, BuildErr
     if let Some(t) = &i.restore.spec.snapshot_time {
         args.extend(["--snapshot-time".into(), t.0.to_string()]);
     }
+    args.extend([
+        "--tls-cert-file".into(),
+        format!("{TLS_MOUNT}/{TLS_CRT}"),
+        "--tls-key-file".into(),
+        format!("{TLS_MOUNT}/{TLS_KEY}"),
+    ]);
+    args.extend(tls_mounts::client_args(i.replica)?);
     if spec.read_only {
         args.push("--read-only".into());
     }
@@ -498,6 +505,7 @@ pub fn postgres_deployment(i: &RestoreInputs<'_>) -> Result<Deployment, BuildErr
         mount("pgro", PGRO_BIN_DIR, true),
         mount("credentials", CREDS_MOUNT, true),
         mount("admin", ADMIN_MOUNT, true),
+        mount("tls", TLS_MOUNT, true),
         mount("shm", "/dev/shm", false),
         mount("tmp", "/tmp", false),
     ];
@@ -600,6 +608,7 @@ pub fn postgres_deployment(i: &RestoreInputs<'_>) -> Result<Deployment, BuildErr
                             empty_dir("pgro", None),
                             secret_volume("credentials", naming::credentials_secret(replica)),
                             secret_volume("admin", naming::admin_secret(replica)),
+                            tls_mounts::volume(i.replica, true)?,
                             empty_dir("shm", Some("Memory")),
                             empty_dir("tmp", None),
                         ]
@@ -671,7 +680,7 @@ pub fn schema_migration_job(i: &MigrationInputs<'_>) -> Result<Job, BuildError> 
         .clone()
         .unwrap_or_default();
     let budget_secs = i.budget.as_secs().max(1);
-    let args = vec![
+    let mut args = vec![
         "migrate-schemas".to_owned(),
         "--source-host".into(),
         svc(i.source),
@@ -686,6 +695,7 @@ pub fn schema_migration_job(i: &MigrationInputs<'_>) -> Result<Job, BuildError> 
         "--termination-log".into(),
         "/dev/termination-log".into(),
     ];
+    args.extend(tls_mounts::client_args(i.replica)?);
     let mut command = vec![PGRO_IN_POSTGRES.to_owned()];
     command.extend(args);
     let password = EnvVar {
@@ -746,11 +756,16 @@ pub fn schema_migration_job(i: &MigrationInputs<'_>) -> Result<Job, BuildError> 
                         volume_mounts: Some(vec![
                             mount("pgro", PGRO_BIN_DIR, true),
                             mount("tmp", "/tmp", false),
+                            mount("tls", TLS_MOUNT, true),
                         ]),
                         security_context: Some(container_security()),
                         ..Container::default()
                     }],
-                    volumes: Some(vec![empty_dir("pgro", None), empty_dir("tmp", None)]),
+                    volumes: Some(vec![
+                        empty_dir("pgro", None),
+                        empty_dir("tmp", None),
+                        tls_mounts::volume(i.replica, false)?,
+                    ]),
                     ..PodSpec::default()
                 }),
             },

@@ -492,3 +492,88 @@ fn services_select_only_postgres_pods_never_job_pods() {
         ));
     }
 }
+
+/// The secrets a pod's `tls` volume projects, with their keys.
+fn tls_sources(p: &PodSpec) -> Vec<(String, Vec<String>)> {
+    let v = p
+        .volumes
+        .iter()
+        .flatten()
+        .find(|v| v.name == "tls")
+        .expect("tls volume");
+    v.projected
+        .as_ref()
+        .and_then(|p| p.sources.clone())
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|s| s.secret)
+        .map(|s| {
+            let keys = s.items.unwrap_or_default().into_iter().map(|i| i.key);
+            (s.name, keys.collect())
+        })
+        .collect()
+}
+
+#[test]
+fn tls_the_pod_gets_the_certificate_and_key_never_the_ca_key_and_a_brought_secret_replaces_pgros() {
+    let s = settings();
+    let mut rep = replica();
+    let mut rest = restore();
+    rest.status = Some(pgro_api::PostgresPhysicalRestoreStatus {
+        postgres_version: Some("16".into()),
+        ..Default::default()
+    });
+    let d = postgres_deployment(&inputs(&rest, &rep, &s)).expect("deployment");
+    let p = pod(d.spec.as_ref().and_then(|s| s.template.spec.as_ref()));
+    let sources = tls_sources(p);
+    assert_eq!(
+        sources,
+        [
+            ("test-ca".to_owned(), vec!["ca.crt".to_owned()]),
+            (
+                "test-tls".to_owned(),
+                vec!["tls.crt".to_owned(), "tls.key".to_owned()]
+            )
+        ]
+    );
+    let args = container(p, "postgres").args.clone().unwrap_or_default();
+    let after = |flag: &str| {
+        args.iter()
+            .skip_while(|a| *a != flag)
+            .nth(1)
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert_eq!(after("--tls-server-name"), "test.pgro-example.svc");
+    assert_eq!(after("--tls-key-file"), "/etc/pgro/tls/tls.key");
+
+    rep.spec.tls = Some(pgro_api::TlsSpec {
+        certificate_secret_ref: Some(k8s_openapi::api::core::v1::LocalObjectReference {
+            name: "from-cert-manager".into(),
+        }),
+    });
+    let d = postgres_deployment(&inputs(&rest, &rep, &s)).expect("deployment");
+    let p = pod(d.spec.as_ref().and_then(|s| s.template.spec.as_ref()));
+    assert_eq!(tls_sources(p)[1].0, "from-cert-manager");
+
+    let job = schema_migration_job(&MigrationInputs {
+        replica: &rep,
+        source: "old",
+        target: "new",
+        major: "16",
+        budget: std::time::Duration::from_secs(60),
+        settings: &s,
+    })
+    .expect("job");
+    let p = pod(job.spec.as_ref().and_then(|s| s.template.spec.as_ref()));
+    assert_eq!(
+        tls_sources(p),
+        [("test-ca".to_owned(), vec!["ca.crt".to_owned()])],
+        "the migration verifies servers; it holds no server key"
+    );
+    let cmd = container(p, "migrate").command.clone().unwrap_or_default();
+    assert!(
+        cmd.windows(2)
+            .any(|w| w[0] == "--tls-ca-file" && w[1] == "/etc/pgro/tls/ca.crt")
+    );
+}

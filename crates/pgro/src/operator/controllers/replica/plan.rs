@@ -162,6 +162,8 @@ pub struct Observed<'a> {
     pub failed_retention: Duration,
     /// The schema migration Job, if one exists.
     pub migration: Option<MigrationView>,
+    /// What is wrong with the certificate Secret named by `spec.tls.certificateSecretRef`, if anything.
+    pub tls_problem: Option<String>,
 }
 
 /// A step to perform, in order.
@@ -368,6 +370,8 @@ pub fn decide(o: &Observed<'_>, now: Timestamp) -> Plan {
         database: ANALYTICS_DATABASE.into(),
         username: spec.analytics_username.clone(),
         password_secret: naming::credentials_secret(&name),
+        ssl_mode: Some("verify-full".into()),
+        ca_secret: Some(naming::ca_secret(&name)),
     });
 
     // R8: count each failed restore once (its failure time is after the last one counted).
@@ -778,6 +782,7 @@ pub fn decide(o: &Observed<'_>, now: Timestamp) -> Plan {
         let lasted = Duration::try_from(now.duration_since(since)).unwrap_or(Duration::ZERO);
         c.requeue_in(lasted.clamp(Duration::from_secs(10), Duration::from_secs(300)));
     }
+    let latest = tls_gate(&mut c, spec, o.tls_problem.as_deref(), latest);
 
     // R7: would the newest snapshot fit?
     let sized = latest.as_ref().map(|s| {
@@ -1124,6 +1129,54 @@ pub fn admit(plan: &mut Plan, admission: Admission, now: Timestamp) {
 #[must_use]
 pub fn snapshot_size(s: &SnapshotInfo) -> Quantity {
     quantity::from_bytes(s.total_size)
+}
+
+/// TLS (+): a certificate brought with `spec.tls.certificateSecretRef` that cannot be used holds back new
+/// restores (their pods could not start, or would serve a certificate clients refuse), reported on
+/// `TlsCertificateValid`; the serving copy is left alone. Without one the condition is absent.
+fn tls_gate(
+    c: &mut Ctx,
+    spec: &pgro_api::PostgresPhysicalReplicaSpec,
+    problem: Option<&str>,
+    latest: Option<SnapshotInfo>,
+) -> Option<SnapshotInfo> {
+    let brought = spec
+        .tls
+        .as_ref()
+        .and_then(|t| t.certificate_secret_ref.as_ref());
+    match (brought, problem) {
+        (None, _) => {
+            c.status
+                .conditions
+                .retain(|x| x.type_ != types::TLS_CERTIFICATE_VALID);
+            latest
+        }
+        (Some(r), None) => {
+            c.cond(
+                types::TLS_CERTIFICATE_VALID,
+                true,
+                reasons::CERTIFICATE_VALID,
+                format!(
+                    "Secret {} holds a current certificate for the Service",
+                    r.name
+                ),
+            );
+            latest
+        }
+        (Some(r), Some(p)) => {
+            c.cond(
+                types::TLS_CERTIFICATE_VALID,
+                false,
+                reasons::CERTIFICATE_INVALID,
+                format!(
+                    "Secret {}: {p}; no new restore starts until it is fixed",
+                    r.name
+                ),
+            );
+            c.requeue_in(Duration::from_secs(60));
+            None
+        }
+    }
 }
 
 #[cfg(test)]

@@ -137,6 +137,36 @@ async fn replica_reads(api: &mut ApiServerVerifier, restores: Vec<Value>) {
         ),
     )
     .await;
+    // TLS (+): a current certificate and the CA Secret that matches it: nothing to write.
+    let issued = crate::operator::certificates::issue_all(
+        "test",
+        "ns",
+        &crate::operator::certificates::server_names("test", "ns", "cluster.local"),
+        jiff::Timestamp::now(),
+    )
+    .expect("certificates");
+    api.answer(
+        Method::GET,
+        &format!("/api/v1{NS}/secrets/test-tls"),
+        200,
+        &secret(
+            "test-tls",
+            &[
+                ("tls.crt", &issued.tls_crt),
+                ("tls.key", &issued.tls_key),
+                ("ca.crt", &issued.ca_crt),
+                ("ca.key", &issued.ca_key),
+            ],
+        ),
+    )
+    .await;
+    api.answer(
+        Method::GET,
+        &format!("/api/v1{NS}/secrets/test-ca"),
+        200,
+        &secret("test-ca", &[("ca.crt", &issued.ca_crt)]),
+    )
+    .await;
     let listed = api
         .answer(
             Method::GET,

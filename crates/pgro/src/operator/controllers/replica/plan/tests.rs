@@ -94,6 +94,7 @@ fn observe<'a>(
         source,
         failed_retention: Duration::from_secs(600),
         migration: None,
+        tls_problem: None,
     }
 }
 
