@@ -59,7 +59,7 @@ fn cache_key(
 }
 
 /// A Secret's data, through the shared cache when there is one; `None` when it does not exist.
-async fn secret_data(
+pub(super) async fn secret_data(
     ctx: &Context,
     ns: &str,
     name: &str,

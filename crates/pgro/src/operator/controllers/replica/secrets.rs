@@ -148,13 +148,14 @@ async fn check_brought(
     secret: &str,
     replica: &str,
 ) -> Result<std::result::Result<String, String>> {
-    let cache = ctx.caches().map(|c| &c.stores.secrets);
-    let Some(s) = caches::lookup(cache, &ctx.client, ns, secret).await? else {
+    // A user's Secret is not among pgro's cached ones: its data is read once per resourceVersion.
+    let Some(data) = super::archive_source::secret_data(ctx, ns, secret).await? else {
         return Ok(Err(format!("it does not exist in namespace {ns}")));
     };
+    let get = |k: &str| data.get(k).map(|v| v.0.as_slice()).unwrap_or_default();
     let missing: Vec<&str> = [TLS_CRT, TLS_KEY, CA_KEY]
         .into_iter()
-        .filter(|k| key(&s, k).is_none_or(<[u8]>::is_empty))
+        .filter(|k| get(k).is_empty())
         .collect();
     if !missing.is_empty() {
         return Ok(Err(format!(
@@ -162,7 +163,7 @@ async fn check_brought(
             missing.join(", ")
         )));
     }
-    let facts = match certificates::facts("tls.crt", key(&s, TLS_CRT).unwrap_or_default()) {
+    let facts = match certificates::facts("tls.crt", get(TLS_CRT)) {
         Ok(f) => f,
         Err(e) => return Ok(Err(e.to_string())),
     };
@@ -170,10 +171,10 @@ async fn check_brought(
     if let Some(p) = certificates::byo_problem(&facts, &name, Timestamp::now()) {
         return Ok(Err(p));
     }
-    if let Err(e) = crate::postgres::tls::connector(key(&s, CA_KEY).unwrap_or_default()) {
+    if let Err(e) = crate::postgres::tls::connector(get(CA_KEY)) {
         return Ok(Err(format!("ca.crt: {e}")));
     }
-    Ok(Ok(text(&s, CA_KEY)))
+    Ok(Ok(String::from_utf8_lossy(get(CA_KEY)).into_owned()))
 }
 
 /// pgro's own certificate in `<replica>-tls`: issued once, re-signed by the same CA before it expires or
