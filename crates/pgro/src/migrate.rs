@@ -50,6 +50,9 @@ pub struct MigrateArgs {
     /// and connected to by address.
     #[arg(long, requires = "tls_ca_file")]
     pub tls_server_name: Option<String>,
+    /// The source serves plain text (a restore made by a pgro before TLS): connect to it without TLS.
+    #[arg(long)]
+    pub source_plain_text: bool,
 }
 
 /// Where one host is reached: its resolved address when TLS verifies a name other than the host's own.
@@ -61,7 +64,8 @@ struct Target {
 }
 
 async fn target(host: &str, a: &MigrateArgs) -> Result<Target, String> {
-    let Some(name) = &a.tls_server_name else {
+    let plain = a.source_plain_text && host == a.source_host;
+    let Some(name) = a.tls_server_name.as_ref().filter(|_| !plain) else {
         return Ok(Target {
             name: host.to_owned(),
             addr: None,
@@ -172,7 +176,7 @@ async fn connect(host: &str, a: &MigrateArgs, db: &str) -> Result<Client, String
         cfg.password(pw);
     }
     let failed = |e: tokio_postgres::Error| format!("connecting to {host}/{db}: {e}");
-    match &a.tls_ca_file {
+    match a.tls_ca_file.as_ref().filter(|_| t.addr.is_some()) {
         Some(ca) => {
             let pem = std::fs::read(ca).map_err(|e| format!("reading {}: {e}", ca.display()))?;
             let connector = tls::connector(&pem).map_err(|e| format!("{}: {e}", ca.display()))?;

@@ -7,6 +7,8 @@ mod restore_objects;
 pub mod source_mounts;
 mod tls_mounts;
 
+pub use tls_mounts::serves_tls;
+
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{

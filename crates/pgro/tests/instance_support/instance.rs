@@ -185,6 +185,34 @@ pub fn start_instance_with(
     exe: &Path,
     more: &[&std::ffi::OsStr],
 ) -> Instance {
+    start_instance_on(
+        e,
+        target,
+        pgdata,
+        snapshot,
+        read_only,
+        run_no,
+        ports,
+        exe,
+        more,
+        "127.0.0.1",
+    )
+}
+
+/// [`start_instance_with`] listening on `listen` (another loopback address lets two instances share a port).
+#[allow(clippy::too_many_arguments)]
+pub fn start_instance_on(
+    e: &Env,
+    target: &Path,
+    pgdata: &Path,
+    snapshot: &str,
+    read_only: bool,
+    run_no: u32,
+    ports: Option<(u16, u16)>,
+    exe: &Path,
+    more: &[&std::ffi::OsStr],
+    listen: &str,
+) -> Instance {
     let (port, probe) = ports.unwrap_or_else(|| (free_port(), free_port()));
     let log = target.join(format!("instance-{run_no}.log"));
     let apw = write(&target.join("analytics.pw"), &format!("{ANALYTICS_PW}\n"));
@@ -199,12 +227,7 @@ pub fn start_instance_with(
     cmd.arg("instance")
         .arg("--pgdata")
         .arg(pgdata)
-        .args([
-            "--port",
-            &port.to_string(),
-            "--listen-addresses",
-            "127.0.0.1",
-        ])
+        .args(["--port", &port.to_string(), "--listen-addresses", listen])
         .arg("--socket-dir")
         .arg(target.join("sock"))
         .args(["--probe-address", &format!("127.0.0.1:{probe}")])

@@ -610,6 +610,15 @@ async fn reconcile_inner(replica: &PostgresPhysicalReplica, ctx: &Context) -> Re
                     }
                     return Ok(KubeAction::requeue(Duration::from_secs(2)));
                 }
+                // A restore made by a pgro before TLS serves plain text until it is replaced.
+                let source_tls = caches::lookup::<Deployment>(
+                    ctx.caches().map(|c| &c.stores.deployments),
+                    &ctx.client,
+                    &ns,
+                    &naming::restore_deployment(source),
+                )
+                .await?
+                .is_none_or(|d| specs::serves_tls(&d));
                 let job = specs::schema_migration_job(&specs::MigrationInputs {
                     replica,
                     source,
@@ -617,6 +626,7 @@ async fn reconcile_inner(replica: &PostgresPhysicalReplica, ctx: &Context) -> Re
                     major,
                     budget: *budget,
                     settings: &settings,
+                    source_tls,
                 })?;
                 create_if_absent(&jobs, &job).await?;
                 tracing::info!(replica = %name, from = %source, into = %target, budget = ?budget, "schema migration started");

@@ -659,6 +659,8 @@ pub struct MigrationInputs<'a> {
     pub budget: std::time::Duration,
     /// Operator settings in force.
     pub settings: &'a Settings,
+    /// Whether the source serves TLS (false only for a restore made before pgro had TLS).
+    pub source_tls: bool,
 }
 
 /// Job `<replica>-schema-migration` running `pgro migrate-schemas` in the PostgreSQL image (behaviour P1):
@@ -696,6 +698,9 @@ pub fn schema_migration_job(i: &MigrationInputs<'_>) -> Result<Job, BuildError> 
         "/dev/termination-log".into(),
     ];
     args.extend(tls_mounts::client_args(i.replica)?);
+    if !i.source_tls {
+        args.push("--source-plain-text".into());
+    }
     let mut command = vec![PGRO_IN_POSTGRES.to_owned()];
     command.extend(args);
     let password = EnvVar {

@@ -459,6 +459,7 @@ fn services_select_only_postgres_pods_never_job_pods() {
         major: "16",
         budget: std::time::Duration::from_secs(60),
         settings: &s,
+        source_tls: true,
     })
     .expect("job");
     let selects = |selector: &std::collections::BTreeMap<String, String>,
@@ -563,6 +564,7 @@ fn tls_the_pod_gets_the_certificate_and_key_never_the_ca_key_and_a_brought_secre
         major: "16",
         budget: std::time::Duration::from_secs(60),
         settings: &s,
+        source_tls: true,
     })
     .expect("job");
     let p = pod(job.spec.as_ref().and_then(|s| s.template.spec.as_ref()));
@@ -576,4 +578,34 @@ fn tls_the_pod_gets_the_certificate_and_key_never_the_ca_key_and_a_brought_secre
         cmd.windows(2)
             .any(|w| w[0] == "--tls-ca-file" && w[1] == "/etc/pgro/tls/ca.crt")
     );
+    assert!(!cmd.contains(&"--source-plain-text".to_owned()));
+
+    // A source restore made before pgro had TLS is read in plain text (its Deployment has no certificate).
+    assert!(serves_tls(&d));
+    let mut old = d.clone();
+    if let Some(c) = old
+        .spec
+        .as_mut()
+        .and_then(|s| s.template.spec.as_mut())
+        .and_then(|p| p.containers.first_mut())
+    {
+        c.args = Some(vec!["instance".into()]);
+    }
+    assert!(!serves_tls(&old));
+    let job = schema_migration_job(&MigrationInputs {
+        replica: &rep,
+        source: "old",
+        target: "new",
+        major: "16",
+        budget: std::time::Duration::from_secs(60),
+        settings: &s,
+        source_tls: false,
+    })
+    .expect("job");
+    let p = pod(job.spec.as_ref().and_then(|s| s.template.spec.as_ref()));
+    let cmd = container(p, "migrate").command.clone().unwrap_or_default();
+    assert!(cmd.contains(&"--source-plain-text".to_owned()));
+    let args = std::iter::once("pgro").chain(cmd.iter().skip(1).map(String::as_str));
+    let parsed = Cli::try_parse_from(args);
+    assert!(parsed.is_ok(), "{parsed:?}");
 }

@@ -53,6 +53,19 @@ pub(super) fn volume(
     })
 }
 
+/// Whether a restore's PostgreSQL Deployment serves TLS (its instance has a certificate). Restores made by a
+/// pgro without TLS serve plain text until they are replaced; the schema migration must still read them.
+#[must_use]
+pub fn serves_tls(d: &k8s_openapi::api::apps::v1::Deployment) -> bool {
+    d.spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .into_iter()
+        .flat_map(|p| &p.containers)
+        .flat_map(|c| c.args.iter().flatten())
+        .any(|a| a == "--tls-cert-file")
+}
+
 /// `--tls-ca-file` and `--tls-server-name`: how a pgro process verifies the replica's server (the name is
 /// the one every certificate must carry, `<replica>.<ns>.svc`).
 pub(super) fn client_args(replica: &PostgresPhysicalReplica) -> Result<Vec<String>, BuildError> {
