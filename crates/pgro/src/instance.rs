@@ -40,10 +40,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use nix::sys::signal::Signal;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 use tokio_postgres::Client;
@@ -323,12 +321,7 @@ fn listen_for_signals(tx: watch::Sender<bool>) -> std::io::Result<()> {
             tokio::select! {
                 _ = term.recv() => { tracing::info!("SIGTERM received; fast shutdown"); let _ = tx.send(true); }
                 _ = int.recv() => { tracing::info!("SIGINT received; fast shutdown"); let _ = tx.send(true); }
-                _ = hup.recv() => {
-                    let pid = reaper::POSTMASTER.load(Ordering::SeqCst);
-                    if pid > 0 {
-                        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGHUP);
-                    }
-                }
+                _ = hup.recv() => reaper::reload_postmaster(),
             }
         }
     });

@@ -10,6 +10,14 @@ use nix::unistd::Pid;
 
 /// The postmaster's pid (0 when none runs).
 pub(crate) static POSTMASTER: AtomicI32 = AtomicI32::new(0);
+/// Asks the running postmaster, if any, to reload its configuration and certificate files (SIGHUP).
+pub(crate) fn reload_postmaster() {
+    let pid = POSTMASTER.load(Ordering::SeqCst);
+    if pid > 0 {
+        let _ = nix::sys::signal::kill(Pid::from_raw(pid), nix::sys::signal::Signal::SIGHUP);
+    }
+}
+
 /// Tools currently being waited for synchronously.
 pub(crate) static TOOLS: AtomicUsize = AtomicUsize::new(0);
 

@@ -67,13 +67,7 @@ pub(crate) async fn refresh(s: Server, pgdata: PathBuf) {
         tokio::time::sleep(s.refresh).await;
         match install(&s, &pgdata) {
             Ok(true) => {
-                let pid = super::reaper::POSTMASTER.load(std::sync::atomic::Ordering::SeqCst);
-                if pid > 0 {
-                    let _ = nix::sys::signal::kill(
-                        nix::unistd::Pid::from_raw(pid),
-                        nix::sys::signal::Signal::SIGHUP,
-                    );
-                }
+                super::reaper::reload_postmaster();
                 tracing::info!("server certificate changed; PostgreSQL reloads it");
             }
             Ok(false) => {}
