@@ -7,25 +7,18 @@
 
 mod instance_support;
 
-use std::ffi::OsStr;
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use instance_support::instance::{ANALYTICS, ANALYTICS_PW, Env, env_for, start_instance_with};
+use instance_support::instance::{
+    ANALYTICS, ANALYTICS_PW, Env, TlsFiles, env_for, secret_file, start_instance_with,
+};
 use instance_support::test_root;
 use pgro::operator::certificates::{issue_all, issue_server, server_names};
 use pgro::postgres::tls;
 
 const NAME: &str = "ro.team.svc";
-
-/// Writes a file as a Secret volume presents it: group-readable by the PostgreSQL user's group (fsGroup).
-fn secret_file(e: &Env, path: &Path, text: &str) {
-    std::fs::write(path, text).unwrap();
-    std::os::unix::fs::chown(path, Some(0), Some(e.user.gid)).unwrap();
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o640)).unwrap();
-}
 
 /// `psql` (libpq) with `conninfo`; its stdout, or stderr as the error.
 fn psql(e: &Env, conninfo: &str) -> Result<String, String> {
@@ -61,8 +54,6 @@ async fn tls_only(major: u32) {
     let pgdata = root.join("data");
     e.user.mkdir(&pgdata);
     e.initdb(&pgdata);
-    let mnt = root.join("tls");
-    std::fs::create_dir_all(&mnt).unwrap();
     let now = jiff::Timestamp::now();
     let issued = issue_all(
         "ro",
@@ -71,23 +62,13 @@ async fn tls_only(major: u32) {
         now,
     )
     .unwrap();
-    let (crt, key, ca): (PathBuf, PathBuf, PathBuf) =
-        (mnt.join("tls.crt"), mnt.join("tls.key"), mnt.join("ca.crt"));
-    secret_file(&e, &crt, &issued.tls_crt);
-    secret_file(&e, &key, &issued.tls_key);
-    secret_file(&e, &ca, &issued.ca_crt);
-    let args: Vec<&OsStr> = vec![
-        "--tls-cert-file".as_ref(),
-        crt.as_os_str(),
-        "--tls-key-file".as_ref(),
-        key.as_os_str(),
-        "--tls-ca-file".as_ref(),
-        ca.as_os_str(),
-        "--tls-server-name".as_ref(),
-        NAME.as_ref(),
-        "--tls-refresh".as_ref(),
-        "1s".as_ref(),
-    ];
+    let files = TlsFiles::write(&e, &root.join("tls"), &issued);
+    let (crt, key, ca) = (&files.crt, &files.key, &files.ca);
+    let mut args = files.args(NAME);
+    args.extend([
+        std::ffi::OsStr::new("--tls-refresh"),
+        std::ffi::OsStr::new("1s"),
+    ]);
     let exe = Path::new(env!("CARGO_BIN_EXE_pgro"));
     let mut inst = start_instance_with(&e, root, &pgdata, "tls", true, 1, None, exe, &args);
     inst.wait_ready();
@@ -95,14 +76,14 @@ async fn tls_only(major: u32) {
 
     // libpq, verify-full under the certificate's name: in, and the session is encrypted.
     assert_eq!(
-        psql(&e, &conninfo(port, NAME, &ca, "verify-full")).unwrap(),
+        psql(&e, &conninfo(port, NAME, ca, "verify-full")).unwrap(),
         "t"
     );
     // The same server under a name the certificate does not carry: refused by the client.
-    let err = psql(&e, &conninfo(port, "other.team.svc", &ca, "verify-full")).unwrap_err();
+    let err = psql(&e, &conninfo(port, "other.team.svc", ca, "verify-full")).unwrap_err();
     assert!(err.contains("does not match host name"), "{err}");
     // Plain text: refused by the server, saying why.
-    let err = psql(&e, &conninfo(port, NAME, &ca, "disable")).unwrap_err();
+    let err = psql(&e, &conninfo(port, NAME, ca, "disable")).unwrap_err();
     assert!(err.contains("no encryption"), "{err}");
     // pgro's own client (what the operator and the schema migration use) verifies the same way.
     let cfg = || {
@@ -134,11 +115,11 @@ async fn tls_only(major: u32) {
     let mut names = server_names("ro", "team", "cluster.local");
     names.push("renewed.team.svc".into());
     let (new_crt, new_key) = issue_server(&issued.ca_crt, &issued.ca_key, &names, now).unwrap();
-    secret_file(&e, &crt, &new_crt);
-    secret_file(&e, &key, &new_key);
+    secret_file(&e, crt, &new_crt);
+    secret_file(&e, key, &new_key);
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        match psql(&e, &conninfo(port, "renewed.team.svc", &ca, "verify-full")) {
+        match psql(&e, &conninfo(port, "renewed.team.svc", ca, "verify-full")) {
             Ok(v) => {
                 assert_eq!(v, "t");
                 break;

@@ -7,11 +7,12 @@
 
 mod instance_support;
 
-use std::ffi::OsStr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-use instance_support::instance::{ADMIN_PW, ANALYTICS, env_for, first_value, start_instance_on};
+use instance_support::instance::{
+    ADMIN_PW, ANALYTICS, TlsFiles, env_for, first_value, start_instance_on,
+};
 use instance_support::{free_port, test_root};
 use pgro::operator::certificates::{issue_all, server_names};
 use pgro::postgres::tls;
@@ -113,29 +114,9 @@ async fn a_plain_text_source_migrates_into_a_tls_target() {
         jiff::Timestamp::now(),
     )
     .unwrap();
-    let mnt = root.join("tls");
-    std::fs::create_dir_all(&mnt).unwrap();
-    let file = |n: &str, text: &str| -> PathBuf {
-        let p = mnt.join(n);
-        std::fs::write(&p, text).unwrap();
-        std::os::unix::fs::chown(&p, Some(e.user.uid), Some(e.user.gid)).unwrap();
-        p
-    };
-    let (crt, key, ca) = (
-        file("tls.crt", &issued.tls_crt),
-        file("tls.key", &issued.tls_key),
-        file("ca.crt", &issued.ca_crt),
-    );
-    let args: Vec<&OsStr> = vec![
-        "--tls-cert-file".as_ref(),
-        crt.as_os_str(),
-        "--tls-key-file".as_ref(),
-        key.as_os_str(),
-        "--tls-ca-file".as_ref(),
-        ca.as_os_str(),
-        "--tls-server-name".as_ref(),
-        NAME.as_ref(),
-    ];
+    let files = TlsFiles::write(&e, &root.join("tls"), &issued);
+    let ca = &files.ca;
+    let args = files.args(NAME);
     let mut dst = start_instance_on(
         &e,
         &dst_dir,
@@ -155,12 +136,12 @@ async fn a_plain_text_source_migrates_into_a_tls_target() {
         .await
         .unwrap();
 
-    let refused = migrate(&e.bin, port, &ca, false);
+    let refused = migrate(&e.bin, port, ca, false);
     assert!(
         !refused.status.success(),
         "TLS to a plain-text source must fail"
     );
-    let out = migrate(&e.bin, port, &ca, true);
+    let out = migrate(&e.bin, port, ca, true);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),

@@ -307,3 +307,48 @@ pub async fn first_value(c: &Client, sql: &str) -> String {
         })
         .unwrap_or_default()
 }
+
+/// A server certificate as the PostgreSQL pod gets it: `tls.crt`, `tls.key` and `ca.crt` in `dir`, each
+/// readable by the PostgreSQL user's group only (fsGroup), as a Secret volume presents them.
+pub struct TlsFiles {
+    pub crt: PathBuf,
+    pub key: PathBuf,
+    pub ca: PathBuf,
+}
+
+impl TlsFiles {
+    pub fn write(e: &Env, dir: &Path, issued: &pgro::operator::certificates::Issued) -> Self {
+        std::fs::create_dir_all(dir).unwrap();
+        let f = Self {
+            crt: dir.join("tls.crt"),
+            key: dir.join("tls.key"),
+            ca: dir.join("ca.crt"),
+        };
+        secret_file(e, &f.crt, &issued.tls_crt);
+        secret_file(e, &f.key, &issued.tls_key);
+        secret_file(e, &f.ca, &issued.ca_crt);
+        f
+    }
+
+    /// `pgro instance`'s TLS arguments for these files, the certificate checked under `name`.
+    pub fn args<'a>(&'a self, name: &'a str) -> Vec<&'a std::ffi::OsStr> {
+        vec![
+            "--tls-cert-file".as_ref(),
+            self.crt.as_os_str(),
+            "--tls-key-file".as_ref(),
+            self.key.as_os_str(),
+            "--tls-ca-file".as_ref(),
+            self.ca.as_os_str(),
+            "--tls-server-name".as_ref(),
+            name.as_ref(),
+        ]
+    }
+}
+
+/// Writes `text` to `path` as a Secret volume file: owned by root, group the PostgreSQL user's, mode 0640.
+pub fn secret_file(e: &Env, path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap();
+    std::os::unix::fs::chown(path, Some(0), Some(e.user.gid)).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o640)).unwrap();
+}
