@@ -557,23 +557,28 @@ fn tls_the_pod_gets_the_certificate_and_key_never_the_ca_key_and_a_brought_secre
     let p = pod(d.spec.as_ref().and_then(|s| s.template.spec.as_ref()));
     assert_eq!(tls_sources(p)[1].0, "from-cert-manager");
 
-    let job = schema_migration_job(&MigrationInputs {
-        replica: &rep,
-        source: "old",
-        target: "new",
-        major: "16",
-        budget: std::time::Duration::from_secs(60),
-        settings: &s,
-        source_tls: true,
-    })
-    .expect("job");
-    let p = pod(job.spec.as_ref().and_then(|s| s.template.spec.as_ref()));
+    // The migration Job's pod, and its `migrate` container's command line.
+    let migration = |source_tls: bool| {
+        let job = schema_migration_job(&MigrationInputs {
+            replica: &rep,
+            source: "old",
+            target: "new",
+            major: "16",
+            budget: std::time::Duration::from_secs(60),
+            settings: &s,
+            source_tls,
+        })
+        .expect("job");
+        let p = job.spec.and_then(|s| s.template.spec).expect("pod spec");
+        let cmd = container(&p, "migrate").command.clone().unwrap_or_default();
+        (p, cmd)
+    };
+    let (p, cmd) = migration(true);
     assert_eq!(
-        tls_sources(p),
+        tls_sources(&p),
         [("test-ca".to_owned(), vec!["ca.crt".to_owned()])],
         "the migration verifies servers; it holds no server key"
     );
-    let cmd = container(p, "migrate").command.clone().unwrap_or_default();
     assert!(
         cmd.windows(2)
             .any(|w| w[0] == "--tls-ca-file" && w[1] == "/etc/pgro/tls/ca.crt")
@@ -592,18 +597,7 @@ fn tls_the_pod_gets_the_certificate_and_key_never_the_ca_key_and_a_brought_secre
         c.args = Some(vec!["instance".into()]);
     }
     assert!(!serves_tls(&old));
-    let job = schema_migration_job(&MigrationInputs {
-        replica: &rep,
-        source: "old",
-        target: "new",
-        major: "16",
-        budget: std::time::Duration::from_secs(60),
-        settings: &s,
-        source_tls: false,
-    })
-    .expect("job");
-    let p = pod(job.spec.as_ref().and_then(|s| s.template.spec.as_ref()));
-    let cmd = container(p, "migrate").command.clone().unwrap_or_default();
+    let (_, cmd) = migration(false);
     assert!(cmd.contains(&"--source-plain-text".to_owned()));
     let args = std::iter::once("pgro").chain(cmd.iter().skip(1).map(String::as_str));
     let parsed = Cli::try_parse_from(args);
