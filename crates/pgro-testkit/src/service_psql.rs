@@ -64,3 +64,19 @@ impl ServicePsql<'_> {
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
     }
 }
+
+/// `ca.crt` of Secret `<replica>-ca` in `ns`: what a client verifies the replica's server with.
+///
+/// # Errors
+///
+/// The Secret cannot be read or holds no `ca.crt`.
+pub async fn replica_ca(client: &kube::Client, ns: &str, replica: &str) -> anyhow::Result<Vec<u8>> {
+    let name = format!("{replica}-ca");
+    kube::Api::<k8s_openapi::api::core::v1::Secret>::namespaced(client.clone(), ns)
+        .get(&name)
+        .await
+        .with_context(|| format!("reading Secret {ns}/{name}"))?
+        .data
+        .and_then(|d| d.get("ca.crt").map(|v| v.0.clone()))
+        .with_context(|| format!("no ca.crt in Secret {ns}/{name}"))
+}

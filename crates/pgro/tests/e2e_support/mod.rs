@@ -460,14 +460,9 @@ pub async fn connect_service(
 
 /// `ca.crt` of `<replica>-ca`: what a client verifies the replica's server with.
 pub async fn replica_ca(ns: &TestNamespace, replica: &str) -> Vec<u8> {
-    let s = ns
-        .api::<k8s_openapi::api::core::v1::Secret>()
-        .get(&format!("{replica}-ca"))
+    pgro_testkit::service_psql::replica_ca(&ns.client(), ns.name(), replica)
         .await
-        .unwrap_or_else(|e| panic!("Secret {replica}-ca: {e}"));
-    s.data
-        .and_then(|d| d.get("ca.crt").map(|v| v.0.clone()))
-        .expect("ca.crt in the CA Secret")
+        .unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 /// The analytics credentials from `<replica>-creds`.

@@ -12,7 +12,7 @@ use kube::Client;
 use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams};
 use kube::core::GroupVersionKind;
 use pgro_testkit::TestEnv;
-use pgro_testkit::service_psql::ServicePsql;
+use pgro_testkit::service_psql::{ServicePsql, replica_ca};
 use serde_json::Value;
 use tokio::io::AsyncBufReadExt as _;
 
@@ -221,12 +221,7 @@ async fn served_count(env: &TestEnv, client: &Client) -> anyhow::Result<(String,
         .and_then(|s| s.cluster_ip)
         .context("the replica Service has no cluster IP")?;
     // What a client of the replica verifies the server with (as the printed psql command does).
-    let ca = Api::<Secret>::namespaced(client.clone(), NS)
-        .get(&format!("{REPLICA}-ca"))
-        .await?
-        .data
-        .and_then(|d| d.get("ca.crt").map(|v| v.0.clone()))
-        .context("no ca.crt in the CA Secret")?;
+    let ca = replica_ca(client, NS, REPLICA).await?;
     std::fs::write(ca_file(), ca).context("writing the CA file")?;
     let count = psql(env, &ip, &password, "SELECT count(*) FROM items")?;
     Ok((ip, count))
