@@ -423,11 +423,11 @@ async fn run_inner(mut cfg: Config, mut shutdown: watch::Receiver<bool>) -> Resu
             .await;
             tracing::info!(data_time = ?got.data_time, wal = ?got.wal, took = ?r.began.elapsed(), "archive recovery ended: promoted");
             // Segments `wal-fetch` fetched ahead and recovery did not need.
-            match std::fs::remove_dir_all(cfg.pgdata.join(crate::cli::wal_fetch::SPOOL)) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    tracing::warn!("removing the WAL prefetch spool failed: {e}");
-                }
-                _ => {}
+            let spool = crate::cli::wal_fetch::Spool::new(&cfg.pgdata);
+            match tokio::task::spawn_blocking(move || spool.remove()).await {
+                Ok(Err(e)) => tracing::warn!("removing the WAL prefetch spool failed: {e}"),
+                Err(e) => tracing::warn!("removing the WAL prefetch spool failed: {e}"),
+                Ok(Ok(())) => {}
             }
             Some(got)
         }

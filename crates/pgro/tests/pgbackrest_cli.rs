@@ -169,6 +169,12 @@ async fn backups_list_and_wal_fetch_replay_to_the_last_commit() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // (read by the background prefetcher the request started: wait until it has finished)
+    let spool = pgro::cli::wal_fetch::Spool::new(&data);
+    let began = std::time::Instant::now();
+    while spool.busy() && began.elapsed() < std::time::Duration::from_secs(60) {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     assert!(
         data.join("pgro_wal_prefetch").join(&last).is_file(),
         "{last} prefetched"

@@ -4,15 +4,21 @@
 //! still down after the store's retries, damaged data, bad settings) exits 126, which PostgreSQL treats as
 //! fatal — so a network error can never end recovery early and promote a silently older copy.
 //!
-//! Prefetch: PostgreSQL asks for one segment at a time and waits, so a segment request that misses the
-//! spool lists the archive once and reads the requested segment and the next `--prefetch` − 1 of its
-//! timeline at the same time (each streamed, decoded and checked) into
-//! `<pgdata>/pgro_wal_prefetch/`; the following requests are served from there by a rename, without opening
-//! the repository. A request that misses the spool empties it (a jump or a timeline switch). Everything
-//! stays inside the data directory's volume.
+//! Prefetch: PostgreSQL asks for one segment at a time and waits, so a request that misses the spool
+//! lists the archive, reads the requested segment, and starts a background `pgro wal-fetch --background`
+//! that reads the next `--prefetch` − 1 of its timeline at the same time (each streamed, decoded and
+//! checked) into `<pgdata>/pgro_wal_prefetch/`. The following requests are served from there by a rename,
+//! waiting for a segment the prefetcher is still reading; when half the window is used up, a request
+//! starts the next prefetcher, so reading runs ahead of replay instead of between its requests (see
+//! `spool` for the protocol). A request that misses the spool empties it (a jump or a timeline switch).
+//! Everything stays inside the data directory's volume.
+
+mod spool;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+pub use spool::{DIR as SPOOL, Spool};
 
 use crate::source::open::SourceArgs;
 use crate::source::wal::{ReadError, Stored, WalArchive, cluster_identity};
@@ -35,16 +41,24 @@ pub struct WalFetchArgs {
     pub file: String,
     /// Where to put it (`%p`, relative to the data directory).
     pub dest: PathBuf,
-    /// Segments fetched per request, the requested one included (1: no prefetch).
+    /// Segments read ahead of the requests, the requested one included (1: no prefetch).
     #[arg(long, env = "PGRO_WAL_PREFETCH", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub prefetch: u16,
+    /// Internal: run as the background prefetcher, reading the `--prefetch` segments after FILE into the
+    /// spool (DEST is ignored).
+    #[arg(long, hide = true)]
+    pub background: bool,
+    /// Internal: the cluster's WAL segment size, for the prefetcher's segment names.
+    #[arg(long, hide = true, default_value_t = DEFAULT_SEGMENT)]
+    pub segment_size: u64,
 }
-
-/// The prefetch spool, inside the data directory.
-pub const SPOOL: &str = "pgro_wal_prefetch";
 
 /// Runs `pgro wal-fetch`.
 pub async fn run(args: WalFetchArgs) -> ExitCode {
+    if args.background {
+        background(&args).await;
+        return ExitCode::SUCCESS;
+    }
     match fetch(&args).await {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(NOT_FOUND),
@@ -61,110 +75,211 @@ async fn fetch(args: &WalFetchArgs) -> Result<bool, String> {
     } else {
         args.pgdata.join(&args.dest)
     };
-    let spool = args.pgdata.join(SPOOL);
+    let spool = Spool::new(&args.pgdata);
     let segment = pgbackrest::label::is_segment(&args.file);
-    if segment && from_spool(&spool, &args.file, &dest) {
-        return Ok(true);
+    if segment && args.prefetch > 1 {
+        if spool.wait_take(&args.file, &dest) {
+            keep_prefetching(args, &spool, &dest);
+            return Ok(true);
+        }
+        spool.clear();
     }
     let identity = cluster_identity(&args.pgdata)?;
     let archive = WalArchive::open(&args.source, identity)
         .await
         .map_err(|e| e.message())?;
-    let read_error = |e: ReadError, dest: &Path| match e {
-        ReadError::Read(m) => m,
-        ReadError::Write(e) => format!("writing {}: {e}", dest.display()),
-    };
-    if !segment || args.prefetch <= 1 {
-        let Some(Some(stored)) = archive.find(std::slice::from_ref(&args.file)).await?.pop() else {
-            return Ok(false);
-        };
-        fetch_to(&archive, &stored, &dest)
-            .await
-            .map_err(|e| read_error(e, &dest))?;
-        return Ok(true);
-    }
-    // The requested segment and its successors: one listing, then every read at once (the requested one
-    // decides the exit code). Successor names assume PostgreSQL's default 16 MiB segments (the size is
-    // only known once the requested one is read); a guessed name that is not archived is not read.
-    let mut names = vec![args.file.clone()];
-    names.extend(next_segments(
-        &args.file,
-        DEFAULT_SEGMENT,
-        usize::from(args.prefetch) - 1,
-    ));
-    let mut found = archive.find(&names).await?.into_iter();
-    let Some(Some(stored)) = found.next() else {
+    let Some(Some(stored)) = archive.find(std::slice::from_ref(&args.file)).await?.pop() else {
         return Ok(false);
     };
-    let ahead: Vec<(String, Stored)> = if spool_writable(&spool) {
-        names[1..]
-            .iter()
-            .cloned()
-            .zip(found)
-            .filter_map(|(n, s)| s.map(|s| (n, s)))
-            .collect()
-    } else {
-        Vec::new()
-    };
-    let prefetching = !ahead.is_empty();
-    let (requested, ()) = tokio::join!(
-        fetch_to(&archive, &stored, &dest),
-        prefetch(&archive, ahead, &spool)
-    );
-    let size = requested.map_err(|e| read_error(e, &dest))?;
-    if prefetching && size != DEFAULT_SEGMENT {
-        // Another segment size: where its log file wraps earlier, the guessed successors were the wrong
-        // names; read the right ones now (a second round only for such clusters, only near a wrap).
-        let missing = missed_successors(&args.file, size, &names[1..]);
-        if !missing.is_empty()
-            && let Ok(found) = archive.find(&missing).await
-        {
-            let more = missing
-                .into_iter()
-                .zip(found)
-                .filter_map(|(n, s)| s.map(|s| (n, s)))
-                .collect();
-            prefetch(&archive, more, &spool).await;
-        }
+    let size = fetch_to(&archive, &stored, &dest)
+        .await
+        .map_err(|e| match e {
+            ReadError::Read(m) => m,
+            ReadError::Write(e) => format!("writing {}: {e}", dest.display()),
+        })?;
+    if segment && args.prefetch > 1 && spool.writable() {
+        spawn_prefetcher(args, &args.file, usize::from(args.prefetch) - 1, size);
     }
     Ok(true)
 }
 
-/// The successors of `file` for segments of `size` bytes that `guessed` (as many names, guessed for 16 MiB
-/// segments) does not hold.
-#[must_use]
-pub fn missed_successors(file: &str, size: u64, guessed: &[String]) -> Vec<String> {
-    next_segments(file, size, guessed.len())
-        .into_iter()
-        .filter(|n| !guessed.contains(n))
-        .collect()
+/// After a hit: starts a prefetcher after the last spooled segment if none runs (it stopped when idle, or
+/// failed) and the archive's end has not been seen since the last miss.
+fn keep_prefetching(args: &WalFetchArgs, spool: &Spool, served: &Path) {
+    if spool.busy() || spool.ended() {
+        return;
+    }
+    let size = std::fs::metadata(served).map_or(DEFAULT_SEGMENT, |m| m.len());
+    let spooled = spool.segments();
+    let after = spooled.last().unwrap_or(&args.file);
+    spawn_prefetcher(args, after, usize::from(args.prefetch) - 1, size);
+}
+
+/// Starts `pgro wal-fetch --background` reading ahead from the segment after `after`, keeping up to
+/// `window` segments spooled or being read, and returns once it has taken the spool (it says so on its
+/// standard output), so that the next request finds it busy. A prefetcher that cannot start only costs
+/// the reads it would have saved.
+fn spawn_prefetcher(args: &WalFetchArgs, after: &str, window: usize, segment_size: u64) {
+    use std::io::Read as _;
+    use std::os::unix::process::CommandExt as _;
+    use std::process::{Command, Stdio};
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
+    let mut cmd = Command::new(exe);
+    cmd.arg("wal-fetch")
+        .arg("--source")
+        .arg(&args.source.source)
+        .arg("--storage-attempts")
+        .arg(args.source.storage_attempts.to_string());
+    if let Some(dir) = &args.source.secret_dir {
+        cmd.arg("--secret-dir").arg(dir);
+    }
+    cmd.arg("--pgdata")
+        .arg(&args.pgdata)
+        .arg("--prefetch")
+        .arg(window.to_string())
+        .arg("--segment-size")
+        .arg(segment_size.to_string())
+        .args(["--background", after, "-"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        // Its own process group: a signal meant for the request does not stop it half-way.
+        .process_group(0);
+    match cmd.spawn() {
+        Ok(mut child) => {
+            let mut started = [0u8; 1];
+            if let Some(mut out) = child.stdout.take() {
+                let _ = out.read(&mut started);
+            }
+        }
+        Err(e) => eprintln!("pgro wal-fetch: starting the prefetcher failed: {e}"),
+    }
+}
+
+/// The background prefetcher: takes the spool, says so, then keeps up to `--prefetch` segments after
+/// `args.file` spooled or being read, in order, as requests take them, listing the archive only when it
+/// runs out of listed names. It ends at the end of the archive (leaving `.end`), after a failed read or
+/// listing (the request then reads, and reports, itself), when asked to stop, or when nothing has been
+/// taken for `IDLE`. Failures only mean segments are read when asked for.
+async fn background(args: &WalFetchArgs) {
+    use std::io::Write as _;
+    let spool = Spool::new(&args.pgdata);
+    let window = usize::from(args.prefetch);
+    let promised = next_segments(&args.file, args.segment_size, window);
+    let lock = spool.start(&promised);
+    // Started (or failed to): the request that spawned this one may return.
+    let mut out = std::io::stdout();
+    let _ = out.write_all(b"\n").and_then(|()| out.flush());
+    let Ok(_lock) = lock else {
+        return;
+    };
+    let opened = match cluster_identity(&args.pgdata) {
+        Ok(identity) => WalArchive::open(&args.source, identity).await.ok(),
+        Err(_) => None,
+    };
+    if let Some(archive) = opened {
+        let ended = read_ahead(&archive, &spool, &args.file, args.segment_size, window).await;
+        if ended {
+            spool.mark_end();
+        }
+    }
+    let _ = spool.write_plan(&[]);
+}
+
+/// Nothing taken from the spool for this long: recovery has stopped asking (a target reached, paused).
+const IDLE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The prefetcher's loop; true when it stopped at the end of the archive.
+async fn read_ahead(
+    archive: &WalArchive,
+    spool: &Spool,
+    after: &str,
+    size: u64,
+    window: usize,
+) -> bool {
+    use futures::StreamExt as _;
+    use futures::stream::FuturesUnordered;
+    use std::collections::{BTreeSet, VecDeque};
+    let mut last = after.to_owned();
+    let mut listed: VecDeque<(String, Stored)> = VecDeque::new();
+    let mut planned: BTreeSet<String> = BTreeSet::new();
+    let mut reading = FuturesUnordered::new();
+    let (mut ended, mut failed) = (false, false);
+    let mut spooled = spool.segments();
+    let mut moved = std::time::Instant::now();
+    // The plan (written when it changed) only loses a name after the segment was renamed into the spool.
+    let mut replan = true;
+    loop {
+        while !(ended || failed || spool.stopping()) && spooled.len() + reading.len() < window {
+            if listed.is_empty() {
+                // Names for a few windows at once: one listing per log directory covers them all.
+                let names = next_segments(&last, size, window * 4);
+                match archive.find(&names).await {
+                    Ok(found) => {
+                        // Up to the first gap: what follows it is not read before the gap is filled.
+                        listed.extend(
+                            names
+                                .into_iter()
+                                .zip(found)
+                                .map_while(|(n, s)| s.map(|s| (n, s))),
+                        );
+                        ended = listed.is_empty();
+                    }
+                    Err(_) => failed = true,
+                }
+                continue;
+            }
+            let Some((name, stored)) = listed.pop_front() else {
+                break;
+            };
+            last.clone_from(&name);
+            planned.insert(name.clone());
+            replan = true;
+            reading.push(async move {
+                let ok = fetch_to(archive, &stored, &spool.path(&name)).await.is_ok();
+                (name, ok)
+            });
+        }
+        if std::mem::take(&mut replan) {
+            let _ = spool.write_plan(&planned);
+        }
+        if reading.is_empty() && (ended || failed || spool.stopping()) {
+            return ended;
+        }
+        tokio::select! {
+            Some((name, ok)) = reading.next(), if !reading.is_empty() => {
+                planned.remove(&name);
+                replan = true;
+                failed |= !ok;
+                moved = std::time::Instant::now();
+            }
+            () = tokio::time::sleep(std::time::Duration::from_millis(5)) => {}
+        }
+        let now = spool.segments();
+        if now != spooled {
+            moved = std::time::Instant::now();
+        }
+        spooled = now;
+        if reading.is_empty() && moved.elapsed() > IDLE {
+            return false;
+        }
+    }
 }
 
 /// PostgreSQL's default WAL segment size.
 const DEFAULT_SEGMENT: u64 = 16 << 20;
-
-/// Moves a prefetched `name` to `dest`; on a miss, empties the spool (its segments belong to another
-/// position or timeline) and says so.
-fn from_spool(spool: &Path, name: &str, dest: &Path) -> bool {
-    if std::fs::rename(spool.join(name), dest).is_ok() {
-        return true;
-    }
-    if let Ok(entries) = std::fs::read_dir(spool) {
-        for e in entries.flatten() {
-            let _ = std::fs::remove_file(e.path());
-        }
-    }
-    false
-}
 
 /// The `n` segment names after `name` on its timeline, for segments of `size` bytes (PostgreSQL numbers
 /// them `<timeline><log><seg>`, `0x1_0000_0000 / size` segments per log).
 #[must_use]
 pub fn next_segments(name: &str, size: u64, n: usize) -> Vec<String> {
     let hex = |s: &str| u64::from_str_radix(s, 16).ok();
-    let (Some(tli), Some(log), Some(seg)) =
-        (hex(&name[..8]), hex(&name[8..16]), hex(&name[16..24]))
-    else {
+    let (Some(tli), Some(log), Some(seg)) = (
+        name.get(..8).and_then(hex),
+        name.get(8..16).and_then(hex),
+        name.get(16..24).and_then(hex),
+    ) else {
         return Vec::new();
     };
     if !size.is_power_of_two() || !(1 << 20..=1 << 30).contains(&size) {
@@ -178,34 +293,6 @@ pub fn next_segments(name: &str, size: u64, n: usize) -> Vec<String> {
             format!("{tli:08X}{:08X}{:08X}", at / per_log, at % per_log)
         })
         .collect()
-}
-
-/// Whether prefetched segments can be kept: a spool this user cannot write (made by another user) would
-/// cost every fetch and save none.
-fn spool_writable(spool: &Path) -> bool {
-    let probe = spool.join(".pgro-probe");
-    if std::fs::create_dir_all(spool).is_err() || std::fs::write(&probe, b"").is_err() {
-        eprintln!(
-            "pgro wal-fetch: {} is not writable; prefetch off",
-            spool.display()
-        );
-        return false;
-    }
-    let _ = std::fs::remove_file(&probe);
-    true
-}
-
-/// Fetches `wanted` in parallel into the spool; failures only mean those segments are fetched when asked.
-async fn prefetch(archive: &WalArchive, wanted: Vec<(String, Stored)>, spool: &Path) {
-    use futures::StreamExt as _;
-    let n = wanted.len().max(1);
-    futures::stream::iter(wanted)
-        .map(|(name, stored)| async move {
-            let _ = fetch_to(archive, &stored, &spool.join(name)).await;
-        })
-        .buffer_unordered(n)
-        .collect::<Vec<()>>()
-        .await;
 }
 
 /// Streams a stored WAL file into `dest` through a temporary file in the same directory, renamed once
@@ -261,27 +348,5 @@ mod tests {
         // Not a power of two, or out of PostgreSQL's range: nothing guessed.
         assert!(next_segments("000000010000000000000001", 3 << 20, 2).is_empty());
         assert!(next_segments("000000010000000000000001", 1 << 31, 2).is_empty());
-    }
-
-    #[test]
-    fn names_guessed_for_16_mib_segments_are_corrected_near_a_wrap() {
-        let file = "0000000100000000000000FC";
-        let guessed = next_segments(file, DEFAULT_SEGMENT, 6);
-        // The default size needs no correction.
-        assert!(missed_successors(file, DEFAULT_SEGMENT, &guessed).is_empty());
-        // 1 MiB segments continue at 0x100 where 16 MiB ones wrapped to the next log file.
-        assert_eq!(
-            missed_successors(file, 1 << 20, &guessed),
-            [
-                "000000010000000000000100",
-                "000000010000000000000101",
-                "000000010000000000000102"
-            ]
-        );
-        // Away from a wrap the guess is right whatever the size.
-        let mid = "000000010000000000000010";
-        assert!(
-            missed_successors(mid, 1 << 20, &next_segments(mid, DEFAULT_SEGMENT, 15)).is_empty()
-        );
     }
 }
