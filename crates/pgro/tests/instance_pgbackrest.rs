@@ -324,6 +324,12 @@ async fn archive_restore_replays_to_the_latest_commit_then_serves_read_only() {
         "replayed from the archive, promoted, then ready:\n{log}"
     );
     assert!(!log.contains("pg_resetwal"), "{log}");
+    // Segments read ahead and not needed are gone with their prefetcher once the copy is ready.
+    assert!(
+        !pgdata.join("pgro_wal_prefetch").exists()
+            && !pgro::cli::wal_fetch::Spool::new(&pgdata).busy(),
+        "the prefetch spool outlived recovery"
+    );
 
     let pgro_conf = std::fs::read_to_string(pgdata.join("postgresql.pgro.conf")).unwrap();
     assert!(
