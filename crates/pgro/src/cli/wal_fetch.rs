@@ -5,13 +5,13 @@
 //! fatal — so a network error can never end recovery early and promote a silently older copy.
 //!
 //! Prefetch: PostgreSQL asks for one segment at a time and waits, so a request that misses the spool
-//! lists the archive, reads the requested segment, and starts a background `pgro wal-fetch --background`
-//! that reads the next `--prefetch` − 1 of its timeline at the same time (each streamed, decoded and
-//! checked) into `<pgdata>/pgro_wal_prefetch/`. The following requests are served from there by a rename,
-//! waiting for a segment the prefetcher is still reading; when half the window is used up, a request
-//! starts the next prefetcher, so reading runs ahead of replay instead of between its requests (see
-//! `spool` for the protocol). A request that misses the spool empties it (a jump or a timeline switch).
-//! Everything stays inside the data directory's volume.
+//! lists the archive, reads the requested segment and starts a background `pgro wal-fetch --background`,
+//! which keeps up to `--prefetch` − 1 of the following segments of its timeline read ahead (each streamed,
+//! decoded and checked) in `<pgdata>/pgro_wal_prefetch/` as requests take them. The following requests are
+//! served from there by a rename, waiting for a segment the prefetcher is still reading, so reading runs
+//! ahead of replay instead of between its requests (see `spool` for the protocol). A request that finds no
+//! prefetcher running starts one; a request that misses the spool stops it and empties the spool (a jump
+//! or a timeline switch). Everything stays inside the data directory's volume.
 
 mod spool;
 
@@ -44,8 +44,8 @@ pub struct WalFetchArgs {
     /// Segments read ahead of the requests, the requested one included (1: no prefetch).
     #[arg(long, env = "PGRO_WAL_PREFETCH", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub prefetch: u16,
-    /// Internal: run as the background prefetcher, reading the `--prefetch` segments after FILE into the
-    /// spool (DEST is ignored).
+    /// Internal: run as the background prefetcher, keeping up to `--prefetch` segments after FILE read
+    /// ahead in the spool (DEST is ignored).
     #[arg(long, hide = true)]
     pub background: bool,
     /// Internal: the cluster's WAL segment size, for the prefetcher's segment names.
