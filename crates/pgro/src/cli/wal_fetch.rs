@@ -18,7 +18,7 @@ mod spool;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-pub use spool::{DIR as SPOOL, Spool};
+pub use spool::Spool;
 
 use crate::source::open::SourceArgs;
 use crate::source::wal::{ReadError, Stored, WalArchive, cluster_identity};

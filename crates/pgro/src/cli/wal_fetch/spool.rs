@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// The spool directory, inside the data directory.
-pub const DIR: &str = "pgro_wal_prefetch";
+const DIR: &str = "pgro_wal_prefetch";
 const LOCK: &str = ".prefetching";
 const PLAN: &str = ".plan";
 const END: &str = ".end";
@@ -253,5 +253,29 @@ mod tests {
         assert!(spool.segments().is_empty());
         spool.remove().expect("remove");
         assert!(!root.path().join(DIR).exists());
+    }
+
+    #[test]
+    fn a_killed_prefetcher_leaves_nothing_a_request_waits_for() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let spool = Spool::new(root.path());
+        let name = "000000010000000000000007".to_owned();
+        // Killed mid-read: its plan still names the segment and a partial file is left, but the kernel has
+        // released its lock.
+        drop(spool.start([&name]).expect("start"));
+        std::fs::write(spool.path(&format!(".{name}.pgro-tmp")), b"partial").expect("tmp");
+        assert!(spool.planned(&name) && !spool.busy());
+        let began = Instant::now();
+        assert!(!spool.wait_take(&name, &root.path().join("RECOVERYXLOG")));
+        assert!(
+            began.elapsed() < Duration::from_secs(1),
+            "waited for a dead prefetcher"
+        );
+        assert!(
+            spool.segments().is_empty(),
+            "a partial file is not a segment"
+        );
+        spool.clear();
+        assert!(!spool.path(&format!(".{name}.pgro-tmp")).exists());
     }
 }
